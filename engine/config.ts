@@ -1,0 +1,66 @@
+/**
+ * Configuration: read from the environment once, validated, and passed down.
+ * No other engine or api file reads process.env.
+ */
+import { resolve } from 'node:path';
+
+export const SECOND = 1000;
+export const MINUTE = 60 * SECOND;
+export const HOUR = 60 * MINUTE;
+
+export interface Config {
+  /** HTTP port for GraphQL and subscriptions. (Default: 4000) */
+  port: number;
+  /** Address to bind. (Default: 127.0.0.1) */
+  host: string;
+  /** A postgres:// URL; when unset, the embedded PGlite database under dataDir is used. */
+  databaseUrl: string | undefined;
+  /** Folder of the embedded database. (Default: ./.shardline) */
+  dataDir: string;
+  /** Region and account used in ARNs. (Defaults: us-east-1, 000000000000) */
+  region: string;
+  accountId: string;
+  /** How long a DYNAMODB shard stays open before it rolls over to a child. (Default: 4 h) */
+  dynamoShardRolloverMs: number;
+  /** How often the housekeeper trims retention, rolls shards and prepares partitions. (Default: 30 s) */
+  housekeepingIntervalMs: number;
+  /** Records deleted per statement by the retention trimmer. (Default: 5000) */
+  trimBatchSize: number;
+}
+
+export class ConfigError extends Error {}
+
+type Env = Record<string, string | undefined>;
+
+function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^\d+$/.test(raw.trim())) throw new ConfigError(`${name} must be an integer between ${min} and ${max}, got "${raw}".`);
+  const value = Number(raw);
+  if (value < min || value > max) throw new ConfigError(`${name} must be an integer between ${min} and ${max}, got ${raw}.`);
+  return value;
+}
+
+export function loadConfig(env: Env = process.env): Config {
+  const databaseUrl = env.DATABASE_URL?.trim() || undefined;
+  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    throw new ConfigError('DATABASE_URL must start with postgres:// or postgresql://.');
+  }
+  const host = env.HOST?.trim() || '127.0.0.1';
+  if (!/^[a-zA-Z0-9.:-]+$/.test(host)) throw new ConfigError(`HOST must be a host name or IP address, got "${host}".`);
+  const region = env.SHARDLINE_REGION?.trim() || 'us-east-1';
+  if (!/^[a-z]{2}(-[a-z]+)+-\d$/.test(region)) throw new ConfigError(`SHARDLINE_REGION must look like us-east-1, got "${region}".`);
+  const accountId = env.SHARDLINE_ACCOUNT_ID?.trim() || '000000000000';
+  if (!/^\d{12}$/.test(accountId)) throw new ConfigError(`SHARDLINE_ACCOUNT_ID must be 12 digits, got "${accountId}".`);
+  return {
+    port: integer(env, 'PORT', 4000, 0, 65535),
+    host,
+    databaseUrl,
+    dataDir: resolve(env.SHARDLINE_DATA_DIR?.trim() || './.shardline'),
+    region,
+    accountId,
+    dynamoShardRolloverMs: integer(env, 'SHARDLINE_DDB_SHARD_ROLLOVER_SECONDS', 4 * 3600, 1, 7 * 24 * 3600) * SECOND,
+    housekeepingIntervalMs: integer(env, 'SHARDLINE_HOUSEKEEPING_SECONDS', 30, 1, 3600) * SECOND,
+    trimBatchSize: integer(env, 'SHARDLINE_TRIM_BATCH_SIZE', 5000, 1, 1_000_000),
+  } satisfies Config;
+}

@@ -1,0 +1,91 @@
+/**
+ * The one module that knows the two drivers: postgres.js for a real Postgres, PGlite for the
+ * embedded default. Everything else talks to `Database` and `rowsOf`.
+ *
+ * PGlite runs one connection in-process: statements queue behind each other and an open
+ * transaction blocks every other caller until it ends, so keep transactions short.
+ */
+import { mkdirSync } from 'node:fs';
+import { PGlite } from '@electric-sql/pglite';
+import { type SQL, sql } from 'drizzle-orm';
+import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
+import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
+import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
+import postgres from 'postgres';
+import * as schema from './schema.ts';
+
+export type Database = PgDatabase<PgQueryResultHKT, typeof schema>;
+export type DriverKind = 'postgres' | 'pglite';
+
+export interface DatabaseHandle {
+  db: Database;
+  kind: DriverKind;
+  /** Rows of a raw statement, whichever driver ran it. */
+  query<T = Record<string, unknown>>(statement: SQL, executor?: Database): Promise<T[]>;
+  /** Runs fn in a transaction, retrying serialization failures and deadlocks a few times. */
+  transaction<T>(fn: (tx: Database) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+export interface OpenOptions {
+  /** postgres:// URL; when absent PGlite is used. */
+  databaseUrl?: string | undefined;
+  /** PGlite data folder; when absent PGlite keeps everything in memory. */
+  dataDir?: string | undefined;
+  /** Connections in the postgres.js pool. (Default: 10) */
+  maxConnections?: number;
+}
+
+/** postgres.js returns an array of rows, PGlite an object with `rows`. */
+export function rowsOf<T>(result: unknown): T[] {
+  if (Array.isArray(result)) return result as T[];
+  return ((result as { rows?: T[] }).rows ?? []) as T[];
+}
+
+const RETRYABLE = new Set(['40001', '40P01']);
+
+export async function openDatabase(options: OpenOptions): Promise<DatabaseHandle> {
+  let db: Database;
+  let close: () => Promise<void>;
+  let kind: DriverKind;
+  if (options.databaseUrl) {
+    const client = postgres(options.databaseUrl, {
+      max: options.maxConnections ?? 10,
+      onnotice: () => {},
+      connection: { application_name: 'shardline' },
+    });
+    db = drizzlePostgres(client, { schema }) as unknown as Database;
+    close = () => client.end({ timeout: 5 });
+    kind = 'postgres';
+  } else {
+    if (options.dataDir) mkdirSync(options.dataDir, { recursive: true });
+    const client = options.dataDir ? new PGlite(options.dataDir) : new PGlite();
+    await client.waitReady;
+    db = drizzlePglite(client, { schema }) as unknown as Database;
+    close = () => client.close();
+    kind = 'pglite';
+  }
+  const handle: DatabaseHandle = {
+    db,
+    kind,
+    async query<T>(statement: SQL, executor: Database = db) {
+      return rowsOf<T>(await executor.execute(statement));
+    },
+    async transaction<T>(fn: (tx: Database) => Promise<T>) {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await db.transaction((tx) => fn(tx as unknown as Database));
+        } catch (raw) {
+          const code = (raw as { code?: string; cause?: { code?: string } }).code ??
+            (raw as { cause?: { code?: string } }).cause?.code;
+          if (attempt >= 5 || !code || !RETRYABLE.has(code)) throw raw;
+          await new Promise((r) => setTimeout(r, 5 * attempt * (0.5 + Math.random())));
+        }
+      }
+    },
+    close,
+  };
+  return handle;
+}
+
+export { sql };

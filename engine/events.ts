@@ -1,0 +1,36 @@
+/**
+ * Engine events: what api/ subscribes to for GraphQL subscriptions. They are wake-up hints
+ * (the database stays the source of truth), emitted after the transaction that caused them
+ * has committed. A throwing listener never reaches the emitter.
+ */
+import { EventEmitter } from 'node:events';
+
+export interface EngineEventMap {
+  /** Records were committed to some shards of a stream. */
+  records: [event: { streamId: number; streamName: string }];
+  /** The shard set of a stream changed (create, reshard, rollover, delete). */
+  shards: [event: { streamId: number; streamName: string }];
+}
+
+export class EngineEvents {
+  readonly #emitter = new EventEmitter({ captureRejections: false });
+
+  constructor() {
+    this.#emitter.setMaxListeners(0);
+  }
+
+  emit<K extends keyof EngineEventMap>(name: K, ...args: EngineEventMap[K]): void {
+    for (const listener of this.#emitter.listeners(name)) {
+      try {
+        (listener as (...a: EngineEventMap[K]) => void)(...args);
+      } catch {
+        // A subscriber's bug must not break the writer that emitted.
+      }
+    }
+  }
+
+  on<K extends keyof EngineEventMap>(name: K, listener: (...args: EngineEventMap[K]) => void): () => void {
+    this.#emitter.on(name, listener as (...a: unknown[]) => void);
+    return () => this.#emitter.off(name, listener as (...a: unknown[]) => void);
+  }
+}

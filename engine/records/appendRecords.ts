@@ -1,0 +1,98 @@
+/**
+ * The one write path for records (putRecords, writeItems, importRecords all end here).
+ *
+ * Inside the caller's transaction it (1) locks the target shard rows in key order and moves
+ * their last_arrival forward, (2) takes sequence numbers, (3) inserts the rows with one
+ * INSERT … SELECT FROM unnest. Because the shard lock is held until commit, records of a shard
+ * become visible in sequence order: a reader keyed on (shard, seq) never sees a later record
+ * before an earlier one, so a cursor can never skip a record that commits late.
+ *
+ * Hand-written SQL through drizzle's `sql`: one statement per step with array parameters is
+ * several times faster than a query-builder insert of 500 rows.
+ */
+import { sql } from 'drizzle-orm';
+import type { Database, DatabaseHandle } from '../db.ts';
+import type { ShardInfo, StreamInfo } from '../streams/model.ts';
+import { type StreamCatalog, nextSequenceValues } from '../streams/streamCatalog.ts';
+import { ensurePartitionsForDatabaseTime, isMissingPartition } from './partitions.ts';
+
+export interface PendingRecord {
+  shardKey: number;
+  partitionKey: string;
+  /** The record's bytes, base64 (decoded by Postgres). */
+  dataBase64: string;
+  sizeBytes: number;
+  eventName?: string | null;
+  eventId?: string | null;
+  /** Imported records: what the original event said (eventID, sequence number, arrival …). */
+  origin?: unknown;
+}
+
+/** A shard closed between routing and locking (a reshard won the race): route again. */
+export class ShardMovedError extends Error {}
+
+export async function appendRecords(handle: DatabaseHandle, tx: Database, rows: PendingRecord[]): Promise<bigint[]> {
+  if (rows.length === 0) return [];
+  const keys = [...new Set(rows.map((r) => r.shardKey))].sort((a, b) => a - b);
+  const locked = await handle.query<{ key: unknown }>(sql`
+    with locked as (
+      select key from shards where key = any(${sql.param(keys)}::bigint[]) order by key for update
+    )
+    update shards s
+       set last_arrival = greatest(coalesce(s.last_arrival, clock_timestamp()), clock_timestamp())
+      from locked
+     where s.key = locked.key and s.closed_at is null
+    returning s.key`, tx);
+  if (locked.length !== keys.length) throw new ShardMovedError('A target shard closed; routing again.');
+  const seqs = await nextSequenceValues(handle, tx, rows.length);
+  await tx.execute(sql`
+    insert into records (shard_key, seq, arrived_at, partition_key, data, size_bytes, event_name, event_id, origin)
+    select u.k, u.s, sh.last_arrival, u.pk, decode(u.d, 'base64'), u.z, u.en, u.ei, u.o::jsonb
+      from unnest(
+        ${sql.param(rows.map((r) => r.shardKey))}::bigint[],
+        ${sql.param(seqs.map(String))}::bigint[],
+        ${sql.param(rows.map((r) => r.partitionKey))}::text[],
+        ${sql.param(rows.map((r) => r.dataBase64))}::text[],
+        ${sql.param(rows.map((r) => r.sizeBytes))}::int[],
+        ${sql.param(rows.map((r) => r.eventName ?? null))}::text[],
+        ${sql.param(rows.map((r) => r.eventId ?? null))}::text[],
+        ${sql.param(rows.map((r) => (r.origin === undefined || r.origin === null ? null : JSON.stringify(r.origin))))}::text[]
+      ) as u(k, s, pk, d, z, en, ei, o)
+      join shards sh on sh.key = u.k`);
+  return seqs;
+}
+
+/**
+ * Runs a write in a transaction with the stream's open shards, routing again (up to 5 times)
+ * when a reshard closed a target shard in between, and creating the day's partition when the
+ * housekeeper has not yet (a fresh database, or a clock that jumped).
+ */
+export async function withOpenShards<T>(
+  handle: DatabaseHandle,
+  catalog: StreamCatalog,
+  streamName: string,
+  write: (tx: Database, stream: StreamInfo, open: ShardInfo[]) => Promise<T>,
+): Promise<{ stream: StreamInfo; result: T }> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await handle.transaction(async (tx) => {
+        const stream = await catalog.get(streamName, tx);
+        const open = await catalog.shards(stream, 'OPEN', tx);
+        return { stream, result: await write(tx, stream, open) };
+      });
+    } catch (raw) {
+      if (attempt >= 5) throw raw;
+      if (isMissingPartition(raw)) await ensurePartitionsForDatabaseTime(handle);
+      else if (!(raw instanceof ShardMovedError)) throw raw;
+    }
+  }
+}
+
+/** Decoded length of a valid base64 string. */
+export function base64Length(value: string): number {
+  const padding = value.endsWith('==') ? 2 : value.endsWith('=') ? 1 : 0;
+  return (value.length / 4) * 3 - padding;
+}
+
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+export const isBase64 = (value: string) => BASE64.test(value);

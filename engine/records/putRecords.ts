@@ -1,0 +1,127 @@
+/**
+ * putRecords for KINESIS streams, with AWS's limits: 1–500 records and at most 5 MiB per call
+ * (partition keys included), partition keys of 1–256 characters, data plus partition key at
+ * most 1 MiB. AWS rejects a call that breaks a field constraint as a whole, so these are
+ * whole-request errors and nothing is written; per-record errors are reserved for what AWS
+ * reports per record (throughput), so a successful call reports failedRecordCount 0.
+ */
+import type { DatabaseHandle } from '../db.ts';
+import { invalidArgument, limitExceeded } from '../errors.ts';
+import type { EngineEvents } from '../events.ts';
+import { hashKeyOf, parseHashKey } from '../streams/hashKeys.ts';
+import type { ShardInfo } from '../streams/model.ts';
+import { formatSequenceNumber } from '../streams/sequenceNumbers.ts';
+import type { StreamCatalog } from '../streams/streamCatalog.ts';
+import { type PendingRecord, appendRecords, base64Length, isBase64, withOpenShards } from './appendRecords.ts';
+
+export const PUT_LIMITS = {
+  maxRecords: 500,
+  maxRequestBytes: 5 * 1024 * 1024,
+  maxRecordBytes: 1024 * 1024,
+  maxPartitionKeyChars: 256,
+};
+
+export interface PutRecordInput { partitionKey: string; data: string; explicitHashKey?: string | null }
+export interface PutResultEntry {
+  shardId: string | null;
+  sequenceNumber: string | null;
+  errorCode: string | null;
+  errorMessage: string | null;
+}
+export interface PutResult { failedRecordCount: number; records: PutResultEntry[] }
+
+/** Open shards sorted by range start, with their bounds parsed once per call. */
+export class ShardRouter {
+  readonly #ranges: { start: bigint; end: bigint; shard: ShardInfo }[];
+
+  constructor(open: ShardInfo[]) {
+    this.#ranges = open
+      .map((shard) => ({ start: BigInt(shard.hashKeyRange.startingHashKey), end: BigInt(shard.hashKeyRange.endingHashKey), shard }))
+      .sort((a, b) => (a.start < b.start ? -1 : 1));
+  }
+
+  route(hashKey: bigint): ShardInfo {
+    let low = 0;
+    let high = this.#ranges.length - 1;
+    while (low <= high) {
+      const mid = (low + high) >> 1;
+      const range = this.#ranges[mid]!;
+      if (hashKey < range.start) high = mid - 1;
+      else if (hashKey > range.end) low = mid + 1;
+      else return range.shard;
+    }
+    throw new Error(`No open shard covers hash key ${hashKey}; the shard map has a hole.`);
+  }
+}
+
+interface Validated { partitionKey: string; data: string; size: number; hashKey: bigint }
+
+export function validatePutRecords(records: PutRecordInput[]): Validated[] {
+  if (records.length === 0) throw invalidArgument('records must hold between 1 and 500 entries, got 0.');
+  if (records.length > PUT_LIMITS.maxRecords) {
+    throw limitExceeded(`records must hold at most ${PUT_LIMITS.maxRecords} entries, got ${records.length}.`);
+  }
+  let total = 0;
+  const validated = records.map((record, i) => {
+    const keyChars = [...record.partitionKey].length;
+    if (keyChars < 1 || keyChars > PUT_LIMITS.maxPartitionKeyChars) {
+      throw invalidArgument(`records[${i}].partitionKey must be 1–256 characters, got ${keyChars}.`);
+    }
+    if (!isBase64(record.data)) throw invalidArgument(`records[${i}].data must be base64.`);
+    const keyBytes = Buffer.byteLength(record.partitionKey, 'utf8');
+    const size = base64Length(record.data);
+    if (size + keyBytes > PUT_LIMITS.maxRecordBytes) {
+      throw limitExceeded(
+        `records[${i}]: data plus partitionKey must be at most 1 MiB (1048576 bytes), got ${size + keyBytes}.`,
+      );
+    }
+    total += size + keyBytes;
+    let hashKey: bigint;
+    if (record.explicitHashKey != null) {
+      const explicit = parseHashKey(record.explicitHashKey);
+      if (explicit === undefined) {
+        throw invalidArgument(
+          `records[${i}].explicitHashKey must be in the range [0, 2^128-1], got "${record.explicitHashKey}".`,
+        );
+      }
+      hashKey = explicit;
+    } else {
+      hashKey = hashKeyOf(record.partitionKey);
+    }
+    return { partitionKey: record.partitionKey, data: record.data, size: size + keyBytes, hashKey };
+  });
+  if (total > PUT_LIMITS.maxRequestBytes) {
+    throw limitExceeded(`A putRecords call may carry at most 5 MiB (5242880 bytes) of data and partition keys, got ${total}.`);
+  }
+  return validated;
+}
+
+export async function putRecords(
+  handle: DatabaseHandle,
+  catalog: StreamCatalog,
+  events: EngineEvents,
+  streamName: string,
+  records: PutRecordInput[],
+): Promise<PutResult> {
+  const valid = validatePutRecords(records);
+  const { stream, result } = await withOpenShards(handle, catalog, streamName, async (tx, stream, open) => {
+    if (stream.kind !== 'KINESIS') {
+      throw invalidArgument(`putRecords writes to KINESIS streams; ${streamName} is a DYNAMODB stream (use writeItems).`);
+    }
+    const router = new ShardRouter(open);
+    const targets = valid.map((v) => router.route(v.hashKey));
+    const pending: PendingRecord[] = valid.map((v, i) => ({
+      shardKey: targets[i]!.key,
+      partitionKey: v.partitionKey,
+      dataBase64: v.data,
+      sizeBytes: v.size,
+    }));
+    const seqs = await appendRecords(handle, tx, pending);
+    return targets.map((shard, i) => ({ shardId: shard.shardId, sequenceNumber: formatSequenceNumber(seqs[i]!) }));
+  });
+  events.emit('records', { streamId: stream.id, streamName: stream.name });
+  return {
+    failedRecordCount: 0,
+    records: result.map((r) => ({ ...r, errorCode: null, errorMessage: null })),
+  };
+}
