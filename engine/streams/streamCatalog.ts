@@ -23,7 +23,7 @@ export interface ArnContext { region: string; accountId: string }
 
 export interface CreateStreamInput {
   name: string;
-  kind?: StreamKind;
+  kind?: StreamKind | null;
   shardCount: number;
   retentionHours?: number | null;
   viewType?: ViewType | null;

@@ -1,0 +1,265 @@
+/**
+ * Functions, event source mappings and their observability (lag, invocations, failures,
+ * metrics). Contract types only for now: every resolver raises NOT_IMPLEMENTED until the
+ * engine delivers.
+ */
+import { builder } from '../builder.ts';
+import { FailureKind, FunctionResponseType, InvocationOutcome, LeaseState, MappingState, PositionType } from './enums.ts';
+import { type Unbuilt, notBuilt } from './notBuilt.ts';
+import { PositionInput } from './position.ts';
+import { PageInfo } from './record.ts';
+import { Stream } from './stream.ts';
+
+export const FunctionTarget = builder.objectRef<Unbuilt>('FunctionTarget').implement({
+  fields: (t) => ({
+    name: t.exposeString('name'),
+    url: t.exposeString('url', { nullable: true, description: 'HTTP target: POST of the Lambda event, Lambda Invoke API compatible' }),
+    module: t.exposeString('module', { nullable: true, description: 'in-process module inside the functions directory, "file#export"' }),
+    timeoutSeconds: t.exposeInt('timeoutSeconds'),
+    reservedConcurrency: t.exposeInt('reservedConcurrency', { nullable: true }),
+  }),
+});
+
+export const ShardLag = builder.objectRef<Unbuilt>('ShardLag').implement({
+  fields: (t) => ({
+    shardId: t.exposeString('shardId'),
+    lane: t.exposeInt('lane', { description: '0..parallelizationFactor-1' }),
+    state: t.expose('state', { type: LeaseState }),
+    owner: t.exposeString('owner', { nullable: true }),
+    checkpointSequenceNumber: t.exposeString('checkpointSequenceNumber', { nullable: true }),
+    latestSequenceNumber: t.exposeString('latestSequenceNumber', { nullable: true }),
+    recordsBehind: t.exposeInt('recordsBehind'),
+    iteratorAgeMs: t.exposeInt('iteratorAgeMs', { nullable: true }),
+    oldestUnprocessedAgeMs: t.exposeInt('oldestUnprocessedAgeMs', { nullable: true }),
+    consecutiveFailures: t.exposeInt('consecutiveFailures'),
+    lastInvokedAt: t.expose('lastInvokedAt', { type: 'DateTime', nullable: true }),
+  }),
+});
+
+const Invocation = builder.objectRef<Unbuilt>('Invocation').implement({
+  fields: (t) => ({
+    id: t.exposeID('id'),
+    shardId: t.exposeString('shardId'),
+    lane: t.exposeInt('lane'),
+    firstSequenceNumber: t.exposeString('firstSequenceNumber'),
+    lastSequenceNumber: t.exposeString('lastSequenceNumber'),
+    recordCount: t.exposeInt('recordCount'),
+    attempt: t.exposeInt('attempt'),
+    outcome: t.expose('outcome', { type: InvocationOutcome }),
+    durationMs: t.exposeInt('durationMs'),
+    error: t.exposeString('error', { nullable: true }),
+    startedAt: t.expose('startedAt', { type: 'DateTime' }),
+    replayId: t.exposeID('replayId', { nullable: true }),
+  }),
+});
+const InvocationEdge = builder.objectRef<Unbuilt>('InvocationEdge').implement({
+  fields: (t) => ({ cursor: t.exposeString('cursor'), node: t.expose('node', { type: Invocation }) }),
+});
+const InvocationConnection = builder.objectRef<Unbuilt>('InvocationConnection').implement({
+  fields: (t) => ({ edges: t.expose('edges', { type: [InvocationEdge] }), pageInfo: t.expose('pageInfo', { type: PageInfo }) }),
+});
+
+export const Failure = builder.objectRef<Unbuilt>('Failure').implement({
+  fields: (t) => ({
+    id: t.exposeID('id'),
+    kind: t.expose('kind', { type: FailureKind }),
+    mappingId: t.exposeID('mappingId'),
+    shardId: t.exposeString('shardId'),
+    firstSequenceNumber: t.exposeString('firstSequenceNumber'),
+    lastSequenceNumber: t.exposeString('lastSequenceNumber'),
+    recordCount: t.exposeInt('recordCount'),
+    attempt: t.exposeInt('attempt'),
+    message: t.exposeString('message', { nullable: true }),
+    at: t.expose('at', { type: 'DateTime' }),
+    destinationRecord: t.expose('destinationRecord', {
+      type: 'JSON', nullable: true, description: 'for discarded batches: the AWS-shaped on-failure invocation record',
+    }),
+    redrivenBy: t.exposeID('redrivenBy', { nullable: true }),
+  }),
+});
+const FailureEdge = builder.objectRef<Unbuilt>('FailureEdge').implement({
+  fields: (t) => ({ cursor: t.exposeString('cursor'), node: t.expose('node', { type: Failure }) }),
+});
+const FailureConnection = builder.objectRef<Unbuilt>('FailureConnection').implement({
+  fields: (t) => ({ edges: t.expose('edges', { type: [FailureEdge] }), pageInfo: t.expose('pageInfo', { type: PageInfo }) }),
+});
+
+const MetricPoint = builder.objectRef<Unbuilt>('MetricPoint').implement({
+  fields: (t) => ({
+    at: t.expose('at', { type: 'DateTime' }),
+    iteratorAgeMs: t.exposeInt('iteratorAgeMs', { nullable: true }),
+    recordsBehind: t.exposeInt('recordsBehind'),
+    invocations: t.exposeInt('invocations'),
+    errors: t.exposeInt('errors'),
+    recordsProcessed: t.exposeInt('recordsProcessed'),
+  }),
+});
+
+export const EventSourceMapping = builder.objectRef<Unbuilt>('EventSourceMapping');
+EventSourceMapping.implement({
+  fields: (t) => ({
+    id: t.exposeID('id'),
+    stream: t.field({ type: Stream, resolve: notBuilt('EventSourceMapping.stream') }),
+    function: t.field({ type: FunctionTarget, resolve: notBuilt('EventSourceMapping.function') }),
+    state: t.expose('state', { type: MappingState }),
+    batchSize: t.exposeInt('batchSize'),
+    maximumBatchingWindowSeconds: t.exposeInt('maximumBatchingWindowSeconds'),
+    startingPosition: t.expose('startingPosition', { type: PositionType }),
+    startingPositionTimestamp: t.expose('startingPositionTimestamp', { type: 'DateTime', nullable: true }),
+    parallelizationFactor: t.exposeInt('parallelizationFactor'),
+    bisectBatchOnFunctionError: t.exposeBoolean('bisectBatchOnFunctionError'),
+    maximumRetryAttempts: t.exposeInt('maximumRetryAttempts'),
+    maximumRecordAgeSeconds: t.exposeInt('maximumRecordAgeSeconds'),
+    functionResponseTypes: t.expose('functionResponseTypes', { type: [FunctionResponseType] }),
+    filterPatterns: t.exposeStringList('filterPatterns'),
+    tumblingWindowSeconds: t.exposeInt('tumblingWindowSeconds'),
+    onFailureUrl: t.exposeString('onFailureUrl', { nullable: true }),
+    lag: t.field({ type: [ShardLag], resolve: notBuilt('EventSourceMapping.lag') }),
+    recordsBehind: t.int({ resolve: notBuilt('EventSourceMapping.recordsBehind') }),
+    maxIteratorAgeMs: t.int({ nullable: true, resolve: notBuilt('EventSourceMapping.maxIteratorAgeMs') }),
+    invocations: t.field({
+      type: InvocationConnection,
+      args: { first: t.arg.int({ defaultValue: 50 }), after: t.arg.string(), outcome: t.arg({ type: InvocationOutcome }) },
+      resolve: notBuilt('EventSourceMapping.invocations'),
+    }),
+    failures: t.field({
+      type: FailureConnection,
+      args: { first: t.arg.int({ defaultValue: 50 }), after: t.arg.string(), kind: t.arg({ type: FailureKind }) },
+      resolve: notBuilt('EventSourceMapping.failures'),
+    }),
+    metrics: t.field({
+      type: [MetricPoint],
+      args: {
+        from: t.arg({ type: 'DateTime', required: true }),
+        to: t.arg({ type: 'DateTime', required: true }),
+        stepSeconds: t.arg.int({ defaultValue: 60 }),
+      },
+      resolve: notBuilt('EventSourceMapping.metrics'),
+    }),
+  }),
+});
+
+const LagUpdate = builder.objectRef<Unbuilt>('LagUpdate').implement({
+  fields: (t) => ({
+    mappingId: t.exposeID('mappingId'),
+    streamName: t.exposeString('streamName'),
+    shards: t.expose('shards', { type: [ShardLag] }),
+    recordsBehind: t.exposeInt('recordsBehind'),
+    maxIteratorAgeMs: t.exposeInt('maxIteratorAgeMs', { nullable: true }),
+    at: t.expose('at', { type: 'DateTime' }),
+  }),
+});
+
+const FailureEvent = builder.objectRef<Unbuilt>('FailureEvent').implement({
+  fields: (t) => ({
+    failure: t.expose('failure', { type: Failure }),
+    streamName: t.exposeString('streamName'),
+    functionName: t.exposeString('functionName'),
+  }),
+});
+
+const CreateFunctionInput = builder.inputType('CreateFunctionInput', {
+  fields: (t) => ({
+    name: t.string({ required: true }),
+    url: t.string(),
+    module: t.string(),
+    timeoutSeconds: t.int({ defaultValue: 3 }),
+    reservedConcurrency: t.int(),
+  }),
+});
+
+const EventSourceMappingInput = builder.inputType('EventSourceMappingInput', {
+  fields: (t) => ({
+    streamName: t.string({ required: true }),
+    functionName: t.string({ required: true }),
+    enabled: t.boolean({ defaultValue: true }),
+    batchSize: t.int({ defaultValue: 100 }),
+    maximumBatchingWindowSeconds: t.int({ defaultValue: 0 }),
+    startingPosition: t.field({ type: PositionType, defaultValue: 'LATEST' }),
+    startingPositionTimestamp: t.field({ type: 'DateTime' }),
+    parallelizationFactor: t.int({ defaultValue: 1 }),
+    bisectBatchOnFunctionError: t.boolean({ defaultValue: false }),
+    maximumRetryAttempts: t.int({ defaultValue: -1 }),
+    maximumRecordAgeSeconds: t.int({ defaultValue: -1 }),
+    functionResponseTypes: t.field({ type: [FunctionResponseType] }),
+    filterPatterns: t.stringList(),
+    tumblingWindowSeconds: t.int({ defaultValue: 0 }),
+    onFailureUrl: t.string(),
+  }),
+});
+
+const UpdateEventSourceMappingInput = builder.inputType('UpdateEventSourceMappingInput', {
+  fields: (t) => ({
+    enabled: t.boolean(),
+    functionName: t.string(),
+    batchSize: t.int(),
+    maximumBatchingWindowSeconds: t.int(),
+    parallelizationFactor: t.int(),
+    bisectBatchOnFunctionError: t.boolean(),
+    maximumRetryAttempts: t.int(),
+    maximumRecordAgeSeconds: t.int(),
+    functionResponseTypes: t.field({ type: [FunctionResponseType] }),
+    filterPatterns: t.stringList(),
+    tumblingWindowSeconds: t.int(),
+    onFailureUrl: t.string(),
+  }),
+});
+
+builder.queryFields((t) => ({
+  functions: t.field({ type: [FunctionTarget], resolve: notBuilt('functions') }),
+  eventSourceMappings: t.field({
+    type: [EventSourceMapping],
+    args: { streamName: t.arg.string() },
+    resolve: notBuilt('eventSourceMappings'),
+  }),
+  eventSourceMapping: t.field({
+    type: EventSourceMapping,
+    nullable: true,
+    args: { id: t.arg.id({ required: true }) },
+    resolve: notBuilt('eventSourceMapping'),
+  }),
+}));
+
+builder.mutationFields((t) => ({
+  createFunction: t.field({
+    type: FunctionTarget,
+    args: { input: t.arg({ type: CreateFunctionInput, required: true }) },
+    resolve: notBuilt('createFunction'),
+  }),
+  deleteFunction: t.boolean({ args: { name: t.arg.string({ required: true }) }, resolve: notBuilt('deleteFunction') }),
+  createEventSourceMapping: t.field({
+    type: EventSourceMapping,
+    args: { input: t.arg({ type: EventSourceMappingInput, required: true }) },
+    resolve: notBuilt('createEventSourceMapping'),
+  }),
+  updateEventSourceMapping: t.field({
+    type: EventSourceMapping,
+    args: { id: t.arg.id({ required: true }), input: t.arg({ type: UpdateEventSourceMappingInput, required: true }) },
+    resolve: notBuilt('updateEventSourceMapping'),
+  }),
+  deleteEventSourceMapping: t.boolean({ args: { id: t.arg.id({ required: true }) }, resolve: notBuilt('deleteEventSourceMapping') }),
+  seekEventSourceMapping: t.field({
+    type: EventSourceMapping,
+    args: {
+      id: t.arg.id({ required: true }),
+      position: t.arg({ type: PositionInput, required: true }),
+      shardIds: t.arg.stringList(),
+    },
+    resolve: notBuilt('seekEventSourceMapping'),
+  }),
+}));
+
+builder.subscriptionFields((t) => ({
+  lag: t.field({
+    type: LagUpdate,
+    args: { mappingId: t.arg.id(), streamName: t.arg.string() },
+    subscribe: notBuilt('Subscription.lag'),
+    resolve: (value: Unbuilt) => value,
+  }),
+  failures: t.field({
+    type: FailureEvent,
+    args: { mappingId: t.arg.id(), streamName: t.arg.string() },
+    subscribe: notBuilt('Subscription.failures'),
+    resolve: (value: Unbuilt) => value,
+  }),
+}));

@@ -1,0 +1,76 @@
+/**
+ * Live tail of a stream (or one shard): an async iterator of records committed after it
+ * started. Wake-ups come from engine events; the database is read for the records themselves
+ * (per-shard positions, so nothing committed late is skipped), with a slow fallback poll in
+ * case an event is missed. Shards created later (reshard, rollover) are followed from their
+ * first record. return() ends it at once, even while it waits.
+ */
+import type { EngineEvents } from '../events.ts';
+import type { StreamCatalog } from '../streams/streamCatalog.ts';
+import type { RecordReader, StoredRecord } from './readRecords.ts';
+
+const FALLBACK_POLL_MS = 1000;
+const PAGE = 500;
+
+export function tailRecords(
+  catalog: StreamCatalog,
+  reader: RecordReader,
+  events: EngineEvents,
+  streamName: string,
+  shardId?: string | null,
+): AsyncIterableIterator<StoredRecord> {
+  let stopped = false;
+  let wake: () => void = () => {};
+  let pending = true;
+  const buffer: StoredRecord[] = [];
+  let streamId: number | undefined;
+  const offRecords = events.on('records', (e) => { if (e.streamId === streamId) { pending = true; wake(); } });
+  const offShards = events.on('shards', (e) => { if (e.streamId === streamId) { pending = true; wake(); } });
+
+  const ready = (async () => {
+    const stream = await catalog.get(streamName);
+    streamId = stream.id;
+    const shards = await reader.scope(stream, shardId);
+    return { stream, positions: await reader.resolve(shards, { type: 'LATEST' }) };
+  })();
+  ready.catch(() => {});
+
+  const stop = () => {
+    stopped = true;
+    offRecords();
+    offShards();
+    wake();
+  };
+
+  const iterator: AsyncIterableIterator<StoredRecord> = {
+    async next() {
+      const { stream, positions } = await ready.catch((e) => { stop(); throw e; });
+      while (!stopped && buffer.length === 0) {
+        if (!pending) {
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, FALLBACK_POLL_MS);
+            wake = () => { clearTimeout(timer); resolve(); };
+          });
+          wake = () => {};
+        }
+        if (stopped) break;
+        pending = false;
+        const current = await catalog.get(streamName).catch((e) => { stop(); throw e; });
+        const shards = await reader.scope(current, shardId);
+        const page = await reader.readAfter(stream, shards, positions, PAGE);
+        buffer.push(...page.records.map((r) => r.record));
+        if (page.hasNextPage) pending = true;
+      }
+      if (stopped && buffer.length === 0) return { done: true, value: undefined };
+      return { done: false, value: buffer.shift()! };
+    },
+    async return() {
+      stop();
+      return { done: true, value: undefined };
+    },
+    [Symbol.asyncIterator]() {
+      return iterator;
+    },
+  };
+  return iterator;
+}
