@@ -6,11 +6,12 @@ import { type Server, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Context as WsContext, SubscribePayload } from 'graphql-ws';
 import { type Extra, useServer } from 'graphql-ws/use/ws';
+import { GraphQLError } from 'graphql';
 import { createYoga } from 'graphql-yoga';
 import { WebSocketServer } from 'ws';
 import type { Engine } from '../engine/engine.ts';
 import type { Context } from './builder.ts';
-import { type ErrorLogger, createMaskError } from './errors.ts';
+import { type ErrorLogger, createMaskError, useContractErrorCodes, withContractCode } from './errors.ts';
 import { schema } from './schema.ts';
 
 export interface AppOptions {
@@ -35,6 +36,7 @@ export function buildApp({ engine, logError = (e) => console.error('shardline: u
     landingPage: false,
     maskedErrors: { maskError: createMaskError(logError) },
     logging: false,
+    plugins: [useContractErrorCodes()],
   });
   const server = createServer(yoga);
   const wsServer = new WebSocketServer({ server, path: yoga.graphqlEndpoint });
@@ -49,16 +51,23 @@ export function buildApp({ engine, logError = (e) => console.error('shardline: u
           socket: ctx.extra.socket,
           params: payload,
         });
+        let document;
+        try {
+          document = parse(payload.query);
+        } catch (error) {
+          if (error instanceof GraphQLError) return [withContractCode(error)];
+          throw error;
+        }
         const args = {
           schema: envelopedSchema,
           operationName: payload.operationName,
-          document: parse(payload.query),
+          document,
           variableValues: payload.variables ?? undefined,
           contextValue: await contextFactory(),
           rootValue: { execute, subscribe },
         };
         const errors = validate(args.schema, args.document);
-        if (errors.length) return errors;
+        if (errors.length) return errors.map(withContractCode);
         return args;
       },
     } as Parameters<typeof useServer>[0],

@@ -29,3 +29,36 @@ export function createMaskError(log: ErrorLogger) {
     return new GraphQLError('Internal error; the server log has the details.', { ...location, extensions: { code: 'INTERNAL' } });
   };
 }
+
+/** The codes of NOTES.md; GraphQL's own codes for a bad request become INVALID_ARGUMENT. */
+const CONTRACT_CODES = new Set([
+  'INVALID_ARGUMENT', 'LIMIT_EXCEEDED', 'STREAM_NOT_FOUND', 'STREAM_EXISTS', 'SHARD_NOT_FOUND', 'SHARD_CLOSED',
+  'FUNCTION_NOT_FOUND', 'FUNCTION_EXISTS', 'MAPPING_NOT_FOUND', 'REPLAY_NOT_FOUND', 'FAILURE_NOT_FOUND', 'CONFLICT',
+  'UNAUTHENTICATED', 'FORBIDDEN', 'NOT_IMPLEMENTED', 'INTERNAL',
+]);
+
+/** Gives a request error (parse, validation, variables) a contract code, keeping GraphQL's own as graphqlCode. */
+export function withContractCode(error: GraphQLError): GraphQLError {
+  const code = error.extensions?.code;
+  if (typeof code === 'string' && CONTRACT_CODES.has(code)) return error;
+  return new GraphQLError(error.message, {
+    nodes: error.nodes,
+    path: error.path,
+    extensions: { ...error.extensions, code: 'INVALID_ARGUMENT', ...(code ? { graphqlCode: code } : {}) },
+  });
+}
+
+type ResultWithErrors = { errors?: readonly GraphQLError[] };
+
+/** Yoga plugin: every error in a response carries one of the contract's codes. */
+export function useContractErrorCodes() {
+  return {
+    onResultProcess({ result, setResult }: { result: unknown; setResult: (r: never) => void }) {
+      if (!result || typeof result !== 'object' || Symbol.asyncIterator in result) return;
+      const results = (Array.isArray(result) ? result : [result]) as ResultWithErrors[];
+      if (!results.some((r) => r.errors?.length)) return;
+      const mapped = results.map((r) => (r.errors?.length ? { ...r, errors: r.errors.map(withContractCode) } : r));
+      setResult((Array.isArray(result) ? mapped : mapped[0]) as never);
+    },
+  };
+}

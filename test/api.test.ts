@@ -1,0 +1,179 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import { buildSchema, findBreakingChanges } from 'graphql';
+import { createClient } from 'graphql-ws';
+import WebSocket from 'ws';
+import { type App, buildApp } from '../api/app.ts';
+import { SCHEMA_FILE, printServedSchema } from '../api/printSchema.ts';
+import { schema } from '../api/schema.ts';
+import { type TestEngine, b64, backends, openTestEngine, waitFor } from './harness.ts';
+
+const CONTRACT = new URL('../../shared/contract/schema.graphql', import.meta.url);
+
+describe('GraphQL contract', () => {
+  it('serves a compatible superset of the contract (findBreakingChanges is empty)', () => {
+    const contract = buildSchema(readFileSync(CONTRACT, 'utf8'));
+    assert.deepEqual(findBreakingChanges(contract, schema), []);
+  });
+
+  it('has a fresh api/schema.graphql (run npm run schema:print)', () => {
+    assert.equal(readFileSync(SCHEMA_FILE, 'utf8'), printServedSchema());
+  });
+});
+
+interface GqlResponse<T = Record<string, any>> {
+  data?: T | null;
+  errors?: { message: string; extensions?: { code?: string }; path?: string[] }[];
+}
+
+for (const backend of backends) {
+  describe(`GraphQL API over HTTP and graphql-ws (${backend.name})`, () => {
+    let t: TestEngine;
+    let app: App;
+    let url: string;
+    const logged: unknown[] = [];
+
+    async function gql<T = Record<string, any>>(query: string, variables?: Record<string, unknown>): Promise<GqlResponse<T>> {
+      const response = await fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json' },
+        body: JSON.stringify({ query, variables }),
+      });
+      return (await response.json()) as GqlResponse<T>;
+    }
+
+    before(async () => {
+      t = await openTestEngine(backend);
+      app = buildApp({ engine: t.engine, logError: (e) => logged.push(e) });
+      url = await app.start(0, '127.0.0.1');
+    });
+    after(async () => {
+      await app.stop();
+      await t.close();
+    });
+
+    it('creates a stream, writes and reads records back', async () => {
+      const created = await gql(`mutation { createStream(input: {name: "orders", shardCount: 2}) {
+        name kind status arn retentionHours viewType createdAt shards { shardId hashKeyRange { startingHashKey endingHashKey } } } }`);
+      assert.equal(created.errors, undefined);
+      const stream = created.data!.createStream;
+      assert.equal(stream.arn, 'arn:aws:kinesis:us-east-1:000000000000:stream/orders');
+      assert.equal(stream.status, 'ACTIVE');
+      assert.equal(stream.retentionHours, 24);
+      assert.match(stream.createdAt, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+      assert.equal(stream.shards.length, 2);
+
+      const put = await gql(`mutation($r: [PutRecordInput!]!) { putRecords(streamName: "orders", records: $r) {
+        failedRecordCount records { shardId sequenceNumber errorCode errorMessage } } }`,
+        { r: [{ partitionKey: 'a', data: b64('one') }, { partitionKey: 'b', data: b64('two') }] });
+      assert.equal(put.data!.putRecords.failedRecordCount, 0);
+      const read = await gql(`{ stream(name: "orders") { records(first: 10) { edges { cursor node {
+        eventID shardId sequenceNumber partitionKey data approximateArrivalTimestamp sizeBytes eventName } }
+        pageInfo { hasNextPage endCursor } } } }`);
+      const edges = read.data!.stream.records.edges;
+      assert.deepEqual(edges.map((e: any) => Buffer.from(e.node.data, 'base64').toString()).sort(), ['one', 'two']);
+      for (const e of edges) assert.equal(e.node.eventID, `${e.node.shardId}:${e.node.sequenceNumber}`);
+      assert.equal(read.data!.stream.records.pageInfo.hasNextPage, false);
+    });
+
+    it('answers bad input with a coded error naming the field, writes nothing, and keeps serving', async () => {
+      const before = await t.engine.reader.page('orders', { first: 1000 });
+      const tooMany = await gql(`mutation($r: [PutRecordInput!]!) { putRecords(streamName: "orders", records: $r) { failedRecordCount } }`,
+        { r: Array.from({ length: 501 }, () => ({ partitionKey: 'k', data: '' })) });
+      assert.equal(tooMany.errors![0]!.extensions!.code, 'LIMIT_EXCEEDED');
+      assert.match(tooMany.errors![0]!.message, /records.*500/);
+      const badKey = await gql(`mutation { putRecords(streamName: "orders", records: [{partitionKey: "ok", data: "aGk="}, {partitionKey: "", data: "aGk="}]) { failedRecordCount } }`);
+      assert.equal(badKey.errors![0]!.extensions!.code, 'INVALID_ARGUMENT');
+      assert.match(badKey.errors![0]!.message, /records\[1\]\.partitionKey.*1–256/);
+      const after = await t.engine.reader.page('orders', { first: 1000 });
+      assert.equal(after.records.length, before.records.length, 'a rejected request wrote nothing');
+
+      const cases: [string, string][] = [
+        ['mutation { createStream(input: {name: "bad name", shardCount: 1}) { name } }', 'INVALID_ARGUMENT'],
+        ['mutation { createStream(input: {name: "orders", shardCount: 1}) { name } }', 'STREAM_EXISTS'],
+        ['mutation { createStream(input: {name: "x", shardCount: 1, retentionHours: 9000}) { name } }', 'INVALID_ARGUMENT'],
+        ['mutation { splitShard(streamName: "nope", shardId: "shardId-000000000000", newStartingHashKey: "5") { name } }', 'STREAM_NOT_FOUND'],
+        ['mutation { splitShard(streamName: "orders", shardId: "shardId-000000000009", newStartingHashKey: "5") { name } }', 'SHARD_NOT_FOUND'],
+        ['{ stream(name: "orders") { records(first: 5000) { edges { cursor } } } }', 'LIMIT_EXCEEDED'],
+        ['{ stream(name: "orders") { records(after: "garbage") { edges { cursor } } } }', 'INVALID_ARGUMENT'],
+        ['{ stream(name: "orders") { records(from: {type: AT_TIMESTAMP, timestamp: "yesterday"}) { edges { cursor } } } }', 'INVALID_ARGUMENT'],
+        ['{ streamz }', 'INVALID_ARGUMENT'],
+        ['{ stream(name: ', 'INVALID_ARGUMENT'],
+        ['{ functions { name } }', 'NOT_IMPLEMENTED'],
+        ['mutation { startReplay(input: {streamName: "orders", from: {type: TRIM_HORIZON}}) { id } }', 'NOT_IMPLEMENTED'],
+      ];
+      for (const [query, code] of cases) {
+        const response = await gql(query);
+        assert.equal(response.errors?.[0]?.extensions?.code, code, `${query} → ${JSON.stringify(response)}`);
+        assert.doesNotMatch(JSON.stringify(response), /\s+at\s+\S+\s+\(|stack/i, 'no stack trace reaches the client');
+      }
+      const still = await gql('{ streams { name } }');
+      assert.deepEqual(still.data!.streams.map((s: any) => s.name), ['orders']);
+    });
+
+    it('masks unexpected errors as INTERNAL without detail', async () => {
+      const { createMaskError } = await import('../api/errors.ts');
+      const masked = createMaskError((e) => logged.push(e))(new Error('secret connection string'), 'x');
+      assert.equal((masked as any).extensions.code, 'INTERNAL');
+      assert.doesNotMatch(masked.message, /secret/);
+    });
+
+    it('live-tails records over graphql-ws, in order per shard, following a split', async () => {
+      await gql('mutation { createStream(input: {name: "tail", shardCount: 2}) { name } }');
+      await t.engine.putRecords('tail', [{ partitionKey: 'before', data: b64('old') }]);
+      const client = createClient({ url: url.replace('http', 'ws'), webSocketImpl: WebSocket, retryAttempts: 0 });
+      const received: { data: string; shardId: string; sequenceNumber: string }[] = [];
+      const errors: unknown[] = [];
+      const unsubscribe = client.subscribe(
+        { query: 'subscription { records(streamName: "tail") { data shardId sequenceNumber } }' },
+        {
+          next: (value: any) => received.push(value.data.records),
+          error: (e) => errors.push(e),
+          complete: () => {},
+        },
+      );
+      // The subscription starts at LATEST once the server has set it up: write markers until one
+      // arrives, then everything written afterwards must arrive.
+      for (let i = 0; received.length === 0; i++) {
+        assert.ok(i < 200, 'the subscription never delivered a marker');
+        await t.engine.putRecords('tail', [{ partitionKey: 'marker', data: b64(`marker${i}`) }]);
+        await waitFor(() => received.length > 0, 'marker', 50).catch(() => undefined);
+      }
+      received.length = 0;
+      const written: string[] = [];
+      for (let i = 0; i < 20; i++) {
+        const data = b64(`r${i}`);
+        written.push(data);
+        await t.engine.putRecords('tail', [{ partitionKey: `k${i % 5}`, data }]);
+        if (i === 9) {
+          const shards = await t.engine.catalog.shards(await t.engine.catalog.get('tail'), 'OPEN');
+          const s = shards[0]!;
+          const mid = (BigInt(s.hashKeyRange.startingHashKey) + BigInt(s.hashKeyRange.endingHashKey)) / 2n;
+          await t.engine.resharding.splitShard('tail', s.shardId, mid.toString());
+        }
+      }
+      await waitFor(() => received.length >= 20, `20 records over graphql-ws (got ${received.length})`, 10_000);
+      unsubscribe();
+      await client.dispose();
+      assert.deepEqual(errors, []);
+      assert.deepEqual(received.map((r) => r.data).sort(), written.sort(), 'each record exactly once, none from before');
+      const byShard = new Map<string, string[]>();
+      for (const r of received) byShard.set(r.shardId, [...(byShard.get(r.shardId) ?? []), r.sequenceNumber]);
+      for (const seqs of byShard.values()) assert.deepEqual(seqs, [...seqs].sort(), 'in sequence order per shard');
+    });
+
+    it('ends a subscription to an unknown stream with STREAM_NOT_FOUND', async () => {
+      const client = createClient({ url: url.replace('http', 'ws'), webSocketImpl: WebSocket, retryAttempts: 0 });
+      const error = await new Promise<any>((resolve) => {
+        client.subscribe({ query: 'subscription { records(streamName: "missing") { data } }' }, {
+          next: (value: any) => resolve(value.errors?.[0]),
+          error: (e) => resolve(Array.isArray(e) ? e[0] : e),
+          complete: () => resolve(undefined),
+        });
+      });
+      await client.dispose();
+      assert.equal(error?.extensions?.code, 'STREAM_NOT_FOUND');
+    });
+  });
+}
