@@ -1,0 +1,84 @@
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { loadConfig } from '../engine/config.ts';
+import { b64, backends, freshPostgresDatabase, waitFor } from './harness.ts';
+
+const ROOT = new URL('..', import.meta.url).pathname;
+
+function startServer(env: Record<string, string>): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
+  let output = '';
+  const child = spawn(process.execPath, ['--import', 'tsx', 'api/server.ts'], {
+    cwd: ROOT,
+    env: { ...process.env, DATABASE_URL: '', PORT: '0', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout!.on('data', (d) => { output += d; });
+  child.stderr!.on('data', (d) => { output += d; });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, output: () => output, exited };
+}
+
+describe('configuration', () => {
+  it('has the documented defaults', () => {
+    const config = loadConfig({});
+    assert.equal(config.port, 4000);
+    assert.equal(config.host, '127.0.0.1');
+    assert.equal(config.databaseUrl, undefined);
+    assert.match(config.dataDir, /\.shardline$/);
+  });
+
+  it('rejects a bad value with a message naming the variable', () => {
+    assert.throws(() => loadConfig({ PORT: 'abc' }), /PORT must be an integer/);
+    assert.throws(() => loadConfig({ PORT: '70000' }), /PORT must be an integer between 0 and 65535/);
+    assert.throws(() => loadConfig({ DATABASE_URL: 'mysql://x' }), /DATABASE_URL must start with postgres/);
+    assert.throws(() => loadConfig({ SHARDLINE_REGION: 'mars' }), /SHARDLINE_REGION/);
+  });
+
+  it('stops start-up with one line naming the variable', async () => {
+    const server = startServer({ PORT: 'abc' });
+    assert.equal(await server.exited, 1);
+    const lines = server.output().trim().split('\n').filter((l) => !l.includes('npm warn'));
+    assert.equal(lines.length, 1, server.output());
+    assert.match(lines[0]!, /^shardline: PORT must be an integer/);
+  });
+});
+
+for (const backend of backends) {
+  describe(`npm start (${backend.name})`, () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'shardline-start-'));
+    let drop: (() => Promise<void>) | undefined;
+    after(async () => {
+      rmSync(dataDir, { recursive: true, force: true });
+      await drop?.();
+    });
+
+    it('serves GraphQL, migrating the database at start-up, and stops on SIGTERM', async () => {
+      const env: Record<string, string> = { SHARDLINE_DATA_DIR: join(dataDir, '.shardline') };
+      if (backend.url) {
+        const fresh = await freshPostgresDatabase(backend.url);
+        drop = fresh.drop;
+        env.DATABASE_URL = fresh.url;
+      }
+      const server = startServer(env);
+      try {
+        const url = await waitFor(() => /serving (http:\S+)/.exec(server.output())?.[1], `server start: ${server.output()}`, 30_000);
+        if (!backend.url) assert.ok(existsSync(join(dataDir, '.shardline')), 'PGlite data folder created');
+        const gql = async (query: string) => (await (await fetch(url, {
+          method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query }),
+        })).json()) as any;
+        assert.equal((await gql('mutation { createStream(input: {name: "s", shardCount: 1}) { name } }')).data.createStream.name, 's');
+        const put = await gql(`mutation { putRecords(streamName: "s", records: [{partitionKey: "k", data: "${b64('x')}"}]) { failedRecordCount } }`);
+        assert.equal(put.data.putRecords.failedRecordCount, 0);
+        const page = await fetch(url, { headers: { accept: 'text/html' } });
+        assert.match(await page.text(), /graphiql/i, 'GraphiQL in a browser');
+      } finally {
+        server.child.kill('SIGTERM');
+      }
+      assert.equal(await server.exited, 0);
+    });
+  });
+}
