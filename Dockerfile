@@ -1,0 +1,13 @@
+# shardline: GraphQL on port 4000; set DATABASE_URL for Postgres (docker-compose.yml does).
+FROM node:20-bookworm-slim
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund
+COPY api ./api
+COPY engine ./engine
+COPY migrations ./migrations
+ENV NODE_ENV=production HOST=0.0.0.0 PORT=4000 SHARDLINE_DATA_DIR=/data
+VOLUME /data
+EXPOSE 4000
+USER node
+CMD ["node", "--import", "tsx", "api/server.ts"]
