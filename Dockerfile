@@ -7,6 +7,7 @@ COPY api ./api
 COPY engine ./engine
 COPY migrations ./migrations
 ENV NODE_ENV=production HOST=0.0.0.0 PORT=4000 SHARDLINE_DATA_DIR=/data
+RUN mkdir -p /data && chown node:node /data
 VOLUME /data
 EXPOSE 4000
 USER node

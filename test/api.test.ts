@@ -9,7 +9,8 @@ import { SCHEMA_FILE, printServedSchema } from '../api/printSchema.ts';
 import { schema } from '../api/schema.ts';
 import { type TestEngine, b64, backends, openTestEngine, waitFor } from './harness.ts';
 
-const CONTRACT = new URL('../../shared/contract/schema.graphql', import.meta.url);
+// A copy of ../shared/contract/schema.graphql (test/fixtures.test.ts checks it is identical).
+const CONTRACT = new URL('./fixtures/contract.graphql', import.meta.url);
 
 describe('GraphQL contract', () => {
   it('serves a compatible superset of the contract (findBreakingChanges is empty)', () => {

@@ -6,8 +6,8 @@ import type { StoredRecord } from '../engine/records/readRecords.ts';
 import { hashKeyOf } from '../engine/streams/hashKeys.ts';
 import { type TestEngine, backends, openTestEngine } from './harness.ts';
 
-// The shared fixtures live beside the repository (SHARDLINE_FIXTURES overrides the folder).
-const FIXTURES = process.env.SHARDLINE_FIXTURES ?? fileURLToPath(new URL('../../shared/fixtures/', import.meta.url));
+// Copies of the shared fixtures (test/fixtures.test.ts checks they match the originals).
+const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url));
 type LambdaEvent = { Records: Record<string, any>[] };
 const fixture = (name: string): LambdaEvent => JSON.parse(readFileSync(`${FIXTURES}/${name}`, 'utf8')) as LambdaEvent;
 

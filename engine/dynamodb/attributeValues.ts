@@ -4,7 +4,7 @@
  * only where they are compared ("1.0" and "1" are one number, as in DynamoDB).
  */
 import { invalidArgument } from '../errors.ts';
-import { isBase64 } from '../records/appendRecords.ts';
+import { isBase64 } from '../records/base64.ts';
 
 export type AttributeValue =
   | { S: string } | { N: string } | { B: string } | { BOOL: boolean } | { NULL: true }

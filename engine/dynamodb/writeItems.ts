@@ -87,7 +87,7 @@ export async function writeItems(
 /** Checks the whole request before any write: a rejected request writes nothing. */
 function validateChanges(changes: ItemChange[]): ValidChange[] {
   if (!Array.isArray(changes) || changes.length === 0) {
-    throw invalidArgument(`changes must hold between 1 and ${WRITE_ITEMS_LIMITS.maxChanges} entries, got 0.`);
+    throw invalidArgument(`changes must be a list of 1 to ${WRITE_ITEMS_LIMITS.maxChanges} item changes, got ${Array.isArray(changes) ? 'none' : typeof changes}.`);
   }
   if (changes.length > WRITE_ITEMS_LIMITS.maxChanges) {
     throw limitExceeded(`changes must hold at most ${WRITE_ITEMS_LIMITS.maxChanges} entries, got ${changes.length}.`);

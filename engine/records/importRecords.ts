@@ -28,7 +28,8 @@ import { hashKeyOf } from '../streams/hashKeys.ts';
 import type { ShardInfo, StreamKind } from '../streams/model.ts';
 import { formatSequenceNumber } from '../streams/sequenceNumbers.ts';
 import type { StreamCatalog } from '../streams/streamCatalog.ts';
-import { type PendingRecord, appendRecords, base64Length, isBase64, withOpenShards } from './appendRecords.ts';
+import { type PendingRecord, appendRecords, withOpenShards } from './appendRecords.ts';
+import { base64Length, isBase64 } from './base64.ts';
 import { PUT_LIMITS, type PutResult, ShardRouter } from './putRecords.ts';
 
 export const IMPORT_LIMITS = { maxRecords: 10_000 };

@@ -2,17 +2,24 @@
  * putRecords for KINESIS streams, with AWS's limits: 1–500 records and at most 5 MiB per call
  * (partition keys included), partition keys of 1–256 characters, data plus partition key at
  * most 1 MiB. AWS rejects a call that breaks a field constraint as a whole, so these are
- * whole-request errors and nothing is written; per-record errors are reserved for what AWS
- * reports per record (throughput), so a successful call reports failedRecordCount 0.
+ * whole-request errors and nothing is written.
+ *
+ * A valid call is written as one transaction per target shard, run side by side: concurrent
+ * calls then queue on each shard's lock for a fraction of a call instead of the whole call.
+ * Like AWS PutRecords the call is not atomic across records: a shard whose write fails leaves
+ * its records with a per-record errorCode (InternalFailure) and failedRecordCount counts them,
+ * while records with the same partition key always share a shard and keep their order.
  */
 import type { DatabaseHandle } from '../db.ts';
-import { invalidArgument, limitExceeded } from '../errors.ts';
+import { coerceError, invalidArgument, limitExceeded } from '../errors.ts';
 import type { EngineEvents } from '../events.ts';
 import { hashKeyOf, parseHashKey } from '../streams/hashKeys.ts';
 import type { ShardInfo } from '../streams/model.ts';
 import { formatSequenceNumber } from '../streams/sequenceNumbers.ts';
 import type { StreamCatalog } from '../streams/streamCatalog.ts';
-import { type PendingRecord, appendRecords, base64Length, isBase64, withOpenShards } from './appendRecords.ts';
+import { type PendingRecord, ShardMovedError, appendRecords } from './appendRecords.ts';
+import { base64Length, isBase64 } from './base64.ts';
+import { ensurePartitionsForDatabaseTime, isMissingPartition } from './partitions.ts';
 
 export const PUT_LIMITS = {
   maxRecords: 500,
@@ -96,32 +103,59 @@ export function validatePutRecords(records: PutRecordInput[]): Validated[] {
   return validated;
 }
 
+const MAX_ROUTING_ATTEMPTS = 5;
+const INTERNAL_FAILURE = { errorCode: 'InternalFailure', errorMessage: 'Internal service failure.' };
+
 export async function putRecords(
   handle: DatabaseHandle,
   catalog: StreamCatalog,
   events: EngineEvents,
   streamName: string,
   records: PutRecordInput[],
+  onShardError: (error: Error) => void = () => {},
 ): Promise<PutResult> {
   const valid = validatePutRecords(records);
-  const { stream, result } = await withOpenShards(handle, catalog, streamName, async (tx, stream, open) => {
-    if (stream.kind !== 'KINESIS') {
-      throw invalidArgument(`putRecords writes to KINESIS streams; ${streamName} is a DYNAMODB stream (use writeItems).`);
+  const entries: PutResultEntry[] = new Array(valid.length);
+  let pending = valid.map((_, i) => i);
+  let stream = await catalog.get(streamName);
+  if (stream.kind !== 'KINESIS') {
+    throw invalidArgument(`putRecords writes to KINESIS streams; ${streamName} is a DYNAMODB stream (use writeItems).`);
+  }
+  for (let attempt = 1; pending.length > 0; attempt++) {
+    if (attempt > 1) stream = await catalog.get(streamName);
+    if (attempt > MAX_ROUTING_ATTEMPTS) break;
+    const router = new ShardRouter(await catalog.shards(stream, 'OPEN'));
+    const groups = new Map<ShardInfo, number[]>();
+    for (const i of pending) {
+      const shard = router.route(valid[i]!.hashKey);
+      groups.set(shard, [...(groups.get(shard) ?? []), i]);
     }
-    const router = new ShardRouter(open);
-    const targets = valid.map((v) => router.route(v.hashKey));
-    const pending: PendingRecord[] = valid.map((v, i) => ({
-      shardKey: targets[i]!.key,
-      partitionKey: v.partitionKey,
-      dataBase64: v.data,
-      sizeBytes: v.size,
+    const retry: number[] = [];
+    await Promise.all([...groups].map(async ([shard, indexes]) => {
+      const rows: PendingRecord[] = indexes.map((i) => ({
+        shardKey: shard.key, partitionKey: valid[i]!.partitionKey, dataBase64: valid[i]!.data, sizeBytes: valid[i]!.size,
+      }));
+      try {
+        const seqs = await handle.transaction((tx) => appendRecords(handle, tx, rows));
+        indexes.forEach((i, j) => {
+          entries[i] = { shardId: shard.shardId, sequenceNumber: formatSequenceNumber(seqs[j]!), errorCode: null, errorMessage: null };
+        });
+      } catch (raw) {
+        if (raw instanceof ShardMovedError) {
+          retry.push(...indexes);
+        } else if (isMissingPartition(raw)) {
+          await ensurePartitionsForDatabaseTime(handle);
+          retry.push(...indexes);
+        } else {
+          onShardError(coerceError(raw));
+          for (const i of indexes) entries[i] = { shardId: null, sequenceNumber: null, ...INTERNAL_FAILURE };
+        }
+      }
     }));
-    const seqs = await appendRecords(handle, tx, pending);
-    return targets.map((shard, i) => ({ shardId: shard.shardId, sequenceNumber: formatSequenceNumber(seqs[i]!) }));
-  });
-  events.emit('records', { streamId: stream.id, streamName: stream.name });
-  return {
-    failedRecordCount: 0,
-    records: result.map((r) => ({ ...r, errorCode: null, errorMessage: null })),
-  };
+    pending = retry.sort((a, b) => a - b);
+  }
+  for (const i of pending) entries[i] = { shardId: null, sequenceNumber: null, ...INTERNAL_FAILURE };
+  const failedRecordCount = entries.filter((e) => e.errorCode !== null).length;
+  if (failedRecordCount < entries.length) events.emit('records', { streamId: stream.id, streamName: stream.name });
+  return { failedRecordCount, records: entries };
 }

@@ -1,0 +1,162 @@
+/**
+ * `npm run bench`: performance scenarios, each measured next to a raw baseline in the same run.
+ *
+ * Scenario "ingest": putRecords of 1 KiB records in calls of 500 through the GraphQL API of a
+ * real server process (api/server.ts), from CONCURRENCY clients at once; baseline: the same
+ * rows inserted with plain multi-row INSERTs through the same driver with the same number of
+ * connections, into a plain table with the records table's columns and indexes.
+ * Runs on PGlite always, and on Postgres when DATABASE_URL is set.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import postgres from 'postgres';
+
+const RECORD_BYTES = 1024;
+const PER_CALL = 500;
+const CALLS = Number(process.env.BENCH_CALLS ?? 120);
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 4);
+const ROOT = new URL('..', import.meta.url).pathname;
+
+const payload = randomBytes(RECORD_BYTES).toString('base64');
+const partitionKeys = Array.from({ length: PER_CALL * 4 }, (_, i) => `customer-${i}`);
+const callBodies = Array.from({ length: 4 }, (_, v) => JSON.stringify({
+  query: 'mutation($r: [PutRecordInput!]!) { putRecords(streamName: "bench", records: $r) { failedRecordCount } }',
+  variables: { r: partitionKeys.slice(v * PER_CALL, (v + 1) * PER_CALL).map((partitionKey) => ({ partitionKey, data: payload })) },
+}));
+
+async function runConcurrently(calls: number, concurrency: number, call: (i: number) => Promise<void>): Promise<number> {
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    for (let i = next++; i < calls; i = next++) await call(i);
+  }));
+  return (calls * PER_CALL) / ((performance.now() - started) / 1000);
+}
+
+function startServer(env: Record<string, string>): Promise<{ url: string; child: ChildProcess }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'api/server.ts'], {
+    cwd: ROOT, env: { ...process.env, PORT: '0', ...env }, stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (d) => {
+      out += d;
+      const m = /serving (http:\S+)/.exec(out);
+      if (m) resolve({ url: m[1]!, child });
+    });
+    child.on('exit', (code) => reject(new Error(`server exited with ${code}: ${out}`)));
+  });
+}
+
+async function stopServer(child: ChildProcess): Promise<void> {
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await exited;
+}
+
+async function apiIngest(url: string): Promise<number> {
+  const gql = async (body: string) => {
+    const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    const json = (await response.json()) as { errors?: unknown };
+    if (json.errors) throw new Error(JSON.stringify(json.errors));
+  };
+  await gql(JSON.stringify({ query: 'mutation { createStream(input: {name: "bench", shardCount: 4}) { name } }' }));
+  await runConcurrently(8, CONCURRENCY, (i) => gql(callBodies[i % 4]!)); // warm-up
+  return runConcurrently(CALLS, CONCURRENCY, (i) => gql(callBodies[i % 4]!));
+}
+
+const RAW_TABLE = `create table raw_records (
+  shard_key bigint not null, seq bigint not null, arrived_at timestamptz not null, partition_key text not null,
+  data bytea not null, size_bytes int not null, primary key (shard_key, seq, arrived_at));
+  create index raw_records_arrival on raw_records (shard_key, arrived_at);`;
+
+function rawRows(call: number) {
+  const data = Buffer.from(payload, 'base64');
+  return partitionKeys.slice((call % 4) * PER_CALL, (call % 4 + 1) * PER_CALL).map((partition_key, i) => ({
+    shard_key: i % 4, seq: call * PER_CALL + i, arrived_at: new Date(), partition_key, data, size_bytes: RECORD_BYTES,
+  }));
+}
+
+async function rawPostgres(url: string): Promise<number> {
+  const sql = postgres(url, { max: CONCURRENCY, onnotice: () => {} });
+  await sql.unsafe(RAW_TABLE);
+  let seqBase = 0;
+  const insert = (i: number) => sql`insert into raw_records ${sql(rawRows(i + seqBase))}`.then(() => {});
+  await runConcurrently(8, CONCURRENCY, insert);
+  seqBase = 1000;
+  const rate = await runConcurrently(CALLS, CONCURRENCY, insert);
+  await sql.end();
+  return rate;
+}
+
+async function rawPglite(dir: string): Promise<number> {
+  const db = new PGlite(dir);
+  await db.exec(RAW_TABLE);
+  let seqBase = 0;
+  const insert = async (i: number) => {
+    const rows = rawRows(i + seqBase);
+    const params: unknown[] = [];
+    const values = rows.map((r, j) => {
+      params.push(r.shard_key, r.seq, r.arrived_at, r.partition_key, r.data, r.size_bytes);
+      const b = j * 6;
+      return `($${b + 1}, $${b + 2}, $${b + 3}, $${b + 4}, $${b + 5}, $${b + 6})`;
+    });
+    await db.query(`insert into raw_records values ${values.join(',')}`, params);
+  };
+  await runConcurrently(8, CONCURRENCY, insert);
+  seqBase = 1000;
+  const rate = await runConcurrently(CALLS, CONCURRENCY, insert);
+  await db.close();
+  return rate;
+}
+
+function report(name: string, backend: string, figure: number, baseline: number): void {
+  console.log(
+    `${name.padEnd(8)} ${backend.padEnd(9)} api ${Math.round(figure).toLocaleString('en').padStart(8)} records/s   ` +
+      `raw INSERT ${Math.round(baseline).toLocaleString('en').padStart(8)} records/s   ratio ${(figure / baseline).toFixed(2)}`,
+  );
+}
+
+async function main(): Promise<void> {
+  console.log(`ingest: ${CALLS} putRecords calls of ${PER_CALL} × ${RECORD_BYTES} B records, ${CONCURRENCY} concurrent clients/connections`);
+  {
+    const dir = mkdtempSync(join(tmpdir(), 'shardline-bench-'));
+    try {
+      const server = await startServer({ DATABASE_URL: '', SHARDLINE_DATA_DIR: join(dir, 'api') });
+      const api = await apiIngest(server.url);
+      await stopServer(server.child);
+      const raw = await rawPglite(join(dir, 'raw'));
+      report('ingest', 'pglite', api, raw);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  const url = process.env.DATABASE_URL;
+  if (url) {
+    const admin = postgres(url, { max: 1, onnotice: () => {} });
+    const names = [`shardline_bench_${randomBytes(4).toString('hex')}`, `shardline_bench_raw_${randomBytes(4).toString('hex')}`];
+    for (const name of names) await admin.unsafe(`create database ${name}`);
+    const urlOf = (name: string) => Object.assign(new URL(url), { pathname: `/${name}` }).toString();
+    try {
+      const server = await startServer({ DATABASE_URL: urlOf(names[0]!) });
+      const api = await apiIngest(server.url);
+      await stopServer(server.child);
+      const raw = await rawPostgres(urlOf(names[1]!));
+      report('ingest', 'postgres', api, raw);
+    } finally {
+      for (const name of names) await admin.unsafe(`drop database if exists ${name} with (force)`);
+      await admin.end();
+    }
+  } else {
+    console.log('postgres: skipped (set DATABASE_URL to measure on Postgres)');
+  }
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
