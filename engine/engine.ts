@@ -19,7 +19,10 @@ import { RecordReader } from './records/readRecords.ts';
 import { Resharding } from './streams/resharding.ts';
 import { StreamCatalog } from './streams/streamCatalog.ts';
 
-export type EngineOptions = Pick<Config, 'region' | 'accountId' | 'dynamoShardRolloverMs' | 'housekeepingIntervalMs' | 'trimBatchSize'>;
+export type EngineOptions = Pick<Config, 'region' | 'accountId' | 'dynamoShardRolloverMs' | 'housekeepingIntervalMs' | 'trimBatchSize'> & {
+  /** Where background and per-shard failures are reported. (Default: console.error) */
+  onError?: (error: Error) => void;
+};
 
 export class Engine {
   readonly events = new EngineEvents();
@@ -27,20 +30,22 @@ export class Engine {
   readonly resharding: Resharding;
   readonly reader: RecordReader;
   readonly housekeeper: Housekeeper;
+  readonly #onError: (error: Error) => void;
 
   constructor(
     readonly handle: DatabaseHandle,
     readonly options: EngineOptions,
   ) {
+    this.#onError = options.onError ?? ((error) => console.error(`shardline: ${error.message}`));
     this.catalog = new StreamCatalog(handle, options);
     this.resharding = new Resharding(handle, this.catalog, (stream) =>
       this.events.emit('shards', { streamId: stream.id, streamName: stream.name }));
     this.reader = new RecordReader(handle, this.catalog);
-    this.housekeeper = new Housekeeper(handle, this.catalog, this.events, options);
+    this.housekeeper = new Housekeeper(handle, this.catalog, this.events, { ...options, onError: this.#onError });
   }
 
   putRecords(streamName: string, records: PutRecordInput[]) {
-    return putRecords(this.handle, this.catalog, this.events, streamName, records);
+    return putRecords(this.handle, this.catalog, this.events, streamName, records, this.#onError);
   }
 
   writeItems(streamName: string, changes: ItemChange[]) {

@@ -10,7 +10,8 @@
  * Hand-written SQL through drizzle's `sql`: one statement per step with array parameters is
  * several times faster than a query-builder insert of 500 rows. The base64 payloads travel as
  * one comma-joined text parameter (base64 has no commas) rather than a text[] literal, which
- * the driver would otherwise escape character by character.
+ * the driver would otherwise escape character by character; the trailing comma and slice keep
+ * empty payloads (string_to_array('') is an empty array).
  */
 import { sql } from 'drizzle-orm';
 import type { Database, DatabaseHandle } from '../db.ts';
@@ -55,7 +56,7 @@ export async function appendRecords(handle: DatabaseHandle, tx: Database, rows: 
         ${sql.param(rows.map((r) => r.shardKey))}::bigint[],
         ${sql.param(seqs.map(String))}::bigint[],
         ${sql.param(rows.map((r) => r.partitionKey))}::text[],
-        string_to_array(${rows.map((r) => r.dataBase64).join(',')}::text, ','),
+        (string_to_array(${rows.map((r) => r.dataBase64).join(',')}::text || ',', ','))[1:${rows.length}::int],
         ${sql.param(rows.map((r) => r.sizeBytes))}::int[],
         ${sql.param(rows.map((r) => r.eventName ?? null))}::text[],
         ${sql.param(rows.map((r) => r.eventId ?? null))}::text[],
