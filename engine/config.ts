@@ -26,6 +26,8 @@ export interface Config {
   housekeepingIntervalMs: number;
   /** Records deleted per statement by the retention trimmer. (Default: 5000) */
   trimBatchSize: number;
+  /** Folder of module functions; nothing outside it is ever loaded. (Default: ./functions) */
+  functionsDir: string;
 }
 
 export class ConfigError extends Error {}
@@ -62,5 +64,6 @@ export function loadConfig(env: Env = process.env): Config {
     dynamoShardRolloverMs: integer(env, 'SHARDLINE_DDB_SHARD_ROLLOVER_SECONDS', 4 * 3600, 1, 7 * 24 * 3600) * SECOND,
     housekeepingIntervalMs: integer(env, 'SHARDLINE_HOUSEKEEPING_SECONDS', 30, 1, 3600) * SECOND,
     trimBatchSize: integer(env, 'SHARDLINE_TRIM_BATCH_SIZE', 5000, 1, 1_000_000),
+    functionsDir: resolve(env.SHARDLINE_FUNCTIONS_DIR?.trim() || './functions'),
   } satisfies Config;
 }

@@ -6,6 +6,7 @@
 import { sql } from 'drizzle-orm';
 import {
   bigint,
+  boolean,
   bigserial,
   index,
   integer,
@@ -55,6 +56,8 @@ export const shards = pgTable(
     closedAt: timestamp('closed_at', { withTimezone: true, precision: 3 }),
     /** Arrival time of the newest record: arrivals never go backwards within a shard. */
     lastArrival: timestamp('last_arrival', { withTimezone: true, precision: 6 }),
+    /** Records ever written to the shard: the dense ordinal of its newest record. */
+    recordCount: bigint('record_count', { mode: 'number' }).notNull().default(0),
   },
   (t) => [
     uniqueIndex('shards_stream_index').on(t.streamId, t.shardIndex),
@@ -81,4 +84,113 @@ export const items = pgTable(
     item: jsonb('item').notNull(),
   },
   (t) => [primaryKey({ columns: [t.streamId, t.itemKey] })],
+);
+
+/** Function targets: an HTTP URL (Lambda Invoke API compatible) or an in-process module. */
+export const functions = pgTable('functions', {
+  name: text('name').primaryKey(),
+  url: text('url'),
+  module: text('module'),
+  timeoutSeconds: integer('timeout_seconds').notNull(),
+  reservedConcurrency: integer('reserved_concurrency'),
+  createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+});
+
+/** Event source mappings: a stream delivered to a function with AWS Lambda's parameters. */
+export const eventSourceMappings = pgTable(
+  'event_source_mappings',
+  {
+    id: text('id').primaryKey(),
+    streamId: bigint('stream_id', { mode: 'number' }).notNull(),
+    functionName: text('function_name').notNull(),
+    enabled: boolean('enabled').notNull(),
+    batchSize: integer('batch_size').notNull(),
+    maximumBatchingWindowSeconds: integer('maximum_batching_window_seconds').notNull(),
+    startingPosition: text('starting_position', { enum: ['TRIM_HORIZON', 'LATEST', 'AT_TIMESTAMP'] }).notNull(),
+    startingPositionTimestamp: timestamp('starting_position_timestamp', { withTimezone: true, precision: 3 }),
+    parallelizationFactor: integer('parallelization_factor').notNull(),
+    bisectBatchOnFunctionError: boolean('bisect_batch_on_function_error').notNull(),
+    maximumRetryAttempts: integer('maximum_retry_attempts').notNull(),
+    maximumRecordAgeSeconds: integer('maximum_record_age_seconds').notNull(),
+    functionResponseTypes: jsonb('function_response_types').$type<string[]>().notNull(),
+    filterPatterns: jsonb('filter_patterns').$type<string[]>().notNull(),
+    tumblingWindowSeconds: integer('tumbling_window_seconds').notNull(),
+    onFailureUrl: text('on_failure_url'),
+    /** Bumped by every update, so running lanes notice a changed configuration. */
+    version: integer('version').notNull().default(1),
+    createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+    updatedAt: timestamp('updated_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+  },
+  (t) => [index('event_source_mappings_stream').on(t.streamId)],
+);
+
+/**
+ * Leases on (mapping, shard, lane), in the manner of the KCL lease table: an owner with an
+ * expiry, and an epoch bumped at every takeover that a checkpoint write must match (fencing).
+ */
+export const leases = pgTable(
+  'leases',
+  {
+    mappingId: text('mapping_id').notNull(),
+    shardKey: bigint('shard_key', { mode: 'number' }).notNull(),
+    lane: integer('lane').notNull(),
+    state: text('state', { enum: ['WAITING_FOR_PARENT', 'IDLE', 'PROCESSING', 'RETRYING', 'SHARD_END'] }).notNull(),
+    owner: text('owner'),
+    expiresAt: timestamp('expires_at', { withTimezone: true, precision: 3 }),
+    epoch: bigint('epoch', { mode: 'number' }).notNull().default(0),
+    /** Last record the mapping is done with (processed, filtered out or discarded); null before the first. */
+    checkpointSeq: bigint('checkpoint_seq', { mode: 'bigint' }),
+    /** The shard's dense record ordinal at the checkpoint, so records behind is a subtraction. */
+    checkpointOrdinal: bigint('checkpoint_ordinal', { mode: 'number' }).notNull().default(0),
+    consecutiveFailures: integer('consecutive_failures').notNull().default(0),
+    iteratorAgeMs: bigint('iterator_age_ms', { mode: 'number' }),
+    lastInvokedAt: timestamp('last_invoked_at', { withTimezone: true, precision: 3 }),
+    /** Tumbling windows: the state the function returned for the open window. */
+    windowState: jsonb('window_state'),
+    windowStart: timestamp('window_start', { withTimezone: true, precision: 3 }),
+  },
+  (t) => [primaryKey({ columns: [t.mappingId, t.shardKey, t.lane] }), index('leases_owner').on(t.owner)],
+);
+
+/** Every invocation of a function by a mapping (or a replay). */
+export const invocations = pgTable(
+  'invocations',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    mappingId: text('mapping_id').notNull(),
+    shardKey: bigint('shard_key', { mode: 'number' }).notNull(),
+    lane: integer('lane').notNull(),
+    firstSeq: bigint('first_seq', { mode: 'bigint' }).notNull(),
+    lastSeq: bigint('last_seq', { mode: 'bigint' }).notNull(),
+    recordCount: integer('record_count').notNull(),
+    attempt: integer('attempt').notNull(),
+    outcome: text('outcome', { enum: ['OK', 'PARTIAL_FAILURE', 'FUNCTION_ERROR', 'TIMEOUT', 'THROTTLED'] }).notNull(),
+    durationMs: integer('duration_ms').notNull(),
+    error: text('error'),
+    startedAt: timestamp('started_at', { withTimezone: true, precision: 3 }).notNull(),
+    replayId: text('replay_id'),
+  },
+  (t) => [index('invocations_mapping').on(t.mappingId, t.id)],
+);
+
+/** Failures: failed invocations, bisect splits and discarded batches. */
+export const failures = pgTable(
+  'failures',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    mappingId: text('mapping_id').notNull(),
+    kind: text('kind', {
+      enum: ['FUNCTION_ERROR', 'TIMEOUT', 'PARTIAL_FAILURE', 'BISECTED', 'RETRIES_EXHAUSTED', 'RECORD_EXPIRED'],
+    }).notNull(),
+    shardKey: bigint('shard_key', { mode: 'number' }).notNull(),
+    firstSeq: bigint('first_seq', { mode: 'bigint' }).notNull(),
+    lastSeq: bigint('last_seq', { mode: 'bigint' }).notNull(),
+    recordCount: integer('record_count').notNull(),
+    attempt: integer('attempt').notNull(),
+    message: text('message'),
+    at: timestamp('at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+    destinationRecord: jsonb('destination_record'),
+    redrivenBy: text('redriven_by'),
+  },
+  (t) => [index('failures_mapping').on(t.mappingId, t.id)],
 );

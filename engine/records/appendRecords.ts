@@ -36,32 +36,44 @@ export class ShardMovedError extends Error {}
 
 export async function appendRecords(handle: DatabaseHandle, tx: Database, rows: PendingRecord[]): Promise<bigint[]> {
   if (rows.length === 0) return [];
-  const keys = [...new Set(rows.map((r) => r.shardKey))].sort((a, b) => a - b);
-  const locked = await handle.query<{ key: unknown }>(sql`
+  const counts = new Map<number, number>();
+  for (const r of rows) counts.set(r.shardKey, (counts.get(r.shardKey) ?? 0) + 1);
+  const keys = [...counts.keys()].sort((a, b) => a - b);
+  const locked = await handle.query<{ key: unknown; count: unknown }>(sql`
     with locked as (
       select key from shards where key = any(${sql.param(keys)}::bigint[]) order by key for update
     )
     update shards s
-       set last_arrival = greatest(coalesce(s.last_arrival, clock_timestamp()), clock_timestamp())
+       set last_arrival = greatest(coalesce(s.last_arrival, clock_timestamp()), clock_timestamp()),
+           record_count = s.record_count + c.n
       from locked
+      join unnest(${sql.param(keys)}::bigint[], ${sql.param(keys.map((k) => counts.get(k)!))}::int[]) as c(k, n) on c.k = locked.key
      where s.key = locked.key and s.closed_at is null
        and exists (select 1 from streams st where st.id = s.stream_id and st.deleted_at is null)
-    returning s.key`, tx);
+    returning s.key, s.record_count as count`, tx);
   if (locked.length !== keys.length) throw new ShardMovedError('A target shard closed; routing again.');
+  // Dense ordinals: each shard's rows take the numbers just below its new record count.
+  const nextOrdinal = new Map(locked.map((r) => [Number(r.key), Number(r.count) - counts.get(Number(r.key))! + 1]));
+  const ordinals = rows.map((r) => {
+    const ordinal = nextOrdinal.get(r.shardKey)!;
+    nextOrdinal.set(r.shardKey, ordinal + 1);
+    return ordinal;
+  });
   const seqs = await nextSequenceValues(handle, tx, rows.length);
   await tx.execute(sql`
-    insert into records (shard_key, seq, arrived_at, partition_key, data, size_bytes, event_name, event_id, origin)
-    select u.k, u.s, sh.last_arrival, u.pk, decode(u.d, 'base64'), u.z, u.en, u.ei, u.o::jsonb
+    insert into records (shard_key, seq, ordinal, arrived_at, partition_key, data, size_bytes, event_name, event_id, origin)
+    select u.k, u.s, u.n, sh.last_arrival, u.pk, decode(u.d, 'base64'), u.z, u.en, u.ei, u.o::jsonb
       from unnest(
         ${sql.param(rows.map((r) => r.shardKey))}::bigint[],
         ${sql.param(seqs.map(String))}::bigint[],
+        ${sql.param(ordinals)}::bigint[],
         ${sql.param(rows.map((r) => r.partitionKey))}::text[],
         (string_to_array(${rows.map((r) => r.dataBase64).join(',')}::text || ',', ','))[1:${rows.length}::int],
         ${sql.param(rows.map((r) => r.sizeBytes))}::int[],
         ${sql.param(rows.map((r) => r.eventName ?? null))}::text[],
         ${sql.param(rows.map((r) => r.eventId ?? null))}::text[],
         ${sql.param(rows.map((r) => (r.origin === undefined || r.origin === null ? null : JSON.stringify(r.origin))))}::text[]
-      ) as u(k, s, pk, d, z, en, ei, o)
+      ) as u(k, s, n, pk, d, z, en, ei, o)
       join shards sh on sh.key = u.k`);
   return seqs;
 }

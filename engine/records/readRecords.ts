@@ -44,6 +44,10 @@ interface ShardPosition { after: bigint; lowMs: number }
 export type Positions = Map<number, ShardPosition>;
 
 export const PAGE_LIMITS = { default: 100, max: 1000 };
+const MAX_SEQ = (1n << 63n) - 1n;
+/** Years 1 to 9999: inside Postgres' timestamp range. */
+const MIN_TIMESTAMP_MS = -62_135_596_800_000;
+const MAX_TIMESTAMP_MS = 253_402_300_799_999;
 
 export interface RecordPage {
   records: { cursor: string; record: StoredRecord }[];
@@ -61,8 +65,11 @@ export function decodeCursor(cursor: string, field = 'after'): Positions {
     const parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { v: number; p: [number, string, number][] };
     if (parsed.v !== 1 || !Array.isArray(parsed.p)) throw new Error('version');
     return new Map(parsed.p.map(([index, after, lowMs]) => {
-      if (!Number.isInteger(index) || !/^-?\d+$/.test(after) || typeof lowMs !== 'number') throw new Error('shape');
-      return [index, { after: BigInt(after), lowMs }];
+      if (!Number.isInteger(index) || typeof after !== 'string' || !/^-?\d+$/.test(after) || typeof lowMs !== 'number') throw new Error('shape');
+      // In range of what the query binds (bigint sequence, a timestamp), so a forged cursor is no database error.
+      const seq = BigInt(after);
+      if (seq < -1n || seq > MAX_SEQ || !(lowMs >= MIN_TIMESTAMP_MS && lowMs <= MAX_TIMESTAMP_MS)) throw new Error('range');
+      return [index, { after: seq, lowMs }];
     }));
   } catch {
     throw invalidArgument(`${field} is not a cursor returned by this API.`);
@@ -101,6 +108,7 @@ export class RecordReader {
     } else if (type === 'AT_TIMESTAMP') {
       if (!position?.timestamp) throw invalidArgument('from.timestamp is required for AT_TIMESTAMP.');
       const ms = position.timestamp.getTime();
+      if (!(ms >= MIN_TIMESTAMP_MS && ms <= MAX_TIMESTAMP_MS)) throw invalidArgument('from.timestamp must be a date between the years 1 and 9999.');
       const rows = await this.handle.query<{ k: unknown; first: string | null; latest: string | null }>(sql`
         select c.k,
                (select r.seq::text from records r where r.shard_key = c.k and r.arrived_at >= to_timestamp(${ms}::float8 / 1000)
