@@ -101,7 +101,7 @@ for (const backend of backends) {
         ['{ stream(name: "orders") { records(from: {type: AT_TIMESTAMP, timestamp: "yesterday"}) { edges { cursor } } } }', 'INVALID_ARGUMENT'],
         ['{ streamz }', 'INVALID_ARGUMENT'],
         ['{ stream(name: ', 'INVALID_ARGUMENT'],
-        ['{ functions { name } }', 'NOT_IMPLEMENTED'],
+        ['{ replays { id } }', 'NOT_IMPLEMENTED'],
         ['mutation { startReplay(input: {streamName: "orders", from: {type: TRIM_HORIZON}}) { id } }', 'NOT_IMPLEMENTED'],
       ];
       for (const [query, code] of cases) {

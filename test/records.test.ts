@@ -149,6 +149,9 @@ for (const backend of backends) {
         const next = (await readAll('positions', { after: past.endCursor })).records;
         assert.deepEqual(next.map((r) => r.sequenceNumber), later.sort(bySeq).map((w) => w.sequenceNumber));
         await rejectsWith(t.engine.reader.page('positions', { from: { type: 'AT_TIMESTAMP' } }), 'INVALID_ARGUMENT', /timestamp/);
+        for (const bad of [new Date(Number.NaN), new Date(8.64e15), new Date(-8.64e15)]) {
+          await rejectsWith(t.engine.reader.page('positions', { from: { type: 'AT_TIMESTAMP', timestamp: bad } }), 'INVALID_ARGUMENT', /timestamp/);
+        }
       });
 
       it('AT_SEQUENCE_NUMBER includes that record, AFTER_SEQUENCE_NUMBER excludes it', async () => {
@@ -234,8 +237,10 @@ for (const backend of backends) {
       });
 
       it('a stream-wide cursor can continue a one-shard read', async () => {
-        const page = await t.engine.reader.page('paging', { first: 50 });
+        // Sequence numbers of one call need not alternate between shards: take a page that surely holds some of shard 2.
+        const page = await t.engine.reader.page('paging', { first: 600 });
         const last = page.records.filter((r) => r.record.shardId === 'shardId-000000000002').at(-1)!;
+        assert.ok(last);
         const rest = (await readAll('paging', { shardId: 'shardId-000000000002', after: page.endCursor })).records;
         const all = (await readAll('paging', { shardId: 'shardId-000000000002' })).records;
         const index = all.findIndex((r) => r.sequenceNumber === last.record.sequenceNumber);
@@ -261,6 +266,8 @@ for (const backend of backends) {
           cursorOf({ v: 1, p: [[0, '99999999999999999999999', 0]] }),
           cursorOf({ v: 1, p: [[0, '1', 1e300]] }),
           cursorOf({ v: 1, p: [[0, '1', -1e300]] }),
+          cursorOf({ v: 1, p: [[0, '-2', 0]] }),
+          cursorOf({ v: 1, p: [[0, 1, 0]] }),
         ];
         for (const after of forged) {
           await rejectsWith(t.engine.reader.page('paging', { after }), 'INVALID_ARGUMENT', /after/);
@@ -326,6 +333,7 @@ for (const backend of backends) {
             const records = Array.from({ length: 10 }, (_, i) => ({ partitionKey: `t${c}-${call}-${i}`, data: b64(`${c}/${call}/${i}`) }));
             const result = await t.engine.putRecords('tailing', records);
             written.push(...result.records.map((r) => r.sequenceNumber!));
+            await new Promise((r) => setImmediate(r)); // give the reader turns on PGlite, which runs one statement at a time
           }
         };
         const seen: string[] = [];
@@ -354,8 +362,7 @@ for (const backend of backends) {
           cursor = page.endCursor;
           if (!page.hasNextPage) break;
         }
-        // PGlite serialises everything (the reader may get few turns); on Postgres the reader really pages alongside.
-        if (backend.name === 'postgres') assert.ok(pagesWhileWriting > 1 && seenWhileWriting > 0, `pages read while writing: ${pagesWhileWriting}, records seen then: ${seenWhileWriting}`);
+        assert.ok(pagesWhileWriting > 1 && seenWhileWriting > 0, `pages read while writing: ${pagesWhileWriting}, records seen then: ${seenWhileWriting}`);
         assert.equal(new Set(seen).size, seen.length, 'no record read twice');
         const seenSet = new Set(seen);
         const missed = written.filter((w) => !seenSet.has(w));

@@ -452,30 +452,61 @@ for (const backend of backends) {
         await t.engine.catalog.create({ name: 'race', shardCount: 2 });
         let stop = false;
         const written: { partitionKey: string; shardId: string; sequenceNumber: string }[] = [];
+        // Writers run all the time; between two reshards each writer completes at least one call
+        // that started after the previous reshard (progress, awaited without polling), so every
+        // call races at most a reshard or two, as it would in life.
+        let epoch = 0;
+        const progress = [-1, -1, -1, -1];
+        let wake: () => void = () => {};
+        const everyWriterCaughtUp = () => new Promise<void>((resolve) => {
+          const check = () => (stop || progress.every((p) => p >= epoch) ? resolve() : (wake = check));
+          check();
+        });
         const writer = async (w: number) => {
-          for (let call = 0; !stop || call < 3; call++) {
-            const records = Array.from({ length: 20 }, (_, i) => ({ partitionKey: `w${w}-c${call}-${i}`, data: b64(`${w}/${call}/${i}`) }));
-            const result = await t.engine.putRecords('race', records);
-            result.records.forEach((r, i) => written.push({ partitionKey: records[i]!.partitionKey, shardId: r.shardId!, sequenceNumber: r.sequenceNumber! }));
+          try {
+            for (let call = 0; !stop || call < 3; call++) {
+              const startedIn = epoch;
+              const records = Array.from({ length: 20 }, (_, i) => ({ partitionKey: `w${w}-c${call}-${i}`, data: b64(`${w}/${call}/${i}`) }));
+              const result = await t.engine.putRecords('race', records);
+              const failed = result.records.filter((r) => r.errorCode !== null);
+              assert.deepEqual(failed.slice(0, 1), [], `${failed.length} records failed`);
+              result.records.forEach((r, i) => written.push({ partitionKey: records[i]!.partitionKey, shardId: r.shardId!, sequenceNumber: r.sequenceNumber! }));
+              progress[w] = startedIn;
+              wake();
+            }
+          } catch (error) {
+            stop = true;
+            throw error;
           }
         };
         const reshard = async () => {
+          const step = async (op: () => Promise<unknown>) => {
+            await everyWriterCaughtUp();
+            await op();
+            epoch++;
+          };
           try {
             const mid = (s: ShardInfo) => ((start(s) + end(s) + 1n) / 2n).toString();
             for (let round = 0; round < 2; round++) {
-              let [first] = await shardsOf('race', 'OPEN');
-              await t.engine.resharding.splitShard('race', first!.shardId, mid(first!));
-              const open = await shardsOf('race', 'OPEN');
-              const sorted = open.sort((a, b) => (start(a) < start(b) ? -1 : 1));
-              await t.engine.resharding.mergeShards('race', sorted[1]!.shardId, sorted[0]!.shardId);
-              await t.engine.resharding.updateShardCount('race', 4);
-              await t.engine.resharding.updateShardCount('race', 3);
-              [first] = await shardsOf('race', 'OPEN');
-              await t.engine.resharding.splitShard('race', first!.shardId, mid(first!));
-              await t.engine.resharding.updateShardCount('race', 2);
+              await step(async () => {
+                const [first] = await shardsOf('race', 'OPEN');
+                await t.engine.resharding.splitShard('race', first!.shardId, mid(first!));
+              });
+              await step(async () => {
+                const sorted = (await shardsOf('race', 'OPEN')).sort((a, b) => (start(a) < start(b) ? -1 : 1));
+                await t.engine.resharding.mergeShards('race', sorted[1]!.shardId, sorted[0]!.shardId);
+              });
+              await step(() => t.engine.resharding.updateShardCount('race', 4));
+              await step(() => t.engine.resharding.updateShardCount('race', 3));
+              await step(async () => {
+                const [first] = await shardsOf('race', 'OPEN');
+                await t.engine.resharding.splitShard('race', first!.shardId, mid(first!));
+              });
+              await step(() => t.engine.resharding.updateShardCount('race', 2));
             }
           } finally {
             stop = true;
+            wake();
           }
         };
         await Promise.all([reshard(), ...[0, 1, 2, 3].map(writer)]);

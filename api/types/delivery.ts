@@ -1,8 +1,11 @@
 /**
- * Functions, event source mappings and their observability (lag, invocations, failures,
- * metrics). Contract types only for now: every resolver raises NOT_IMPLEMENTED until the
- * engine delivers.
+ * Functions, event source mappings and their observability (lag, invocations, failures).
+ * Metrics history, seek and the lag/failures subscriptions are not built yet: they raise
+ * NOT_IMPLEMENTED.
  */
+import type { FunctionInfo } from '../../engine/functions/functionCatalog.ts';
+import type { ShardLag as ShardLagInfo } from '../../engine/delivery/lag.ts';
+import type { MappingInfo } from '../../engine/mappings/mappingCatalog.ts';
 import { builder } from '../builder.ts';
 import { FailureKind, FunctionResponseType, InvocationOutcome, LeaseState, MappingState, PositionType } from './enums.ts';
 import { type Unbuilt, notBuilt } from './notBuilt.ts';
@@ -10,7 +13,7 @@ import { PositionInput } from './position.ts';
 import { PageInfo } from './record.ts';
 import { Stream } from './stream.ts';
 
-export const FunctionTarget = builder.objectRef<Unbuilt>('FunctionTarget').implement({
+export const FunctionTarget = builder.objectRef<FunctionInfo>('FunctionTarget').implement({
   fields: (t) => ({
     name: t.exposeString('name'),
     url: t.exposeString('url', { nullable: true, description: 'HTTP target: POST of the Lambda event, Lambda Invoke API compatible' }),
@@ -20,7 +23,7 @@ export const FunctionTarget = builder.objectRef<Unbuilt>('FunctionTarget').imple
   }),
 });
 
-export const ShardLag = builder.objectRef<Unbuilt>('ShardLag').implement({
+export const ShardLag = builder.objectRef<ShardLagInfo>('ShardLag').implement({
   fields: (t) => ({
     shardId: t.exposeString('shardId'),
     lane: t.exposeInt('lane', { description: '0..parallelizationFactor-1' }),
@@ -95,12 +98,12 @@ const MetricPoint = builder.objectRef<Unbuilt>('MetricPoint').implement({
   }),
 });
 
-export const EventSourceMapping = builder.objectRef<Unbuilt>('EventSourceMapping');
+export const EventSourceMapping = builder.objectRef<MappingInfo>('EventSourceMapping');
 EventSourceMapping.implement({
   fields: (t) => ({
     id: t.exposeID('id'),
-    stream: t.field({ type: Stream, resolve: notBuilt('EventSourceMapping.stream') }),
-    function: t.field({ type: FunctionTarget, resolve: notBuilt('EventSourceMapping.function') }),
+    stream: t.field({ type: Stream, resolve: (m, _args, ctx) => ctx.engine.mappings.streamOf(m) }),
+    function: t.field({ type: FunctionTarget, resolve: (m, _args, ctx) => ctx.engine.functions.get(m.functionName) }),
     state: t.expose('state', { type: MappingState }),
     batchSize: t.exposeInt('batchSize'),
     maximumBatchingWindowSeconds: t.exposeInt('maximumBatchingWindowSeconds'),
@@ -110,22 +113,39 @@ EventSourceMapping.implement({
     bisectBatchOnFunctionError: t.exposeBoolean('bisectBatchOnFunctionError'),
     maximumRetryAttempts: t.exposeInt('maximumRetryAttempts'),
     maximumRecordAgeSeconds: t.exposeInt('maximumRecordAgeSeconds'),
-    functionResponseTypes: t.expose('functionResponseTypes', { type: [FunctionResponseType] }),
+    functionResponseTypes: t.field({
+      type: [FunctionResponseType],
+      resolve: (m) => m.functionResponseTypes as 'ReportBatchItemFailures'[],
+    }),
     filterPatterns: t.exposeStringList('filterPatterns'),
     tumblingWindowSeconds: t.exposeInt('tumblingWindowSeconds'),
     onFailureUrl: t.exposeString('onFailureUrl', { nullable: true }),
-    lag: t.field({ type: [ShardLag], resolve: notBuilt('EventSourceMapping.lag') }),
-    recordsBehind: t.int({ resolve: notBuilt('EventSourceMapping.recordsBehind') }),
-    maxIteratorAgeMs: t.int({ nullable: true, resolve: notBuilt('EventSourceMapping.maxIteratorAgeMs') }),
+    lag: t.field({ type: [ShardLag], resolve: (m, _args, ctx) => ctx.engine.lag(m.id) }),
+    recordsBehind: t.int({
+      resolve: async (m, _args, ctx) => (await ctx.engine.lag(m.id)).reduce((sum, l) => sum + l.recordsBehind, 0),
+    }),
+    maxIteratorAgeMs: t.int({
+      nullable: true,
+      resolve: async (m, _args, ctx) => {
+        const ages = (await ctx.engine.lag(m.id)).map((l) => l.iteratorAgeMs).filter((a): a is number => a !== null);
+        return ages.length ? Math.max(...ages) : null;
+      },
+    }),
     invocations: t.field({
       type: InvocationConnection,
       args: { first: t.arg.int({ defaultValue: 50 }), after: t.arg.string(), outcome: t.arg({ type: InvocationOutcome }) },
-      resolve: notBuilt('EventSourceMapping.invocations'),
+      resolve: async (m, args, ctx) => {
+        const page = await ctx.engine.invocations(m.id, args);
+        return { edges: page.items, pageInfo: { hasNextPage: page.hasNextPage, endCursor: page.endCursor } };
+      },
     }),
     failures: t.field({
       type: FailureConnection,
       args: { first: t.arg.int({ defaultValue: 50 }), after: t.arg.string(), kind: t.arg({ type: FailureKind }) },
-      resolve: notBuilt('EventSourceMapping.failures'),
+      resolve: async (m, args, ctx) => {
+        const page = await ctx.engine.failures(m.id, args);
+        return { edges: page.items, pageInfo: { hasNextPage: page.hasNextPage, endCursor: page.endCursor } };
+      },
     }),
     metrics: t.field({
       type: [MetricPoint],
@@ -206,17 +226,17 @@ const UpdateEventSourceMappingInput = builder.inputType('UpdateEventSourceMappin
 });
 
 builder.queryFields((t) => ({
-  functions: t.field({ type: [FunctionTarget], resolve: notBuilt('functions') }),
+  functions: t.field({ type: [FunctionTarget], resolve: (_root, _args, ctx) => ctx.engine.functions.list() }),
   eventSourceMappings: t.field({
     type: [EventSourceMapping],
     args: { streamName: t.arg.string() },
-    resolve: notBuilt('eventSourceMappings'),
+    resolve: (_root, args, ctx) => ctx.engine.mappings.list(args.streamName),
   }),
   eventSourceMapping: t.field({
     type: EventSourceMapping,
     nullable: true,
     args: { id: t.arg.id({ required: true }) },
-    resolve: notBuilt('eventSourceMapping'),
+    resolve: async (_root, args, ctx) => (await ctx.engine.mappings.find(String(args.id))) ?? null,
   }),
 }));
 
@@ -224,20 +244,26 @@ builder.mutationFields((t) => ({
   createFunction: t.field({
     type: FunctionTarget,
     args: { input: t.arg({ type: CreateFunctionInput, required: true }) },
-    resolve: notBuilt('createFunction'),
+    resolve: (_root, { input }, ctx) => ctx.engine.createFunction(input),
   }),
-  deleteFunction: t.boolean({ args: { name: t.arg.string({ required: true }) }, resolve: notBuilt('deleteFunction') }),
+  deleteFunction: t.boolean({
+    args: { name: t.arg.string({ required: true }) },
+    resolve: (_root, args, ctx) => ctx.engine.deleteFunction(args.name),
+  }),
   createEventSourceMapping: t.field({
     type: EventSourceMapping,
     args: { input: t.arg({ type: EventSourceMappingInput, required: true }) },
-    resolve: notBuilt('createEventSourceMapping'),
+    resolve: (_root, { input }, ctx) => ctx.engine.createMapping(input),
   }),
   updateEventSourceMapping: t.field({
     type: EventSourceMapping,
     args: { id: t.arg.id({ required: true }), input: t.arg({ type: UpdateEventSourceMappingInput, required: true }) },
-    resolve: notBuilt('updateEventSourceMapping'),
+    resolve: (_root, args, ctx) => ctx.engine.updateMapping(String(args.id), args.input),
   }),
-  deleteEventSourceMapping: t.boolean({ args: { id: t.arg.id({ required: true }) }, resolve: notBuilt('deleteEventSourceMapping') }),
+  deleteEventSourceMapping: t.boolean({
+    args: { id: t.arg.id({ required: true }) },
+    resolve: (_root, args, ctx) => ctx.engine.deleteMapping(String(args.id)),
+  }),
   seekEventSourceMapping: t.field({
     type: EventSourceMapping,
     args: {

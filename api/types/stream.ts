@@ -2,7 +2,6 @@
 import type { ShardInfo, StreamInfo } from '../../engine/streams/model.ts';
 import { builder } from '../builder.ts';
 import { ShardFilter, StreamKind, StreamStatus, StreamViewType } from './enums.ts';
-import { notBuilt } from './notBuilt.ts';
 import { PositionInput } from './position.ts';
 import { RecordConnection } from './record.ts';
 import { EventSourceMapping } from './delivery.ts';
@@ -51,7 +50,10 @@ export const Stream = builder.objectRef<StreamInfo>('Stream').implement({
       },
       resolve: (stream, args, ctx) => ctx.engine.reader.page(stream.name, args),
     }),
-    eventSourceMappings: t.field({ type: [EventSourceMapping], resolve: notBuilt('Stream.eventSourceMappings') }),
+    eventSourceMappings: t.field({
+      type: [EventSourceMapping],
+      resolve: (stream, _args, ctx) => ctx.engine.mappings.list(stream.name),
+    }),
   }),
 });
 

@@ -103,7 +103,11 @@ export function validatePutRecords(records: PutRecordInput[]): Validated[] {
   return validated;
 }
 
-const MAX_ROUTING_ATTEMPTS = 5;
+/**
+ * A closed target shard means a reshard committed in between; routing again always makes
+ * progress then, so this only bounds a pathological storm of reshards.
+ */
+const MAX_ROUTING_ATTEMPTS = 100;
 const INTERNAL_FAILURE = { errorCode: 'InternalFailure', errorMessage: 'Internal service failure.' };
 
 export async function putRecords(
@@ -153,6 +157,9 @@ export async function putRecords(
       }
     }));
     pending = retry.sort((a, b) => a - b);
+  }
+  if (pending.length > 0) {
+    onShardError(new Error(`putRecords to ${streamName}: ${pending.length} record(s) found their shard closed ${MAX_ROUTING_ATTEMPTS} times in a row.`));
   }
   for (const i of pending) entries[i] = { shardId: null, sequenceNumber: null, ...INTERNAL_FAILURE };
   const failedRecordCount = entries.filter((e) => e.errorCode !== null).length;

@@ -196,7 +196,7 @@ function restrict(positions: Positions, shards: ShardInfo[]): Positions {
   return new Map([...positions].filter(([index]) => indexes.has(index)));
 }
 
-function toStoredRecord(
+export function toStoredRecord(
   stream: StreamInfo,
   shard: ShardInfo,
   row: { seq: string; arrived_ms: number; partition_key: string; data: string; size_bytes: number; event_name: string | null; event_id: string | null; origin: string | null },

@@ -140,6 +140,11 @@ export class StreamCatalog {
     return row ? toStreamInfo(row, this.arns) : undefined;
   }
 
+  async findById(id: number, executor: Database = this.handle.db): Promise<StreamInfo | undefined> {
+    const [row] = await executor.select().from(streams).where(and(eq(streams.id, id), isNull(streams.deletedAt)));
+    return row ? toStreamInfo(row, this.arns) : undefined;
+  }
+
   async get(name: string, executor?: Database): Promise<StreamInfo> {
     const stream = await this.find(name, executor);
     if (!stream) throw streamNotFound(name);
@@ -190,9 +195,19 @@ export class StreamCatalog {
       return stream;
     }
     checkKinesisRetention(retentionHours);
-    const [row] = await this.handle.db.update(streams).set({ retentionHours })
-      .where(and(eq(streams.id, stream.id), isNull(streams.deletedAt))).returning();
-    if (!row) throw streamNotFound(name);
+    const row = await this.handle.transaction(async (tx) => {
+      const locked = await this.lock(tx, name);
+      if (retentionHours > locked.retentionHours) {
+        // Records that expired under the shorter retention stay gone (as in AWS): readers only
+        // filter by arrival, so delete the ones the trimmer has not removed yet before widening.
+        await this.handle.query(sql`
+          delete from records
+           where shard_key in (select key from shards where stream_id = ${locked.id})
+             and arrived_at < now() - make_interval(hours => ${locked.retentionHours}::int)`, tx);
+      }
+      const [updated] = await tx.update(streams).set({ retentionHours }).where(eq(streams.id, locked.id)).returning();
+      return updated!;
+    });
     return toStreamInfo(row, this.arns);
   }
 }

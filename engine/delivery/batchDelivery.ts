@@ -1,0 +1,261 @@
+/**
+ * The one delivery path: live mappings (lane.ts) and, later, replays and redrives hand a batch
+ * here and receive progress through a sink, which persists it (a lease checkpoint, a replay
+ * cursor) in one transaction with the invocation and failure rows.
+ *
+ * For one batch, in order (aws-semantics §4.5–4.7):
+ * - records older than maximumRecordAgeSeconds are discarded (RECORD_EXPIRED) without invoking;
+ * - a throttle (429 / service error before the function ran) waits and retries, not counted;
+ * - success checkpoints past the batch; a partial batch response checkpoints just before the
+ *   lowest failed item and retries from there;
+ * - a function error or timeout retries the batch, or with bisectBatchOnFunctionError splits it
+ *   in halves (first half first; splits do not consume attempts) down to the poison record;
+ * - when maximumRetryAttempts is used up the batch is discarded (RETRIES_EXHAUSTED) with the
+ *   AWS on-failure record, POSTed to onFailureUrl, and delivery moves on.
+ * The sink is told nothing is done until the function has acknowledged it (or it was
+ * discarded by these rules), so a checkpoint is never ahead of an acknowledgement.
+ */
+import { randomUUID } from 'node:crypto';
+import type { FunctionCatalog } from '../functions/functionCatalog.ts';
+import type { Invoker } from '../functions/invoker.ts';
+import type { ShardInfo, StreamInfo } from '../streams/model.ts';
+import { judgeResponse } from './batchResponse.ts';
+import { buildEvent } from './eventShapes.ts';
+import type { LaneRecord } from './laneReader.ts';
+import { buildOnFailureRecord, functionArnOf } from './onFailureRecord.ts';
+
+export type InvocationOutcome = 'OK' | 'PARTIAL_FAILURE' | 'FUNCTION_ERROR' | 'TIMEOUT' | 'THROTTLED';
+export type FailureKind = 'FUNCTION_ERROR' | 'TIMEOUT' | 'PARTIAL_FAILURE' | 'BISECTED' | 'RETRIES_EXHAUSTED' | 'RECORD_EXPIRED';
+
+export interface InvocationRow {
+  firstSeq: bigint; lastSeq: bigint; recordCount: number; attempt: number;
+  outcome: InvocationOutcome; durationMs: number; error: string | null; startedAt: Date;
+}
+export interface FailureRow {
+  kind: FailureKind; firstSeq: bigint; lastSeq: bigint; recordCount: number; attempt: number;
+  message: string | null; destinationRecord: Record<string, unknown> | null;
+}
+
+export interface Progress {
+  /** The last record done with (acknowledged, filtered out or discarded), if this step finished any. */
+  done: LaneRecord | null;
+  invocation?: InvocationRow;
+  failures: FailureRow[];
+  retrying: boolean;
+  consecutiveFailures: number;
+  iteratorAgeMs?: number;
+}
+
+export interface BatchSink {
+  /** Persists a step atomically; false when the lease (or cursor) was lost: delivery stops. */
+  commit(progress: Progress): Promise<boolean>;
+}
+
+export interface DeliverySettings {
+  functionName: string;
+  bisectBatchOnFunctionError: boolean;
+  maximumRetryAttempts: number;
+  maximumRecordAgeSeconds: number;
+  reportBatchItemFailures: boolean;
+  onFailureUrl: string | null;
+}
+
+export interface DeliveryDeps {
+  functions: FunctionCatalog;
+  invoker: Invoker;
+  region: string;
+  accountId: string;
+  /** POSTs an on-failure record; failures are reported, not thrown. */
+  postOnFailure: (url: string, body: Record<string, unknown>) => Promise<void>;
+  sleep: (ms: number) => Promise<void>;
+}
+
+export interface Batch {
+  stream: StreamInfo;
+  shard: ShardInfo;
+  /** The records to deliver (after filters), in sequence order, with their event records. */
+  records: LaneRecord[];
+  eventRecords: Record<string, unknown>[];
+  /** The last record examined (filtered-out records after the batch are done with it). */
+  pageEnd: LaneRecord;
+}
+
+export type DeliveryResult = 'DONE' | 'LOST' | 'STOPPED';
+
+interface Segment { from: number; to: number; attempt: number }
+
+const backoffMs = (n: number) => Math.min(50 * 2 ** Math.max(0, n - 1), 5000) * (0.5 + Math.random());
+
+export async function deliverBatch(
+  deps: DeliveryDeps,
+  settings: DeliverySettings,
+  batch: Batch,
+  sink: BatchSink,
+  stopped: () => boolean,
+): Promise<DeliveryResult> {
+  const { records } = batch;
+  const segments: Segment[] = [{ from: 0, to: records.length, attempt: 1 }];
+  let consecutiveFailures = 0;
+  let throttles = 0;
+  const functionArn = functionArnOf(deps.region, deps.accountId, settings.functionName);
+  const range = (s: Segment) => ({
+    firstSeq: records[s.from]!.seq, lastSeq: records[s.to - 1]!.seq, recordCount: s.to - s.from,
+  });
+  const doneUpTo = (s: Segment) => (segments.length === 1 ? batch.pageEnd : records[s.to - 1]!);
+
+  const discard = async (s: Segment, condition: 'RetryAttemptsExhausted' | 'RecordAgeExceeded',
+    functionError: string | null, invocation?: InvocationRow, extra: FailureRow[] = []): Promise<boolean> => {
+    const first = records[s.from]!;
+    const last = records[s.to - 1]!;
+    const destinationRecord = buildOnFailureRecord({
+      kind: batch.stream.kind,
+      condition,
+      requestId: randomUUID(),
+      functionArn,
+      approximateInvokeCount: condition === 'RecordAgeExceeded' && !invocation ? 1 : Math.max(1, s.attempt - 1),
+      functionError,
+      statusCode: 200,
+      shardId: batch.shard.shardId,
+      streamArn: batch.stream.arn,
+      startSequenceNumber: first.record.sequenceNumber,
+      endSequenceNumber: last.record.sequenceNumber,
+      firstArrival: new Date(first.arrivalMs),
+      lastArrival: new Date(last.arrivalMs),
+      batchSize: s.to - s.from,
+      now: new Date(),
+    });
+    const kind = condition === 'RecordAgeExceeded' ? 'RECORD_EXPIRED' : 'RETRIES_EXHAUSTED';
+    const ok = await sink.commit({
+      done: doneUpTo(s),
+      ...(invocation ? { invocation } : {}),
+      failures: [...extra, {
+        kind, ...range(s), attempt: Math.max(1, s.attempt - 1),
+        message: condition === 'RecordAgeExceeded'
+          ? `Records older than maximumRecordAgeSeconds (${settings.maximumRecordAgeSeconds}) were discarded.`
+          : `Retry attempts exhausted after ${s.attempt - 1} invocation(s); the batch was discarded.`,
+        destinationRecord,
+      }],
+      retrying: false,
+      consecutiveFailures: 0,
+    });
+    if (ok && settings.onFailureUrl) await deps.postOnFailure(settings.onFailureUrl, destinationRecord);
+    return ok;
+  };
+
+  const exhausted = (attempt: number) => settings.maximumRetryAttempts !== -1 && attempt > settings.maximumRetryAttempts + 1;
+
+  while (segments.length > 0) {
+    if (stopped()) return 'STOPPED';
+    const s = segments[0]!;
+    const now = Date.now();
+    if (settings.maximumRecordAgeSeconds !== -1 && now - records[s.from]!.arrivalMs > settings.maximumRecordAgeSeconds * 1000) {
+      // Discard the expired prefix of the segment; the rest stays to be delivered.
+      let cut = s.from;
+      while (cut < s.to && now - records[cut]!.arrivalMs > settings.maximumRecordAgeSeconds * 1000) cut++;
+      const expired: Segment = { from: s.from, to: cut, attempt: s.attempt };
+      const whole = cut === s.to;
+      if (!whole) segments.splice(0, 1, expired, { from: cut, to: s.to, attempt: s.attempt });
+      if (!(await discard(expired, 'RecordAgeExceeded', null))) return 'LOST';
+      segments.shift();
+      continue;
+    }
+
+    const fn = await deps.functions.get(settings.functionName);
+    const event = buildEvent(batch.eventRecords.slice(s.from, s.to));
+    const payload = JSON.stringify(event);
+    const startedAt = new Date();
+    const iteratorAgeMs = Math.max(0, Math.round(startedAt.getTime() - records[s.to - 1]!.arrivalMs));
+    const result = await deps.invoker.invoke(fn, payload, event, randomUUID());
+    const base = { ...range(s), attempt: s.attempt, durationMs: Math.round(result.durationMs), startedAt };
+
+    if (result.outcome === 'THROTTLED') {
+      const ok = await sink.commit({
+        invocation: { ...base, outcome: 'THROTTLED', error: result.error },
+        done: null, failures: [], retrying: true, consecutiveFailures, iteratorAgeMs,
+      });
+      if (!ok) return 'LOST';
+      await deps.sleep(backoffMs(++throttles));
+      continue;
+    }
+    throttles = 0;
+
+    let errorKind: 'FUNCTION_ERROR' | 'TIMEOUT' | undefined;
+    let errorMessage = '';
+    if (result.outcome === 'OK') {
+      const verdict = judgeResponse(result.body, {
+        sequenceNumbers: records.slice(s.from, s.to).map((r) => r.record.sequenceNumber),
+        reportBatchItemFailures: settings.reportBatchItemFailures,
+        tumbling: false,
+      });
+      if (verdict.verdict === 'SUCCESS') {
+        const ok = await sink.commit({
+          invocation: { ...base, outcome: 'OK', error: null },
+          done: doneUpTo(s), failures: [], retrying: false, consecutiveFailures: 0, iteratorAgeMs,
+        });
+        if (!ok) return 'LOST';
+        consecutiveFailures = 0;
+        segments.shift();
+        continue;
+      }
+      if (verdict.verdict === 'PARTIAL') {
+        const failedAt = s.from + verdict.firstFailedIndex;
+        const invocation: InvocationRow = { ...base, outcome: 'PARTIAL_FAILURE', error: `batchItemFailures from ${records[failedAt]!.record.sequenceNumber}` };
+        const remaining: Segment = { from: failedAt, to: s.to, attempt: s.attempt + 1 };
+        const partial: FailureRow = {
+          kind: 'PARTIAL_FAILURE', ...range(remaining), attempt: s.attempt,
+          message: `The function reported item ${records[failedAt]!.record.sequenceNumber} as failed.`, destinationRecord: null,
+        };
+        if (exhausted(remaining.attempt)) {
+          segments.splice(0, 1, remaining);
+          if (!(await discard(remaining, 'RetryAttemptsExhausted', null, invocation, [partial]))) return 'LOST';
+          segments.shift();
+          continue;
+        }
+        const ok = await sink.commit({
+          invocation, done: failedAt > s.from ? records[failedAt - 1]! : null, failures: [partial],
+          retrying: true, consecutiveFailures: ++consecutiveFailures, iteratorAgeMs,
+        });
+        if (!ok) return 'LOST';
+        segments.splice(0, 1, remaining);
+        await deps.sleep(backoffMs(remaining.attempt - 1));
+        continue;
+      }
+      errorKind = 'FUNCTION_ERROR';
+      errorMessage = `Invalid function response: ${verdict.reason}`;
+    } else {
+      errorKind = result.outcome;
+      errorMessage = result.error;
+    }
+
+    const invocation: InvocationRow = { ...base, outcome: errorKind, error: errorMessage };
+    const failure: FailureRow = { kind: errorKind, ...range(s), attempt: s.attempt, message: errorMessage, destinationRecord: null };
+    if (settings.bisectBatchOnFunctionError && s.to - s.from > 1) {
+      const mid = s.from + Math.ceil((s.to - s.from) / 2);
+      const bisected: FailureRow = {
+        kind: 'BISECTED', ...range(s), attempt: s.attempt, destinationRecord: null,
+        message: `Split into ${records[s.from]!.record.sequenceNumber}…${records[mid - 1]!.record.sequenceNumber} and ${records[mid]!.record.sequenceNumber}…${records[s.to - 1]!.record.sequenceNumber}.`,
+      };
+      const ok = await sink.commit({
+        invocation, done: null, failures: [failure, bisected], retrying: true,
+        consecutiveFailures: ++consecutiveFailures, iteratorAgeMs,
+      });
+      if (!ok) return 'LOST';
+      segments.splice(0, 1, { from: s.from, to: mid, attempt: 1 }, { from: mid, to: s.to, attempt: 1 });
+      continue;
+    }
+    const next: Segment = { ...s, attempt: s.attempt + 1 };
+    segments[0] = next;
+    if (exhausted(next.attempt)) {
+      if (!(await discard(next, 'RetryAttemptsExhausted', 'Unhandled', invocation, [failure]))) return 'LOST';
+      segments.shift();
+      continue;
+    }
+    const ok = await sink.commit({
+      invocation, done: null, failures: [failure], retrying: true,
+      consecutiveFailures: ++consecutiveFailures, iteratorAgeMs,
+    });
+    if (!ok) return 'LOST';
+    await deps.sleep(backoffMs(s.attempt));
+  }
+  return 'DONE';
+}

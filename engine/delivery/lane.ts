@@ -1,0 +1,217 @@
+/**
+ * A lane: the reader of one (mapping, shard, lane) lease while this process holds it. One batch
+ * is in flight at a time, so a lane's batches reach the function in sequence order and a failed
+ * batch is retried before anything after it.
+ *
+ * States (mirrored into the lease row for the lag figures):
+ *   WAITING_FOR_PARENT  the shard's parent or adjacent parent is not yet read to its end
+ *   IDLE                caught up; waits for a wake-up (new records) or the fallback poll
+ *   PROCESSING          a batch is with the function (batchDelivery.ts)
+ *   RETRYING            the head batch failed and waits to be retried
+ *   SHARD_END           a closed shard read to its end; the lane ends
+ * The lane ends too when the mapping is disabled or deleted, or the lease is lost.
+ */
+import { sql } from 'drizzle-orm';
+import type { DatabaseHandle } from '../db.ts';
+import type { StreamCatalog } from '../streams/streamCatalog.ts';
+import type { MappingCatalog, MappingInfo } from '../mappings/mappingCatalog.ts';
+import type { ShardInfo, StreamInfo } from '../streams/model.ts';
+import { failures, invocations } from '../schema.ts';
+import { type BatchSink, type DeliveryDeps, type Progress, deliverBatch } from './batchDelivery.ts';
+import { buildEventRecord, eventRecordBytes, MAX_PAYLOAD_BYTES } from './eventShapes.ts';
+import { compileFilterPatterns, matchesFilters } from './filterPatterns.ts';
+import { type LaneRecord, readLane } from './laneReader.ts';
+import type { Lease, LeaseState, LeaseTable } from './leaseTable.ts';
+import { toShardInfo } from '../streams/streamCatalog.ts';
+import { shards } from '../schema.ts';
+import { eq } from 'drizzle-orm';
+
+export interface LaneDeps extends DeliveryDeps {
+  handle: DatabaseHandle;
+  leases: LeaseTable;
+  mappings: MappingCatalog;
+  streams: StreamCatalog;
+  /** How long an idle lane waits for a wake-up before it looks again. */
+  idlePollMs: number;
+  onError: (error: Error) => void;
+}
+
+/** Room left in a 6 MB payload for the event's envelope. */
+const ENVELOPE_BYTES = 1024;
+
+export class Lane {
+  #stopped = false;
+  #wake: (() => void) | undefined;
+  #lease: Lease;
+  readonly done: Promise<void>;
+
+  constructor(
+    private readonly deps: LaneDeps,
+    lease: Lease,
+  ) {
+    this.#lease = lease;
+    this.done = this.#run().catch((error) => deps.onError(error instanceof Error ? error : new Error(String(error))));
+  }
+
+  get lease(): Lease {
+    return this.#lease;
+  }
+
+  /** New records may be there: look now instead of at the next poll. */
+  wake(): void {
+    this.#wake?.();
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    this.wake();
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.#stopped) return resolve();
+      const timer = setTimeout(() => { this.#wake = undefined; resolve(); }, ms);
+      this.#wake = () => { clearTimeout(timer); this.#wake = undefined; resolve(); };
+    });
+  }
+
+  async #run(): Promise<void> {
+    const { deps } = this;
+    while (!this.#stopped) {
+      const mapping = await deps.mappings.find(this.#lease.mappingId);
+      if (!mapping || !mapping.enabled || this.#lease.lane >= mapping.parallelizationFactor) return;
+      const stream = await deps.streams.findById(mapping.streamId);
+      if (!stream) return;
+      const shard = await this.#shard();
+      if (!shard) return;
+
+      if (this.#lease.state === 'WAITING_FOR_PARENT') {
+        if (!(await this.#parentsDone(shard))) {
+          await this.#sleep(deps.idlePollMs);
+          continue;
+        }
+        if (!(await this.#save({ state: 'IDLE' }))) return;
+      }
+
+      const page = await readLane(deps.handle, stream, shard,
+        { index: this.#lease.lane, count: mapping.parallelizationFactor }, this.#lease.checkpointSeq, mapping.batchSize);
+      if (page.length === 0) {
+        if (shard.closedAt !== null) {
+          await this.#save({ state: 'SHARD_END' });
+          return;
+        }
+        await this.#sleep(deps.idlePollMs);
+        continue;
+      }
+
+      const batch = this.#formBatch(stream, mapping, page);
+      if (batch.records.length === 0) {
+        // Everything on the page was filtered out: checkpoint past it without invoking.
+        if (!(await this.#save({ state: 'IDLE', checkpoint: batch.pageEnd }))) return;
+        continue;
+      }
+      const windowMs = mapping.maximumBatchingWindowSeconds * 1000;
+      const waited = Date.now() - batch.records[0]!.arrivalMs;
+      if (windowMs > 0 && batch.records.length < mapping.batchSize && !batch.cut && waited < windowMs && shard.closedAt === null) {
+        await this.#sleep(Math.min(windowMs - waited, deps.idlePollMs));
+        continue;
+      }
+
+      await this.#save({ state: 'PROCESSING' });
+      const result = await deliverBatch(deps, {
+        functionName: mapping.functionName,
+        bisectBatchOnFunctionError: mapping.bisectBatchOnFunctionError,
+        maximumRetryAttempts: mapping.maximumRetryAttempts,
+        maximumRecordAgeSeconds: mapping.maximumRecordAgeSeconds,
+        reportBatchItemFailures: mapping.functionResponseTypes.includes('ReportBatchItemFailures'),
+        onFailureUrl: mapping.onFailureUrl,
+      }, { stream, shard, records: batch.records, eventRecords: batch.eventRecords, pageEnd: batch.pageEnd }, this.#sink(), () => this.#stopped);
+      if (result === 'LOST') return;
+    }
+  }
+
+  /** Filters the page, then cuts it at batchSize and the 6 MB payload limit. */
+  #formBatch(stream: StreamInfo, mapping: MappingInfo, page: LaneRecord[]) {
+    const filters = compileFilterPatterns(mapping.filterPatterns, stream.kind);
+    const records: LaneRecord[] = [];
+    const eventRecords: Record<string, unknown>[] = [];
+    let bytes = ENVELOPE_BYTES;
+    let pageEnd = page[0]!;
+    let cut = false;
+    for (const item of page) {
+      const eventRecord = buildEventRecord(stream, item.record, this.deps);
+      if (matchesFilters(filters, stream.kind, eventRecord)) {
+        const size = eventRecordBytes(eventRecord) + 1;
+        if (records.length > 0 && bytes + size > MAX_PAYLOAD_BYTES) {
+          cut = true;
+          break;
+        }
+        bytes += size;
+        records.push(item);
+        eventRecords.push(eventRecord);
+      }
+      pageEnd = item;
+    }
+    return { records, eventRecords, pageEnd, cut };
+  }
+
+  #sink(): BatchSink {
+    return {
+      commit: async (progress: Progress) => {
+        const lease = this.#lease;
+        const state: LeaseState = progress.retrying ? 'RETRYING' : 'IDLE';
+        const saved = await this.deps.handle.transaction(async (tx) => {
+          const ok = await this.deps.leases.save(tx, lease, {
+            state,
+            ...(progress.done ? { checkpoint: { seq: progress.done.seq, ordinal: progress.done.ordinal } } : {}),
+            consecutiveFailures: progress.consecutiveFailures,
+            ...(progress.iteratorAgeMs !== undefined ? { iteratorAgeMs: progress.iteratorAgeMs } : {}),
+            invoked: progress.invocation !== undefined,
+          });
+          if (!ok) return false;
+          if (progress.invocation) {
+            await tx.insert(invocations).values({ mappingId: lease.mappingId, shardKey: lease.shardKey, lane: lease.lane, ...progress.invocation });
+          }
+          if (progress.failures.length > 0) {
+            await tx.insert(failures).values(progress.failures.map((f) => ({ mappingId: lease.mappingId, shardKey: lease.shardKey, ...f })));
+          }
+          return true;
+        });
+        if (saved && progress.done) this.#lease = { ...lease, state, checkpointSeq: progress.done.seq, checkpointOrdinal: progress.done.ordinal };
+        return saved;
+      },
+    };
+  }
+
+  async #save(progress: { state: LeaseState; checkpoint?: LaneRecord }): Promise<boolean> {
+    const lease = this.#lease;
+    const ok = await this.deps.handle.transaction((tx) => this.deps.leases.save(tx, lease, {
+      state: progress.state,
+      ...(progress.checkpoint ? { checkpoint: { seq: progress.checkpoint.seq, ordinal: progress.checkpoint.ordinal } } : {}),
+    }));
+    if (ok) {
+      this.#lease = {
+        ...lease,
+        state: progress.state,
+        ...(progress.checkpoint ? { checkpointSeq: progress.checkpoint.seq, checkpointOrdinal: progress.checkpoint.ordinal } : {}),
+      };
+    }
+    return ok;
+  }
+
+  async #shard(): Promise<ShardInfo | undefined> {
+    const [row] = await this.deps.handle.db.select().from(shards).where(eq(shards.key, this.#lease.shardKey));
+    return row ? toShardInfo(row) : undefined;
+  }
+
+  /** True when every lane of the parent and adjacent parent shards is at SHARD_END for this mapping. */
+  async #parentsDone(shard: ShardInfo): Promise<boolean> {
+    const [row] = await this.deps.handle.query<{ pending: number }>(sql`
+      select count(*)::int as pending
+        from shards child
+        join shards p on p.stream_id = child.stream_id and p.shard_index in (child.parent_index, child.adjacent_parent_index)
+        left join leases l on l.mapping_id = ${this.#lease.mappingId} and l.shard_key = p.key
+       where child.key = ${shard.key} and (l.state is null or l.state <> 'SHARD_END')`);
+    return (row?.pending ?? 1) === 0;
+  }
+}

@@ -1,0 +1,44 @@
+/**
+ * Reads the records of one shard lane after a checkpoint: a keyset range scan limited to the
+ * batch, filtered to the lane. Records of a shard are spread over parallelizationFactor lanes by
+ * a hash of the partition key, so one key's records always share a lane and keep their order.
+ */
+import { sql } from 'drizzle-orm';
+import type { DatabaseHandle } from '../db.ts';
+import { type StoredRecord, toStoredRecord } from '../records/readRecords.ts';
+import type { ShardInfo, StreamInfo } from '../streams/model.ts';
+
+export interface LaneRecord { record: StoredRecord; seq: bigint; ordinal: number; arrivalMs: number }
+
+export async function readLane(
+  handle: DatabaseHandle,
+  stream: StreamInfo,
+  shard: ShardInfo,
+  lane: { index: number; count: number },
+  afterSeq: bigint | null,
+  limit: number,
+): Promise<LaneRecord[]> {
+  const dataExpr = stream.kind === 'KINESIS' ? sql`translate(encode(r.data, 'base64'), E'\n', '')` : sql`convert_from(r.data, 'UTF8')`;
+  const laneFilter = lane.count === 1
+    ? sql`true`
+    : sql`mod(hashtext(r.partition_key)::bigint + 2147483648, ${lane.count}::int) = ${lane.index}::int`;
+  const rows = await handle.query<{
+    seq: string; ordinal: unknown; arrived_ms: number; partition_key: string; data: string;
+    size_bytes: number; event_name: string | null; event_id: string | null; origin: string | null;
+  }>(sql`
+    select r.seq::text as seq, r.ordinal, (extract(epoch from r.arrived_at) * 1000)::float8 as arrived_ms,
+           r.partition_key, ${dataExpr} as data, r.size_bytes, r.event_name, r.event_id, r.origin::text as origin
+      from records r
+     where r.shard_key = ${shard.key} and r.seq > ${String(afterSeq ?? -1n)}::bigint
+       and r.arrived_at >= now() - make_interval(hours => ${stream.retentionHours}::int)
+       and ${laneFilter}
+     order by r.seq
+     limit ${limit}::int`);
+  return rows.map((row) => ({
+    record: toStoredRecord(stream, shard, row),
+    seq: BigInt(row.seq),
+    ordinal: Number(row.ordinal),
+    arrivalMs: row.arrived_ms,
+  }));
+}
+

@@ -1,0 +1,171 @@
+/**
+ * The lease table, in the manner of the Kinesis Client Library's: one lease per
+ * (mapping, shard, lane), with an owner, an expiry and an epoch.
+ *
+ * Lease states (the `state` column; lane.ts drives the transitions):
+ *   WAITING_FOR_PARENT → IDLE        the parent (and adjacent parent) shards reached SHARD_END
+ *   IDLE ↔ PROCESSING                a batch is handed to the function, and comes back
+ *   PROCESSING → RETRYING → …        a failed batch waits to be retried
+ *   IDLE → SHARD_END                 a closed shard read to its end (terminal)
+ *
+ * Ownership: a process claims unowned or expired leases up to its fair share (leases of
+ * enabled mappings / live owners), renews them every heartbeat, and hands extras back when
+ * another process joins. Every claim bumps the epoch; a checkpoint write names the epoch it
+ * was read with, so a process that lost its lease can never move the checkpoint (fencing in
+ * the database, not in JS). Times are the database's now().
+ */
+import { sql } from 'drizzle-orm';
+import type { Database, DatabaseHandle } from '../db.ts';
+
+export type LeaseState = 'WAITING_FOR_PARENT' | 'IDLE' | 'PROCESSING' | 'RETRYING' | 'SHARD_END';
+
+export interface Lease {
+  mappingId: string;
+  shardKey: number;
+  lane: number;
+  state: LeaseState;
+  epoch: number;
+  checkpointSeq: bigint | null;
+  checkpointOrdinal: number;
+}
+
+export const leaseKey = (l: { mappingId: string; shardKey: number; lane: number }) => `${l.mappingId}/${l.shardKey}/${l.lane}`;
+
+interface LeaseRow {
+  mapping_id: string; shard_key: unknown; lane: number; state: LeaseState; epoch: unknown;
+  checkpoint_seq: string | null; checkpoint_ordinal: unknown;
+}
+
+const toLease = (r: LeaseRow): Lease => ({
+  mappingId: r.mapping_id,
+  shardKey: Number(r.shard_key),
+  lane: r.lane,
+  state: r.state,
+  epoch: Number(r.epoch),
+  checkpointSeq: r.checkpoint_seq === null ? null : BigInt(r.checkpoint_seq),
+  checkpointOrdinal: Number(r.checkpoint_ordinal),
+});
+
+const RETURNING = sql`returning l.mapping_id, l.shard_key, l.lane, l.state, l.epoch, l.checkpoint_seq::text as checkpoint_seq, l.checkpoint_ordinal`;
+
+export class LeaseTable {
+  constructor(
+    private readonly handle: DatabaseHandle,
+    readonly owner: string,
+    private readonly ttlMs: number,
+  ) {}
+
+  /**
+   * Creates the leases a mapping meets: every lane of every listed shard of its stream. The
+   * starting checkpoint is the last record that arrived before the starting position's time
+   * (TRIM_HORIZON: none; LATEST: the mapping's creation; AT_TIMESTAMP: the timestamp), so a
+   * shard created after the mapping is read from its first record.
+   */
+  async sync(): Promise<void> {
+    await this.handle.query(sql`
+      insert into leases (mapping_id, shard_key, lane, state, checkpoint_seq, checkpoint_ordinal)
+      select m.id, s.key, l.lane,
+             case when s.parent_index is null then 'IDLE' else 'WAITING_FOR_PARENT' end,
+             start.seq, coalesce(start.ordinal, 0)
+        from event_source_mappings m
+        join streams st on st.id = m.stream_id and st.deleted_at is null
+        join shards s on s.stream_id = m.stream_id
+        cross join lateral generate_series(0, m.parallelization_factor - 1) as l(lane)
+        left join lateral (
+          select r.seq, r.ordinal from records r
+           where r.shard_key = s.key
+             and r.arrived_at < case m.starting_position when 'LATEST' then m.created_at
+                                                        when 'AT_TIMESTAMP' then m.starting_position_timestamp
+                                                        else '-infinity'::timestamptz end
+           order by r.seq desc limit 1) as start on true
+       where not exists (select 1 from leases x where x.mapping_id = m.id and x.shard_key = s.key and x.lane = l.lane)
+      on conflict (mapping_id, shard_key, lane) do nothing`);
+  }
+
+  /** Claims unowned or expired leases of enabled mappings, up to this owner's fair share. */
+  async claim(): Promise<Lease[]> {
+    const rows = await this.handle.query<LeaseRow>(sql`
+      with active as (
+        select l.mapping_id, l.shard_key, l.lane, l.owner, l.expires_at from leases l
+          join event_source_mappings m on m.id = l.mapping_id
+         where m.enabled and l.state <> 'SHARD_END'),
+      others as (select count(distinct owner) as n from active where owner is not null and owner <> ${this.owner} and expires_at > now()),
+      mine as (select count(*) as n from active where owner = ${this.owner} and expires_at > now()),
+      want as (select greatest(0, ceil((select count(*) from active)::float8 / ((select n from others) + 1)) - (select n from mine))::int as n),
+      candidates as (
+        select l.mapping_id, l.shard_key, l.lane from leases l
+          join event_source_mappings m on m.id = l.mapping_id
+         where m.enabled and l.state <> 'SHARD_END' and (l.owner is null or l.expires_at < now())
+         order by l.shard_key, l.lane, l.mapping_id
+         limit (select n from want)
+         for update of l skip locked)
+      update leases l
+         set owner = ${this.owner}, expires_at = now() + make_interval(secs => ${this.ttlMs / 1000}::float8), epoch = l.epoch + 1
+        from candidates c
+       where l.mapping_id = c.mapping_id and l.shard_key = c.shard_key and l.lane = c.lane
+      ${RETURNING}`);
+    return rows.map(toLease);
+  }
+
+  /** Extends this owner's unexpired leases; returns the keys still held. */
+  async renew(): Promise<Set<string>> {
+    const rows = await this.handle.query<{ mapping_id: string; shard_key: unknown; lane: number }>(sql`
+      update leases l set expires_at = now() + make_interval(secs => ${this.ttlMs / 1000}::float8)
+       where l.owner = ${this.owner} and l.expires_at > now()
+      returning l.mapping_id, l.shard_key, l.lane`);
+    return new Set(rows.map((r) => leaseKey({ mappingId: r.mapping_id, shardKey: Number(r.shard_key), lane: r.lane })));
+  }
+
+  /** How many leases this owner holds above its fair share (another owner has joined). */
+  async surplus(): Promise<number> {
+    const [row] = await this.handle.query<{ n: number }>(sql`
+      with active as (
+        select l.owner, l.expires_at from leases l join event_source_mappings m on m.id = l.mapping_id
+         where m.enabled and l.state <> 'SHARD_END'),
+      owners as (select count(distinct owner) as n from active where owner is not null and expires_at > now())
+      select greatest(0, (select count(*) from active where owner = ${this.owner} and expires_at > now())
+                         - ceil((select count(*) from active)::float8 / greatest((select n from owners), 1)))::int as n`);
+    return row?.n ?? 0;
+  }
+
+  async release(lease: Pick<Lease, 'mappingId' | 'shardKey' | 'lane' | 'epoch'>): Promise<void> {
+    await this.handle.query(sql`
+      update leases set owner = null, expires_at = null
+       where mapping_id = ${lease.mappingId} and shard_key = ${lease.shardKey} and lane = ${lease.lane}
+         and owner = ${this.owner} and epoch = ${lease.epoch}`);
+  }
+
+  async releaseAll(): Promise<void> {
+    await this.handle.query(sql`update leases set owner = null, expires_at = null where owner = ${this.owner}`);
+  }
+
+  /**
+   * Writes a lease's progress if, and only if, this owner still holds it at the same epoch.
+   * Runs inside the caller's transaction, so the invocation and failure rows of the batch
+   * commit with it or not at all. Returns false when the lease was lost (nothing is written).
+   */
+  async save(
+    tx: Database,
+    lease: Pick<Lease, 'mappingId' | 'shardKey' | 'lane' | 'epoch'>,
+    progress: {
+      state: LeaseState;
+      checkpoint?: { seq: bigint; ordinal: number };
+      consecutiveFailures?: number;
+      iteratorAgeMs?: number;
+      invoked?: boolean;
+    },
+  ): Promise<boolean> {
+    const rows = await this.handle.query(sql`
+      update leases set
+        state = ${progress.state},
+        checkpoint_seq = coalesce(${progress.checkpoint ? String(progress.checkpoint.seq) : null}::bigint, checkpoint_seq),
+        checkpoint_ordinal = coalesce(${progress.checkpoint ? progress.checkpoint.ordinal : null}::bigint, checkpoint_ordinal),
+        consecutive_failures = coalesce(${progress.consecutiveFailures ?? null}::int, consecutive_failures),
+        iterator_age_ms = coalesce(${progress.iteratorAgeMs ?? null}::bigint, iterator_age_ms),
+        last_invoked_at = case when ${progress.invoked ?? false}::boolean then now() else last_invoked_at end
+       where mapping_id = ${lease.mappingId} and shard_key = ${lease.shardKey} and lane = ${lease.lane}
+         and owner = ${this.owner} and epoch = ${lease.epoch} and expires_at > now()
+      returning 1`, tx);
+    return rows.length === 1;
+  }
+}

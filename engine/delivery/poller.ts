@@ -1,0 +1,133 @@
+/**
+ * The poller: the part of an engine process that delivers. Every heartbeat it creates the
+ * leases mappings have met (new mappings, new shards), renews the leases it holds, hands back
+ * leases above its fair share, claims free or expired ones, and runs a Lane for each lease it
+ * holds. New records wake the lanes of their stream at once; idle lanes also look again every
+ * idlePollMs, so a missed wake-up only delays, never loses.
+ *
+ * States: STOPPED → (start) RUNNING → (stop) STOPPING → STOPPED. stop() lets each lane finish
+ * its current step, then releases every lease so another process can take over at once.
+ */
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { coerceError } from '../errors.ts';
+import type { EngineEvents } from '../events.ts';
+import { Lane, type LaneDeps } from './lane.ts';
+import { LeaseTable, leaseKey } from './leaseTable.ts';
+
+export interface PollerOptions {
+  /** A lease not renewed for this long may be taken over by another process. (Default: 10 s) */
+  leaseTtlMs: number;
+  /** How often leases are renewed, balanced and claimed. (Default: 1 s) */
+  heartbeatMs: number;
+  /** How long an idle lane waits before it looks again without a wake-up. (Default: 250 ms) */
+  idlePollMs: number;
+}
+
+export const DEFAULT_POLLER_OPTIONS: PollerOptions = { leaseTtlMs: 10_000, heartbeatMs: 1000, idlePollMs: 250 };
+
+export class Poller {
+  readonly owner = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+  readonly leases: LeaseTable;
+  readonly #lanes = new Map<string, Lane>();
+  #state: 'STOPPED' | 'RUNNING' | 'STOPPING' = 'STOPPED';
+  #timer: NodeJS.Timeout | undefined;
+  #ticking: Promise<void> | undefined;
+  #offRecords: (() => void) | undefined;
+  #offShards: (() => void) | undefined;
+
+  constructor(
+    private readonly deps: Omit<LaneDeps, 'leases' | 'idlePollMs'>,
+    private readonly events: EngineEvents,
+    private readonly options: PollerOptions = DEFAULT_POLLER_OPTIONS,
+  ) {
+    this.leases = new LeaseTable(deps.handle, this.owner, options.leaseTtlMs);
+  }
+
+  get laneCount(): number {
+    return this.#lanes.size;
+  }
+
+  async start(): Promise<void> {
+    if (this.#state !== 'STOPPED') return;
+    this.#state = 'RUNNING';
+    this.#offRecords = this.events.on('records', (e) => this.#wakeStream(e.streamId));
+    this.#offShards = this.events.on('shards', () => this.poke());
+    await this.#tick();
+    this.#schedule();
+  }
+
+  /** Runs a heartbeat now (a mapping or shard changed). */
+  poke(): void {
+    if (this.#state !== 'RUNNING') return;
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => this.#beat(), 0);
+  }
+
+  async stop(): Promise<void> {
+    if (this.#state !== 'RUNNING') return;
+    this.#state = 'STOPPING';
+    clearTimeout(this.#timer);
+    this.#offRecords?.();
+    this.#offShards?.();
+    await this.#ticking;
+    for (const lane of this.#lanes.values()) lane.stop();
+    await Promise.all([...this.#lanes.values()].map((lane) => lane.done));
+    this.#lanes.clear();
+    await this.leases.releaseAll().catch((raw) => this.deps.onError(coerceError(raw)));
+    this.#state = 'STOPPED';
+  }
+
+  #schedule(): void {
+    if (this.#state !== 'RUNNING') return;
+    this.#timer = setTimeout(() => this.#beat(), this.options.heartbeatMs);
+  }
+
+  #beat(): void {
+    if (this.#state !== 'RUNNING' || this.#ticking) return;
+    this.#ticking = this.#tick()
+      .catch((raw) => this.deps.onError(coerceError(raw)))
+      .finally(() => {
+        this.#ticking = undefined;
+        this.#schedule();
+      });
+  }
+
+  async #tick(): Promise<void> {
+    await this.leases.sync();
+    const held = await this.leases.renew();
+    for (const [key, lane] of this.#lanes) {
+      if (!held.has(key)) {
+        lane.stop();
+        this.#lanes.delete(key);
+      }
+    }
+    // Forget lanes that ended by themselves (SHARD_END, mapping disabled or deleted).
+    let surplus = await this.leases.surplus();
+    for (const [key, lane] of this.#lanes) {
+      if (surplus <= 0) break;
+      lane.stop();
+      this.#lanes.delete(key);
+      await lane.done;
+      await this.leases.release(lane.lease);
+      surplus--;
+    }
+    for (const lease of await this.leases.claim()) {
+      const key = leaseKey(lease);
+      this.#lanes.get(key)?.stop();
+      const lane = new Lane({ ...this.deps, leases: this.leases, idlePollMs: this.options.idlePollMs }, lease);
+      this.#lanes.set(key, lane);
+      void lane.done.then(() => {
+        if (this.#lanes.get(key) === lane) {
+          this.#lanes.delete(key);
+          // A lane that ended on its own gives its lease back (disabled mapping, shard end).
+          void this.leases.release(lane.lease).catch((raw) => this.deps.onError(coerceError(raw)));
+        }
+      });
+    }
+  }
+
+  #wakeStream(_streamId: number): void {
+    for (const lane of this.#lanes.values()) lane.wake();
+  }
+}

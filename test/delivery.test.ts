@@ -1,0 +1,245 @@
+/**
+ * Event source mapping delivery, end to end on a real engine: real HTTP function servers on
+ * 127.0.0.1 and module functions, on PGlite and Postgres.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { type IncomingMessage, type Server, createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { type TestEngine, b64, backends, openTestEngine, waitFor } from './harness.ts';
+
+interface Received { body: any; at: number }
+
+/** An HTTP function: records every event; `respond` decides the answer. */
+async function functionServer(respond: (event: any) => { status?: number; headers?: Record<string, string>; body?: unknown } = () => ({})) {
+  const received: Received[] = [];
+  const server: Server = createServer(async (req: IncomingMessage, res) => {
+    let text = '';
+    for await (const chunk of req) text += chunk;
+    const body = JSON.parse(text);
+    received.push({ body, at: Date.now() });
+    const answer = respond(body);
+    res.writeHead(answer.status ?? 200, { 'content-type': 'application/json', ...answer.headers });
+    res.end(answer.body === undefined ? '' : JSON.stringify(answer.body));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/2015-03-31/functions/f/invocations`;
+  const records = () => received.flatMap((r) => r.body.Records as any[]);
+  return { url, received, records, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+}
+
+const dataOf = (r: any) => Buffer.from(r.kinesis.data, 'base64').toString();
+
+for (const backend of backends) {
+  describe(`event source mapping delivery (${backend.name})`, () => {
+    let t: TestEngine;
+    const functionsDir = mkdtempSync(join(tmpdir(), 'shardline-functions-'));
+    before(async () => {
+      t = await openTestEngine(backend, {
+        functionsDir,
+        delivery: { heartbeatMs: 100, idlePollMs: 50, leaseTtlMs: 5000 },
+      });
+      await t.engine.start();
+    });
+    after(async () => {
+      await t.close();
+      rmSync(functionsDir, { recursive: true, force: true });
+    });
+
+    it('delivers every record in AWS Kinesis event shape, in order per shard, and checkpoints', async () => {
+      const fn = await functionServer();
+      try {
+        await t.engine.catalog.create({ name: 'basic', shardCount: 2 });
+        await t.engine.createFunction({ name: 'basic-fn', url: fn.url });
+        const mapping = await t.engine.createMapping({ streamName: 'basic', functionName: 'basic-fn', startingPosition: 'TRIM_HORIZON', batchSize: 7 });
+        const put = await t.engine.putRecords('basic', Array.from({ length: 40 }, (_, i) => ({ partitionKey: `k${i % 6}`, data: b64(`r${i}`) })));
+        await waitFor(() => fn.records().length >= 40, `40 records delivered (got ${fn.records().length})`, 15_000);
+        const records = fn.records();
+        assert.deepEqual(records.map(dataOf).sort(), Array.from({ length: 40 }, (_, i) => `r${i}`).sort());
+        for (const body of fn.received.map((r) => r.body)) assert.ok(body.Records.length <= 7, 'batchSize respected');
+        const first = records[0];
+        assert.deepEqual(Object.keys(first), ['kinesis', 'eventSource', 'eventVersion', 'eventID', 'eventName', 'invokeIdentityArn', 'awsRegion', 'eventSourceARN']);
+        assert.deepEqual(Object.keys(first.kinesis), ['kinesisSchemaVersion', 'partitionKey', 'sequenceNumber', 'data', 'approximateArrivalTimestamp']);
+        assert.equal(first.eventSourceARN, 'arn:aws:kinesis:us-east-1:000000000000:stream/basic');
+        assert.equal(typeof first.kinesis.approximateArrivalTimestamp, 'number');
+        const byShard = new Map<string, string[]>();
+        for (const r of records) {
+          const shard = r.eventID.split(':')[0];
+          byShard.set(shard, [...(byShard.get(shard) ?? []), r.kinesis.sequenceNumber]);
+        }
+        for (const seqs of byShard.values()) assert.deepEqual(seqs, [...seqs].sort(), 'in sequence order per shard');
+        const lag = await waitFor(async () => {
+          const rows = await t.engine.lag(mapping.id);
+          return rows.every((r) => r.recordsBehind === 0) && rows.length === 2 ? rows : undefined;
+        }, 'checkpoints caught up');
+        const lastByShard = new Map<string, string>();
+        for (const entry of put.records) lastByShard.set(entry.shardId!, entry.sequenceNumber!);
+        for (const row of lag) assert.equal(row.checkpointSequenceNumber, lastByShard.get(row.shardId) ?? null);
+        const invocations = await t.engine.invocations(mapping.id, { first: 100 });
+        assert.ok(invocations.items.length >= 6);
+        assert.ok(invocations.items.every((i) => i.node.outcome === 'OK'));
+      } finally {
+        await fn.close();
+      }
+    });
+
+    it('starts at LATEST: records from before the mapping are not delivered', async () => {
+      const fn = await functionServer();
+      try {
+        await t.engine.catalog.create({ name: 'latest', shardCount: 1 });
+        await t.engine.putRecords('latest', [{ partitionKey: 'a', data: b64('old') }]);
+        await t.engine.createFunction({ name: 'latest-fn', url: fn.url });
+        const mapping = await t.engine.createMapping({ streamName: 'latest', functionName: 'latest-fn' });
+        await waitFor(async () => (await t.engine.lag(mapping.id)).length === 1, 'lease created');
+        await t.engine.putRecords('latest', [{ partitionKey: 'a', data: b64('new') }]);
+        await waitFor(() => fn.records().length >= 1, 'new record delivered');
+        assert.deepEqual(fn.records().map(dataOf), ['new']);
+      } finally {
+        await fn.close();
+      }
+    });
+
+    it('isolates a poison record by bisect, delivers everything else, discards it with an AWS on-failure record', async () => {
+      const onFailure: any[] = [];
+      const sink = await functionServer((body) => { onFailure.push(body); return { body: {} }; });
+      const fn = await functionServer((event) => {
+        const poisoned = event.Records.some((r: any) => dataOf(r) === 'poison');
+        return poisoned
+          ? { headers: { 'X-Amz-Function-Error': 'Unhandled' }, body: { errorType: 'Error', errorMessage: 'poison' } }
+          : { body: null };
+      });
+      try {
+        await t.engine.catalog.create({ name: 'poison', shardCount: 1 });
+        await t.engine.createFunction({ name: 'poison-fn', url: fn.url });
+        const data = Array.from({ length: 16 }, (_, i) => (i === 11 ? 'poison' : `ok${i}`));
+        const mapping = await t.engine.createMapping({
+          streamName: 'poison', functionName: 'poison-fn', startingPosition: 'TRIM_HORIZON', batchSize: 16,
+          bisectBatchOnFunctionError: true, maximumRetryAttempts: 1, onFailureUrl: sink.url,
+        });
+        await t.engine.putRecords('poison', data.map((d) => ({ partitionKey: 'p', data: b64(d) })));
+        await waitFor(() => onFailure.length >= 1, 'on-failure record posted', 15_000);
+        const okDelivered = () => new Set(fn.received.filter((r) => r.body.Records.every((x: any) => dataOf(x) !== 'poison'))
+          .flatMap((r) => r.body.Records.map(dataOf)));
+        await waitFor(() => okDelivered().size >= 15, 'the records after the poison one delivered');
+        assert.deepEqual([...okDelivered()].sort(), data.filter((d) => d !== 'poison').sort());
+        const destination = onFailure[0];
+        assert.equal(destination.requestContext.condition, 'RetryAttemptsExhausted');
+        assert.equal(destination.requestContext.approximateInvokeCount, 2);
+        assert.equal(destination.responseContext.functionError, 'Unhandled');
+        assert.equal(destination.KinesisBatchInfo.batchSize, 1);
+        assert.equal(destination.KinesisBatchInfo.streamArn, 'arn:aws:kinesis:us-east-1:000000000000:stream/poison');
+        const failures = await t.engine.failures(mapping.id, { first: 100 });
+        const kinds = failures.items.map((f) => f.node.kind);
+        assert.ok(kinds.includes('BISECTED'));
+        assert.ok(kinds.includes('FUNCTION_ERROR'));
+        const discard = failures.items.filter((f) => f.node.kind === 'RETRIES_EXHAUSTED');
+        assert.equal(discard.length, 1);
+        assert.deepEqual(discard[0]!.node.destinationRecord, destination);
+        await waitFor(async () => (await t.engine.lag(mapping.id))[0]!.recordsBehind === 0, 'lane moved past the poison record');
+      } finally {
+        await fn.close();
+        await sink.close();
+      }
+    });
+
+    it('resumes a partial batch response at the lowest failed item', async () => {
+      let failedOnce = false;
+      let failSeq = '';
+      const fn = await functionServer((event) => {
+        const records = event.Records as any[];
+        const bad = records.find((r) => dataOf(r) === 'p3');
+        if (bad && !failedOnce) {
+          failedOnce = true;
+          failSeq = bad.kinesis.sequenceNumber;
+          return { body: { batchItemFailures: [{ itemIdentifier: bad.kinesis.sequenceNumber }] } };
+        }
+        return { body: { batchItemFailures: [] } };
+      });
+      try {
+        await t.engine.catalog.create({ name: 'partial', shardCount: 1 });
+        await t.engine.createFunction({ name: 'partial-fn', url: fn.url });
+        const mapping = await t.engine.createMapping({
+          streamName: 'partial', functionName: 'partial-fn', startingPosition: 'TRIM_HORIZON', batchSize: 10,
+          functionResponseTypes: ['ReportBatchItemFailures'],
+        });
+        await t.engine.putRecords('partial', Array.from({ length: 6 }, (_, i) => ({ partitionKey: 'k', data: b64(`p${i}`) })));
+        await waitFor(() => fn.received.length >= 2, 'retry after the partial failure');
+        assert.deepEqual(fn.received[0]!.body.Records.map(dataOf), ['p0', 'p1', 'p2', 'p3', 'p4', 'p5']);
+        assert.deepEqual(fn.received[1]!.body.Records.map(dataOf), ['p3', 'p4', 'p5'], 'retry starts at the failed item');
+        const failures = await t.engine.failures(mapping.id, { kind: 'PARTIAL_FAILURE' });
+        assert.equal(failures.items[0]!.node.firstSequenceNumber, failSeq);
+      } finally {
+        await fn.close();
+      }
+    });
+
+    it('skips records no filter pattern matches, without invoking', async () => {
+      const fn = await functionServer();
+      try {
+        await t.engine.catalog.create({ name: 'filtered', shardCount: 1 });
+        await t.engine.createFunction({ name: 'filtered-fn', url: fn.url });
+        const mapping = await t.engine.createMapping({
+          streamName: 'filtered', functionName: 'filtered-fn', startingPosition: 'TRIM_HORIZON',
+          filterPatterns: ['{"data":{"type":["order"]}}'],
+        });
+        await t.engine.putRecords('filtered', [
+          { partitionKey: 'a', data: b64(JSON.stringify({ type: 'order', id: 1 })) },
+          { partitionKey: 'a', data: b64(JSON.stringify({ type: 'refund', id: 2 })) },
+          { partitionKey: 'a', data: b64('not json') },
+          { partitionKey: 'a', data: b64(JSON.stringify({ type: 'order', id: 3 })) },
+        ]);
+        await waitFor(async () => (await t.engine.lag(mapping.id))[0]?.recordsBehind === 0, 'checkpoint past all four');
+        assert.deepEqual(fn.records().map((r) => JSON.parse(dataOf(r)).id), [1, 3]);
+      } finally {
+        await fn.close();
+      }
+    });
+
+    it('reads a child shard only after its parent is read to its end', async () => {
+      const fn = await functionServer();
+      try {
+        await t.engine.catalog.create({ name: 'lineage', shardCount: 1 });
+        await t.engine.createFunction({ name: 'lineage-fn', url: fn.url });
+        await t.engine.createMapping({ streamName: 'lineage', functionName: 'lineage-fn', startingPosition: 'TRIM_HORIZON', batchSize: 5 });
+        await t.engine.putRecords('lineage', Array.from({ length: 30 }, (_, i) => ({ partitionKey: `k${i}`, data: b64(`before${i}`) })));
+        await t.engine.resharding.splitShard('lineage', 'shardId-000000000000', (1n << 127n).toString());
+        await t.engine.putRecords('lineage', Array.from({ length: 30 }, (_, i) => ({ partitionKey: `k${i}`, data: b64(`after${i}`) })));
+        await waitFor(() => fn.records().length >= 60, `60 records (got ${fn.records().length})`, 15_000);
+        const order = fn.records().map(dataOf);
+        const lastParent = Math.max(...order.map((d, i) => (d.startsWith('before') ? i : -1)));
+        const firstChild = order.findIndex((d) => d.startsWith('after'));
+        assert.ok(lastParent < firstChild, 'every parent record before any child record');
+      } finally {
+        await fn.close();
+      }
+    });
+
+    it('calls module functions in-process with a Lambda-like context, keeping per-key order across lanes', async () => {
+      writeFileSync(join(functionsDir, 'collect.mjs'), `
+        export const seen = [];
+        export async function handler(event, context) {
+          for (const r of event.Records) seen.push({ key: r.kinesis.partitionKey, data: Buffer.from(r.kinesis.data, 'base64').toString(), fn: context.functionName });
+          await new Promise((r) => setTimeout(r, 5));
+          return null;
+        }`);
+      await t.engine.catalog.create({ name: 'lanes', shardCount: 1 });
+      await t.engine.createFunction({ name: 'collect', module: 'collect.mjs#handler' });
+      await t.engine.createMapping({
+        streamName: 'lanes', functionName: 'collect', startingPosition: 'TRIM_HORIZON', batchSize: 3, parallelizationFactor: 4,
+      });
+      const written = Array.from({ length: 60 }, (_, i) => ({ partitionKey: `key${i % 5}`, data: b64(`${i % 5}:${i}`) }));
+      for (let i = 0; i < written.length; i += 20) await t.engine.putRecords('lanes', written.slice(i, i + 20));
+      const module = await import(join(functionsDir, 'collect.mjs'));
+      await waitFor(() => module.seen.length >= 60, `60 records (got ${module.seen.length})`, 15_000);
+      assert.equal(module.seen[0].fn, 'collect');
+      for (let k = 0; k < 5; k++) {
+        const seq = module.seen.filter((s: any) => s.key === `key${k}`).map((s: any) => Number(s.data.split(':')[1]));
+        assert.deepEqual(seq, [...seq].sort((a, b) => a - b), `key${k} in order`);
+        assert.equal(seq.length, 12);
+      }
+    });
+  });
+}
