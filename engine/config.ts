@@ -28,6 +28,8 @@ export interface Config {
   trimBatchSize: number;
   /** Folder of module functions; nothing outside it is ever loaded. (Default: ./functions) */
   functionsDir: string;
+  /** Delivery: lease expiry, heartbeat and idle poll. (Defaults: 10 s, 1000 ms, 250 ms) */
+  delivery: { leaseTtlMs: number; heartbeatMs: number; idlePollMs: number };
 }
 
 export class ConfigError extends Error {}
@@ -65,5 +67,10 @@ export function loadConfig(env: Env = process.env): Config {
     housekeepingIntervalMs: integer(env, 'SHARDLINE_HOUSEKEEPING_SECONDS', 30, 1, 3600) * SECOND,
     trimBatchSize: integer(env, 'SHARDLINE_TRIM_BATCH_SIZE', 5000, 1, 1_000_000),
     functionsDir: resolve(env.SHARDLINE_FUNCTIONS_DIR?.trim() || './functions'),
+    delivery: {
+      leaseTtlMs: integer(env, 'SHARDLINE_LEASE_TTL_SECONDS', 10, 1, 3600) * SECOND,
+      heartbeatMs: integer(env, 'SHARDLINE_HEARTBEAT_MS', 1000, 10, 60_000),
+      idlePollMs: integer(env, 'SHARDLINE_IDLE_POLL_MS', 250, 5, 60_000),
+    },
   } satisfies Config;
 }

@@ -24,6 +24,11 @@ export interface DatabaseHandle {
   query<T = Record<string, unknown>>(statement: SQL, executor?: Database): Promise<T[]>;
   /** Runs fn in a transaction, retrying serialization failures and deadlocks a few times. */
   transaction<T>(fn: (tx: Database) => Promise<T>): Promise<T>;
+  /**
+   * Postgres only: LISTEN on a channel over a dedicated connection that reconnects by itself.
+   * Resolves with a function that stops listening. (PGlite is one process: nothing to hear.)
+   */
+  listen?(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
 
@@ -48,6 +53,7 @@ export async function openDatabase(options: OpenOptions): Promise<DatabaseHandle
   let db: Database;
   let close: () => Promise<void>;
   let kind: DriverKind;
+  let listen: DatabaseHandle['listen'];
   if (options.databaseUrl) {
     const client = postgres(options.databaseUrl, {
       max: options.maxConnections ?? 10,
@@ -57,6 +63,10 @@ export async function openDatabase(options: OpenOptions): Promise<DatabaseHandle
     db = drizzlePostgres(client, { schema }) as unknown as Database;
     close = () => client.end({ timeout: 5 });
     kind = 'postgres';
+    listen = async (channel, onPayload) => {
+      const request = await client.listen(channel, onPayload);
+      return () => request.unlisten();
+    };
   } else {
     if (options.dataDir) mkdirSync(options.dataDir, { recursive: true });
     const client = options.dataDir ? new PGlite(options.dataDir) : new PGlite();
@@ -84,6 +94,7 @@ export async function openDatabase(options: OpenOptions): Promise<DatabaseHandle
       }
     },
     close,
+    ...(listen ? { listen } : {}),
   };
   return handle;
 }

@@ -15,6 +15,7 @@ import { writeItems, type ItemChange } from './dynamodb/writeItems.ts';
 import { EngineEvents } from './events.ts';
 import { Housekeeper } from './housekeeper.ts';
 import { migrate } from './migrate.ts';
+import { Notifier } from './notifier.ts';
 import { importRecords } from './records/importRecords.ts';
 import { type PutRecordInput, putRecords } from './records/putRecords.ts';
 import { RecordReader } from './records/readRecords.ts';
@@ -47,6 +48,7 @@ export class Engine {
   readonly invoker: Invoker;
   readonly mappings: MappingCatalog;
   readonly poller: Poller | undefined;
+  readonly notifier: Notifier;
   readonly #onError: (error: Error) => void;
 
   constructor(
@@ -65,6 +67,7 @@ export class Engine {
     this.functions = new FunctionCatalog(handle, { functionsDir: options.functionsDir });
     this.invoker = new Invoker({ functionsDir: options.functionsDir, region: options.region, accountId: options.accountId });
     this.mappings = new MappingCatalog(handle, this.catalog);
+    this.notifier = new Notifier(handle, this.events, this.#onError);
     this.poller = options.delivery === false ? undefined : new Poller({
       handle,
       mappings: this.mappings,
@@ -104,19 +107,19 @@ export class Engine {
 
   async createMapping(input: MappingInput) {
     const mapping = await this.mappings.create(input);
-    this.poller?.poke();
+    this.events.emit('mappings', { mappingId: mapping.id });
     return mapping;
   }
 
   async updateMapping(id: string, input: MappingUpdate) {
     const mapping = await this.mappings.update(id, input);
-    this.poller?.poke();
+    this.events.emit('mappings', { mappingId: id });
     return mapping;
   }
 
   async deleteMapping(id: string) {
     const deleted = await this.mappings.delete(id);
-    this.poller?.poke();
+    this.events.emit('mappings', { mappingId: id });
     return deleted;
   }
 
@@ -151,12 +154,14 @@ export class Engine {
 
   /** Starts background work: the housekeeper, and delivery unless disabled. */
   async start(): Promise<void> {
+    await this.notifier.start();
     await this.housekeeper.start();
     await this.poller?.start();
   }
 
   async stop(): Promise<void> {
     await this.poller?.stop();
+    await this.notifier.stop();
     await this.housekeeper.stop();
     await this.invoker.close();
   }
@@ -173,6 +178,10 @@ export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
 
 /** Opens the database named by the config (PGlite when no DATABASE_URL), migrates it, builds the engine. */
 export async function openEngine(config: Pick<Config, 'databaseUrl' | 'dataDir'> & EngineOptions): Promise<Engine> {
+  if (config.delivery && config.delivery.heartbeatMs !== undefined && config.delivery.leaseTtlMs !== undefined
+    && config.delivery.heartbeatMs * 2 > config.delivery.leaseTtlMs) {
+    throw new Error('The delivery heartbeat must be at most half the lease TTL, or leases expire between renewals.');
+  }
   const handle = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.databaseUrl ? undefined : config.dataDir });
   await migrate(handle);
   return new Engine(handle, config);

@@ -5,11 +5,20 @@
  */
 import { EventEmitter } from 'node:events';
 
+export interface StreamEvent {
+  streamId: number;
+  streamName: string;
+  /** Set when the event was raised by another engine process (heard through the notifier). */
+  remote?: boolean;
+}
+
 export interface EngineEventMap {
   /** Records were committed to some shards of a stream. */
-  records: [event: { streamId: number; streamName: string }];
+  records: [event: StreamEvent];
   /** The shard set of a stream changed (create, reshard, rollover, delete). */
-  shards: [event: { streamId: number; streamName: string }];
+  shards: [event: StreamEvent];
+  /** A mapping was created, changed or deleted. */
+  mappings: [event: { mappingId: string; remote?: boolean }];
 }
 
 export class EngineEvents {

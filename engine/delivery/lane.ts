@@ -43,6 +43,8 @@ export class Lane {
   #stopped = false;
   #wake: (() => void) | undefined;
   #lease: Lease;
+  /** The stream this lane reads, once known (wake-ups are per stream). */
+  streamId: number | undefined;
   readonly done: Promise<void>;
 
   constructor(
@@ -80,6 +82,7 @@ export class Lane {
     while (!this.#stopped) {
       const mapping = await deps.mappings.find(this.#lease.mappingId);
       if (!mapping || !mapping.enabled || this.#lease.lane >= mapping.parallelizationFactor) return;
+      this.streamId = mapping.streamId;
       const stream = await deps.streams.findById(mapping.streamId);
       if (!stream) return;
       const shard = await this.#shard();

@@ -9,8 +9,8 @@
  *   IDLE → SHARD_END                 a closed shard read to its end (terminal)
  *
  * Ownership: a process claims unowned or expired leases up to its fair share (leases of
- * enabled mappings / live owners), renews them every heartbeat, and hands extras back when
- * another process joins. Every claim bumps the epoch; a checkpoint write names the epoch it
+ * enabled mappings / live owners), renews them every heartbeat, and when it is still below its
+ * share steals from the most loaded owner (as the KCL does), so leases spread evenly. Every claim bumps the epoch; a checkpoint write names the epoch it
  * was read with, so a process that lost its lease can never move the checkpoint (fencing in
  * the database, not in JS). Times are the database's now().
  */
@@ -116,16 +116,34 @@ export class LeaseTable {
     return new Set(rows.map((r) => leaseKey({ mappingId: r.mapping_id, shardKey: Number(r.shard_key), lane: r.lane })));
   }
 
-  /** How many leases this owner holds above its fair share (another owner has joined). */
-  async surplus(): Promise<number> {
-    const [row] = await this.handle.query<{ n: number }>(sql`
+  /**
+   * Takes leases from the most loaded owner while this owner is below its fair share and that
+   * owner above it (KCL-style lease stealing: how a newly started process gets its share).
+   * The victim learns it at its next renewal; the epoch bump fences its checkpoint writes.
+   */
+  async steal(): Promise<Lease[]> {
+    const rows = await this.handle.query<LeaseRow>(sql`
       with active as (
-        select l.owner, l.expires_at from leases l join event_source_mappings m on m.id = l.mapping_id
+        select l.mapping_id, l.shard_key, l.lane, l.owner, l.expires_at from leases l
+          join event_source_mappings m on m.id = l.mapping_id
          where m.enabled and l.state <> 'SHARD_END'),
-      owners as (select count(distinct owner) as n from active where owner is not null and expires_at > now())
-      select greatest(0, (select count(*) from active where owner = ${this.owner} and expires_at > now())
-                         - ceil((select count(*) from active)::float8 / greatest((select n from owners), 1)))::int as n`);
-    return row?.n ?? 0;
+      owners as (select owner, count(*) as n from active where owner is not null and expires_at > now() group by owner),
+      target as (select ceil((select count(*) from active)::float8 / ((select count(*) from owners where owner <> ${this.owner}) + 1))::int as n),
+      mine as (select coalesce((select n from owners where owner = ${this.owner}), 0) as n),
+      victim as (select owner, n from owners where owner <> ${this.owner} and n > (select n from target) order by n desc, owner limit 1),
+      taken as (
+        select l.mapping_id, l.shard_key, l.lane from leases l
+          join active a on a.mapping_id = l.mapping_id and a.shard_key = l.shard_key and a.lane = l.lane
+         where l.owner = (select owner from victim) and l.expires_at > now()
+         order by l.shard_key desc, l.lane desc, l.mapping_id
+         limit greatest(0, least((select n from target) - (select n from mine), (select n from victim) - (select n from target)))
+         for update of l skip locked)
+      update leases l
+         set owner = ${this.owner}, expires_at = now() + make_interval(secs => ${this.ttlMs / 1000}::float8), epoch = l.epoch + 1
+        from taken c
+       where l.mapping_id = c.mapping_id and l.shard_key = c.shard_key and l.lane = c.lane
+      ${RETURNING}`);
+    return rows.map(toLease);
   }
 
   async release(lease: Pick<Lease, 'mappingId' | 'shardKey' | 'lane' | 'epoch'>): Promise<void> {

@@ -1,8 +1,8 @@
 /**
  * The poller: the part of an engine process that delivers. Every heartbeat it creates the
- * leases mappings have met (new mappings, new shards), renews the leases it holds, hands back
- * leases above its fair share, claims free or expired ones, and runs a Lane for each lease it
- * holds. New records wake the lanes of their stream at once; idle lanes also look again every
+ * leases mappings have met (new mappings, new shards), renews the leases it holds (stopping
+ * the lanes of leases taken from it), claims free or expired ones up to its fair share or
+ * steals from the most loaded process, and runs a Lane for each lease it holds. New records wake the lanes of their stream at once; idle lanes also look again every
  * idlePollMs, so a missed wake-up only delays, never loses.
  *
  * States: STOPPED → (start) RUNNING → (stop) STOPPING → STOPPED. stop() lets each lane finish
@@ -35,6 +35,7 @@ export class Poller {
   #ticking: Promise<void> | undefined;
   #offRecords: (() => void) | undefined;
   #offShards: (() => void) | undefined;
+  #offMappings: (() => void) | undefined;
 
   constructor(
     private readonly deps: Omit<LaneDeps, 'leases' | 'idlePollMs'>,
@@ -53,6 +54,11 @@ export class Poller {
     this.#state = 'RUNNING';
     this.#offRecords = this.events.on('records', (e) => this.#wakeStream(e.streamId));
     this.#offShards = this.events.on('shards', () => this.poke());
+    this.#offMappings = this.events.on('mappings', () => {
+      this.poke();
+      // A changed mapping (batch size, enabled …) is re-read by its lanes at their next step.
+      for (const lane of this.#lanes.values()) lane.wake();
+    });
     await this.#tick();
     this.#schedule();
   }
@@ -70,6 +76,7 @@ export class Poller {
     clearTimeout(this.#timer);
     this.#offRecords?.();
     this.#offShards?.();
+    this.#offMappings?.();
     await this.#ticking;
     for (const lane of this.#lanes.values()) lane.stop();
     await Promise.all([...this.#lanes.values()].map((lane) => lane.done));
@@ -102,17 +109,9 @@ export class Poller {
         this.#lanes.delete(key);
       }
     }
-    // Forget lanes that ended by themselves (SHARD_END, mapping disabled or deleted).
-    let surplus = await this.leases.surplus();
-    for (const [key, lane] of this.#lanes) {
-      if (surplus <= 0) break;
-      lane.stop();
-      this.#lanes.delete(key);
-      await lane.done;
-      await this.leases.release(lane.lease);
-      surplus--;
-    }
-    for (const lease of await this.leases.claim()) {
+    const claimed = await this.leases.claim();
+    if (claimed.length === 0) claimed.push(...(await this.leases.steal()));
+    for (const lease of claimed) {
       const key = leaseKey(lease);
       this.#lanes.get(key)?.stop();
       const lane = new Lane({ ...this.deps, leases: this.leases, idlePollMs: this.options.idlePollMs }, lease);
@@ -127,7 +126,7 @@ export class Poller {
     }
   }
 
-  #wakeStream(_streamId: number): void {
-    for (const lane of this.#lanes.values()) lane.wake();
+  #wakeStream(streamId: number): void {
+    for (const lane of this.#lanes.values()) if (lane.streamId === undefined || lane.streamId === streamId) lane.wake();
   }
 }

@@ -1,0 +1,73 @@
+/**
+ * The notifier carries engine events between processes on one Postgres: each local event is
+ * published with NOTIFY after its transaction committed, and notifications from other
+ * processes are re-emitted locally (marked remote), so a lane in one process wakes when a
+ * producer writes through another. NOTIFY is a wake-up hint, never the record carrier: lanes
+ * still poll slowly, so a lost notification only delays. One NOTIFY per write call, not per
+ * record (Postgres serialises NOTIFY-carrying commits).
+ *
+ * On PGlite everything runs in one process, so the notifier does nothing there.
+ */
+import { randomBytes } from 'node:crypto';
+import { sql } from 'drizzle-orm';
+import type { DatabaseHandle } from './db.ts';
+import { coerceError } from './errors.ts';
+import type { EngineEvents } from './events.ts';
+
+const CHANNEL = 'shardline_events';
+
+type Message =
+  | { o: string; k: 'records' | 'shards'; s: number; n: string }
+  | { o: string; k: 'mappings'; m: string };
+
+export class Notifier {
+  readonly #origin = randomBytes(6).toString('hex');
+  #unlisten: (() => Promise<void>) | undefined;
+  #offs: (() => void)[] = [];
+
+  constructor(
+    private readonly handle: DatabaseHandle,
+    private readonly events: EngineEvents,
+    private readonly onError: (error: Error) => void,
+  ) {}
+
+  async start(): Promise<void> {
+    if (!this.handle.listen || this.#unlisten) return;
+    try {
+      this.#unlisten = await this.handle.listen(CHANNEL, (payload) => this.#hear(payload));
+    } catch (raw) {
+      // Delivery still works without LISTEN: lanes fall back to polling.
+      this.onError(new Error(`LISTEN ${CHANNEL} failed; lanes will poll only: ${coerceError(raw).message}`));
+      return;
+    }
+    this.#offs = [
+      this.events.on('records', (e) => { if (!e.remote) this.#publish({ o: this.#origin, k: 'records', s: e.streamId, n: e.streamName }); }),
+      this.events.on('shards', (e) => { if (!e.remote) this.#publish({ o: this.#origin, k: 'shards', s: e.streamId, n: e.streamName }); }),
+      this.events.on('mappings', (e) => { if (!e.remote) this.#publish({ o: this.#origin, k: 'mappings', m: e.mappingId }); }),
+    ];
+  }
+
+  async stop(): Promise<void> {
+    for (const off of this.#offs) off();
+    this.#offs = [];
+    await this.#unlisten?.().catch(() => {});
+    this.#unlisten = undefined;
+  }
+
+  #publish(message: Message): void {
+    this.handle.query(sql`select pg_notify(${CHANNEL}, ${JSON.stringify(message)})`)
+      .catch((raw) => this.onError(new Error(`NOTIFY failed: ${coerceError(raw).message}`)));
+  }
+
+  #hear(payload: string): void {
+    let message: Message;
+    try {
+      message = JSON.parse(payload) as Message;
+    } catch {
+      return;
+    }
+    if (message.o === this.#origin) return;
+    if (message.k === 'mappings') this.events.emit('mappings', { mappingId: message.m, remote: true });
+    else this.events.emit(message.k, { streamId: message.s, streamName: message.n, remote: true });
+  }
+}
