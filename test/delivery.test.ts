@@ -241,5 +241,42 @@ for (const backend of backends) {
         assert.equal(seq.length, 12);
       }
     });
+
+    it('passes tumbling-window state between invocations and closes each window with a final invocation', async () => {
+      writeFileSync(join(functionsDir, 'windows.mjs'), `
+        export const calls = [];
+        export async function handler(event) {
+          calls.push({ start: event.window.start, end: event.window.end, final: event.isFinalInvokeForWindow,
+            stateIn: event.state, count: event.Records.length, at: Date.now(), shardId: event.shardId });
+          return { state: { count: (event.state.count ?? 0) + event.Records.length } };
+        }`);
+      await t.engine.catalog.create({ name: 'windows', shardCount: 1 });
+      await t.engine.createFunction({ name: 'windows-fn', module: 'windows.mjs#handler' });
+      await t.engine.createMapping({
+        streamName: 'windows', functionName: 'windows-fn', startingPosition: 'TRIM_HORIZON', batchSize: 2, tumblingWindowSeconds: 1,
+      });
+      for (let i = 0; i < 3; i++) await t.engine.putRecords('windows', [{ partitionKey: 'w', data: b64(`w${i}`) }, { partitionKey: 'w', data: b64(`x${i}`) }]);
+      const module = await import(join(functionsDir, 'windows.mjs'));
+      const windows = () => [...new Set(module.calls.map((c: any) => c.start))];
+      await waitFor(() => windows().length > 0 && windows().every((w) => module.calls.some((c: any) => c.start === w && c.final)),
+        'every window closed by a final invocation', 15_000);
+      let total = 0;
+      for (const w of windows()) {
+        const calls = module.calls.filter((c: any) => c.start === w);
+        assert.equal(calls.filter((c: any) => c.final).length, 1, 'one final invocation per window');
+        assert.equal(calls.at(-1).final, true, 'the final invocation is the last of its window');
+        let count = 0;
+        for (const c of calls) {
+          assert.deepEqual(c.stateIn, count === 0 && c === calls[0] ? {} : { count }, 'state passed on within the window');
+          count += c.count;
+        }
+        total += count;
+        const last = calls.at(-1);
+        assert.ok(last.at - Date.parse(last.end) <= 5000, 'closed within 5 s after the window ended');
+        assert.equal(last.shardId, 'shardId-000000000000');
+        assert.match(w, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+      }
+      assert.equal(total, 6, 'every record in exactly one window');
+    });
   });
 }

@@ -14,6 +14,10 @@
  *   AWS on-failure record, POSTed to onFailureUrl, and delivery moves on.
  * The sink is told nothing is done until the function has acknowledged it (or it was
  * discarded by these rules), so a checkpoint is never ahead of an acknowledgement.
+ *
+ * Tumbling windows (§4.9): each invocation carries the window, the state the previous one of
+ * the window returned, and isFinalInvokeForWindow on the window's last batch; a response
+ * without `state` is a function error; the state is persisted with the checkpoint.
  */
 import { randomUUID } from 'node:crypto';
 import type { FunctionCatalog } from '../functions/functionCatalog.ts';
@@ -44,6 +48,8 @@ export interface Progress {
   retrying: boolean;
   consecutiveFailures: number;
   iteratorAgeMs?: number;
+  /** Tumbling windows: the state to keep for the open window, or 'CLOSE' after its final invocation. */
+  window?: { start: Date; state: unknown } | 'CLOSE';
 }
 
 export interface BatchSink {
@@ -68,6 +74,8 @@ export interface DeliveryDeps {
   /** POSTs an on-failure record; failures are reported, not thrown. */
   postOnFailure: (url: string, body: Record<string, unknown>) => Promise<void>;
   sleep: (ms: number) => Promise<void>;
+  /** Reports a failing final window invocation (it has no batch of records to log against). */
+  onWindowError?: (error: Error) => void;
 }
 
 export interface Batch {
@@ -78,6 +86,8 @@ export interface Batch {
   eventRecords: Record<string, unknown>[];
   /** The last record examined (filtered-out records after the batch are done with it). */
   pageEnd: LaneRecord;
+  /** Tumbling windows: the window these records belong to, its state so far, and whether this is its last batch. */
+  window?: { start: Date; end: Date; state: unknown; final: boolean };
 }
 
 export type DeliveryResult = 'DONE' | 'LOST' | 'STOPPED';
@@ -97,6 +107,7 @@ export async function deliverBatch(
   const segments: Segment[] = [{ from: 0, to: records.length, attempt: 1 }];
   let consecutiveFailures = 0;
   let throttles = 0;
+  let windowState = batch.window?.state;
   const functionArn = functionArnOf(deps.region, deps.accountId, settings.functionName);
   const range = (s: Segment) => ({
     firstSeq: records[s.from]!.seq, lastSeq: records[s.to - 1]!.seq, recordCount: s.to - s.from,
@@ -161,7 +172,12 @@ export async function deliverBatch(
     }
 
     const fn = await deps.functions.get(settings.functionName);
-    const event = buildEvent(batch.eventRecords.slice(s.from, s.to));
+    const lastSegment = segments.length === 1;
+    const window = batch.window;
+    const event = buildEvent(batch.eventRecords.slice(s.from, s.to), window ? {
+      start: window.start, end: window.end, state: windowState ?? {}, shardId: batch.shard.shardId,
+      eventSourceARN: batch.stream.arn, isFinalInvokeForWindow: window.final && lastSegment, isWindowTerminatedEarly: false,
+    } : undefined);
     const payload = JSON.stringify(event);
     const startedAt = new Date();
     const iteratorAgeMs = Math.max(0, Math.round(startedAt.getTime() - records[s.to - 1]!.arrivalMs));
@@ -185,12 +201,14 @@ export async function deliverBatch(
       const verdict = judgeResponse(result.body, {
         sequenceNumbers: records.slice(s.from, s.to).map((r) => r.record.sequenceNumber),
         reportBatchItemFailures: settings.reportBatchItemFailures,
-        tumbling: false,
+        tumbling: window !== undefined,
       });
       if (verdict.verdict === 'SUCCESS') {
+        if (window) windowState = verdict.state;
         const ok = await sink.commit({
           invocation: { ...base, outcome: 'OK', error: null },
           done: doneUpTo(s), failures: [], retrying: false, consecutiveFailures: 0, iteratorAgeMs,
+          ...(window ? { window: window.final && lastSegment ? 'CLOSE' as const : { start: window.start, state: windowState } } : {}),
         });
         if (!ok) return 'LOST';
         consecutiveFailures = 0;
@@ -258,4 +276,35 @@ export async function deliverBatch(
     await deps.sleep(backoffMs(s.attempt));
   }
   return 'DONE';
+}
+
+/**
+ * The final invocation of a tumbling window that has no records left (it ended while the lane
+ * was idle, or a later window's records arrived): Records is empty, isFinalInvokeForWindow is
+ * true. It is retried until it succeeds, as AWS does; the window's state is dropped after it.
+ */
+export async function closeWindow(
+  deps: DeliveryDeps,
+  settings: DeliverySettings,
+  target: { stream: StreamInfo; shard: ShardInfo; window: { start: Date; end: Date; state: unknown } },
+  sink: BatchSink,
+  stopped: () => boolean,
+): Promise<DeliveryResult> {
+  for (let attempt = 1; !stopped(); attempt++) {
+    const fn = await deps.functions.get(settings.functionName);
+    const event = buildEvent([], {
+      start: target.window.start, end: target.window.end, state: target.window.state ?? {}, shardId: target.shard.shardId,
+      eventSourceARN: target.stream.arn, isFinalInvokeForWindow: true, isWindowTerminatedEarly: false,
+    });
+    const result = await deps.invoker.invoke(fn, JSON.stringify(event), event, randomUUID());
+    const ok = result.outcome === 'OK'
+      && judgeResponse(result.body, { sequenceNumbers: [], reportBatchItemFailures: false, tumbling: true }).verdict === 'SUCCESS';
+    if (ok) return (await sink.commit({ done: null, failures: [], retrying: false, consecutiveFailures: 0, window: 'CLOSE' })) ? 'DONE' : 'LOST';
+    const error = result.outcome === 'OK' ? 'The final invocation of the window returned no state.' : result.error;
+    const saved = await sink.commit({ done: null, failures: [], retrying: true, consecutiveFailures: attempt });
+    if (!saved) return 'LOST';
+    deps.onWindowError?.(new Error(`Final invocation of window ${target.window.start.toISOString()} on ${target.shard.shardId} failed: ${error}`));
+    await deps.sleep(backoffMs(attempt));
+  }
+  return 'STOPPED';
 }

@@ -17,7 +17,7 @@ import type { StreamCatalog } from '../streams/streamCatalog.ts';
 import type { MappingCatalog, MappingInfo } from '../mappings/mappingCatalog.ts';
 import type { ShardInfo, StreamInfo } from '../streams/model.ts';
 import { failures, invocations } from '../schema.ts';
-import { type BatchSink, type DeliveryDeps, type Progress, deliverBatch } from './batchDelivery.ts';
+import { type BatchSink, type DeliveryDeps, type Progress, closeWindow, deliverBatch } from './batchDelivery.ts';
 import { buildEventRecord, eventRecordBytes, MAX_PAYLOAD_BYTES } from './eventShapes.ts';
 import { compileFilterPatterns, matchesFilters } from './filterPatterns.ts';
 import { type LaneRecord, readLane } from './laneReader.ts';
@@ -38,6 +38,9 @@ export interface LaneDeps extends DeliveryDeps {
 
 /** Room left in a 6 MB payload for the event's envelope. */
 const ENVELOPE_BYTES = 1024;
+/** A window closes this long after its end, so a record that committed late still joins it. */
+const WINDOW_CLOSE_GRACE_MS = 1000;
+const windowStartOf = (arrivalMs: number, windowMs: number) => Math.floor(arrivalMs / windowMs) * windowMs;
 
 export class Lane {
   #stopped = false;
@@ -96,8 +99,38 @@ export class Lane {
         if (!(await this.#save({ state: 'IDLE' }))) return;
       }
 
-      const page = await readLane(deps.handle, stream, shard,
+      const settings = {
+        functionName: mapping.functionName,
+        bisectBatchOnFunctionError: mapping.bisectBatchOnFunctionError,
+        maximumRetryAttempts: mapping.maximumRetryAttempts,
+        maximumRecordAgeSeconds: mapping.maximumRecordAgeSeconds,
+        reportBatchItemFailures: mapping.functionResponseTypes.includes('ReportBatchItemFailures'),
+        onFailureUrl: mapping.onFailureUrl,
+      };
+      const tumblingMs = mapping.tumblingWindowSeconds * 1000;
+      const open = this.#lease.windowStart;
+      let page = await readLane(deps.handle, stream, shard,
         { index: this.#lease.lane, count: mapping.parallelizationFactor }, this.#lease.checkpointSeq, mapping.batchSize);
+
+      // Tumbling windows: close the open window once it has ended and holds no more records
+      // (a later window's record arrived, the shard ended, or its end passed while idle).
+      if (tumblingMs > 0 && open) {
+        const openEnd = open.getTime() + tumblingMs;
+        const nextIsLater = page.length > 0 && windowStartOf(page[0]!.arrivalMs, tumblingMs) > open.getTime();
+        const endedIdle = page.length === 0 && (Date.now() >= openEnd + WINDOW_CLOSE_GRACE_MS || shard.closedAt !== null);
+        if (nextIsLater || endedIdle) {
+          const result = await closeWindow(deps, settings, {
+            stream, shard, window: { start: open, end: new Date(openEnd), state: this.#lease.windowState },
+          }, this.#sink(), () => this.#stopped);
+          if (result === 'LOST') return;
+          continue;
+        }
+        if (page.length === 0) {
+          await this.#sleep(Math.min(deps.idlePollMs, Math.max(1, openEnd + WINDOW_CLOSE_GRACE_MS - Date.now())));
+          continue;
+        }
+      }
+
       if (page.length === 0) {
         if (shard.closedAt !== null) {
           await this.#save({ state: 'SHARD_END' });
@@ -107,7 +140,24 @@ export class Lane {
         continue;
       }
 
+      let window: { start: Date; end: Date; state: unknown; final: boolean } | undefined;
+      if (tumblingMs > 0) {
+        // A batch never spans two windows.
+        const start = windowStartOf(page[0]!.arrivalMs, tumblingMs);
+        const full = page.length === mapping.batchSize;
+        const inWindow = page.filter((r) => windowStartOf(r.arrivalMs, tumblingMs) === start);
+        const end = start + tumblingMs;
+        const rest = inWindow.length < page.length || (!full && (Date.now() >= end + WINDOW_CLOSE_GRACE_MS || shard.closedAt !== null));
+        page = inWindow;
+        window = {
+          start: new Date(start), end: new Date(end),
+          state: open && open.getTime() === start ? this.#lease.windowState : {},
+          final: rest,
+        };
+      }
+
       const batch = this.#formBatch(stream, mapping, page);
+      if (window && batch.cut) window.final = false;
       if (batch.records.length === 0) {
         // Everything on the page was filtered out: checkpoint past it without invoking.
         if (!(await this.#save({ state: 'IDLE', checkpoint: batch.pageEnd }))) return;
@@ -121,14 +171,10 @@ export class Lane {
       }
 
       await this.#save({ state: 'PROCESSING' });
-      const result = await deliverBatch(deps, {
-        functionName: mapping.functionName,
-        bisectBatchOnFunctionError: mapping.bisectBatchOnFunctionError,
-        maximumRetryAttempts: mapping.maximumRetryAttempts,
-        maximumRecordAgeSeconds: mapping.maximumRecordAgeSeconds,
-        reportBatchItemFailures: mapping.functionResponseTypes.includes('ReportBatchItemFailures'),
-        onFailureUrl: mapping.onFailureUrl,
-      }, { stream, shard, records: batch.records, eventRecords: batch.eventRecords, pageEnd: batch.pageEnd }, this.#sink(), () => this.#stopped);
+      const result = await deliverBatch(deps, settings, {
+        stream, shard, records: batch.records, eventRecords: batch.eventRecords, pageEnd: batch.pageEnd,
+        ...(window ? { window } : {}),
+      }, this.#sink(), () => this.#stopped);
       if (result === 'LOST') return;
     }
   }
@@ -170,6 +216,7 @@ export class Lane {
             consecutiveFailures: progress.consecutiveFailures,
             ...(progress.iteratorAgeMs !== undefined ? { iteratorAgeMs: progress.iteratorAgeMs } : {}),
             invoked: progress.invocation !== undefined,
+            ...(progress.window === undefined ? {} : { window: progress.window === 'CLOSE' ? null : progress.window }),
           });
           if (!ok) return false;
           if (progress.invocation) {
@@ -180,7 +227,16 @@ export class Lane {
           }
           return true;
         });
-        if (saved && progress.done) this.#lease = { ...lease, state, checkpointSeq: progress.done.seq, checkpointOrdinal: progress.done.ordinal };
+        if (saved) {
+          this.#lease = {
+            ...this.#lease,
+            state,
+            ...(progress.done ? { checkpointSeq: progress.done.seq, checkpointOrdinal: progress.done.ordinal } : {}),
+            ...(progress.window === undefined ? {} : progress.window === 'CLOSE'
+              ? { windowStart: null, windowState: null }
+              : { windowStart: progress.window.start, windowState: progress.window.state }),
+          };
+        }
         return saved;
       },
     };

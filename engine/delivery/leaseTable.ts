@@ -27,13 +27,16 @@ export interface Lease {
   epoch: number;
   checkpointSeq: bigint | null;
   checkpointOrdinal: number;
+  /** Tumbling windows: the open window's start and the state its last invocation returned. */
+  windowStart: Date | null;
+  windowState: unknown;
 }
 
 export const leaseKey = (l: { mappingId: string; shardKey: number; lane: number }) => `${l.mappingId}/${l.shardKey}/${l.lane}`;
 
 interface LeaseRow {
   mapping_id: string; shard_key: unknown; lane: number; state: LeaseState; epoch: unknown;
-  checkpoint_seq: string | null; checkpoint_ordinal: unknown;
+  checkpoint_seq: string | null; checkpoint_ordinal: unknown; window_start_ms: number | null; window_state: string | null;
 }
 
 const toLease = (r: LeaseRow): Lease => ({
@@ -44,9 +47,12 @@ const toLease = (r: LeaseRow): Lease => ({
   epoch: Number(r.epoch),
   checkpointSeq: r.checkpoint_seq === null ? null : BigInt(r.checkpoint_seq),
   checkpointOrdinal: Number(r.checkpoint_ordinal),
+  windowStart: r.window_start_ms === null ? null : new Date(r.window_start_ms),
+  windowState: r.window_state === null ? null : JSON.parse(r.window_state),
 });
 
-const RETURNING = sql`returning l.mapping_id, l.shard_key, l.lane, l.state, l.epoch, l.checkpoint_seq::text as checkpoint_seq, l.checkpoint_ordinal`;
+const RETURNING = sql`returning l.mapping_id, l.shard_key, l.lane, l.state, l.epoch, l.checkpoint_seq::text as checkpoint_seq,
+  l.checkpoint_ordinal, (extract(epoch from l.window_start) * 1000)::float8 as window_start_ms, l.window_state::text as window_state`;
 
 export class LeaseTable {
   constructor(
@@ -171,8 +177,15 @@ export class LeaseTable {
       consecutiveFailures?: number;
       iteratorAgeMs?: number;
       invoked?: boolean;
+      /** Tumbling windows: the open window to keep, or null to drop it after its final invocation. */
+      window?: { start: Date; state: unknown } | null;
     },
   ): Promise<boolean> {
+    const window = progress.window === undefined
+      ? sql`window_start = window_start, window_state = window_state`
+      : progress.window === null
+        ? sql`window_start = null, window_state = null`
+        : sql`window_start = ${progress.window.start.toISOString()}::timestamptz, window_state = ${JSON.stringify(progress.window.state ?? {})}::jsonb`;
     const rows = await this.handle.query(sql`
       update leases set
         state = ${progress.state},
@@ -180,7 +193,8 @@ export class LeaseTable {
         checkpoint_ordinal = coalesce(${progress.checkpoint ? progress.checkpoint.ordinal : null}::bigint, checkpoint_ordinal),
         consecutive_failures = coalesce(${progress.consecutiveFailures ?? null}::int, consecutive_failures),
         iterator_age_ms = coalesce(${progress.iteratorAgeMs ?? null}::bigint, iterator_age_ms),
-        last_invoked_at = case when ${progress.invoked ?? false}::boolean then now() else last_invoked_at end
+        last_invoked_at = case when ${progress.invoked ?? false}::boolean then now() else last_invoked_at end,
+        ${window}
        where mapping_id = ${lease.mappingId} and shard_key = ${lease.shardKey} and lane = ${lease.lane}
          and owner = ${this.owner} and epoch = ${lease.epoch} and expires_at > now()
       returning 1`, tx);

@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { and, eq, sql } from 'drizzle-orm';
 import type { DatabaseHandle } from '../db.ts';
 import { compileFilterPatterns } from '../delivery/filterPatterns.ts';
-import { ShardlineError, invalidArgument, notImplemented } from '../errors.ts';
+import { ShardlineError, invalidArgument } from '../errors.ts';
 import { eventSourceMappings, functions, leases } from '../schema.ts';
 import type { StreamInfo } from '../streams/model.ts';
 import type { StreamCatalog } from '../streams/streamCatalog.ts';
@@ -108,7 +108,6 @@ function validateSettings(kind: StreamInfo['kind'], input: MappingUpdate): Parti
   }
   if (input.tumblingWindowSeconds != null) {
     out.tumblingWindowSeconds = range('tumblingWindowSeconds', input.tumblingWindowSeconds, 0, 900);
-    if (out.tumblingWindowSeconds > 0) throw notImplemented('Tumbling windows (tumblingWindowSeconds > 0)');
   }
   if (input.functionResponseTypes != null) {
     for (const type of input.functionResponseTypes) {
