@@ -16,6 +16,12 @@ import { EngineEvents } from './events.ts';
 import { Housekeeper } from './housekeeper.ts';
 import { migrate } from './migrate.ts';
 import { Notifier } from './notifier.ts';
+import { AuditLog, LOCAL_ACTOR } from './audit.ts';
+import { seekMapping } from './mappings/seek.ts';
+import type { Position } from './records/readRecords.ts';
+import { type ReplayInput, ReplayJobs } from './replay/replayJobs.ts';
+import { ReplayRunner } from './replay/replayRunner.ts';
+import type { StreamKind, ViewType } from './streams/model.ts';
 import { importRecords } from './records/importRecords.ts';
 import { type PutRecordInput, putRecords } from './records/putRecords.ts';
 import { RecordReader } from './records/readRecords.ts';
@@ -49,6 +55,9 @@ export class Engine {
   readonly mappings: MappingCatalog;
   readonly poller: Poller | undefined;
   readonly notifier: Notifier;
+  readonly audit: AuditLog;
+  readonly replays: ReplayJobs;
+  readonly replayRunner: ReplayRunner | undefined;
   readonly #onError: (error: Error) => void;
 
   constructor(
@@ -68,6 +77,8 @@ export class Engine {
     this.invoker = new Invoker({ functionsDir: options.functionsDir, region: options.region, accountId: options.accountId });
     this.mappings = new MappingCatalog(handle, this.catalog);
     this.notifier = new Notifier(handle, this.events, this.#onError);
+    this.audit = new AuditLog(handle);
+    this.replays = new ReplayJobs(handle, this.catalog, this.reader, this.mappings, this.functions, this.audit, this.events, options);
     this.poller = options.delivery === false ? undefined : new Poller({
       handle,
       mappings: this.mappings,
@@ -78,19 +89,79 @@ export class Engine {
       accountId: options.accountId,
       onError: this.#onError,
       sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
-      postOnFailure: async (url, body) => {
-        try {
-          const response = await fetch(url, {
-            method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body),
-            signal: AbortSignal.timeout(10_000),
-          });
-          await response.arrayBuffer();
-          if (!response.ok) this.#onError(new Error(`onFailureUrl ${url} answered ${response.status}.`));
-        } catch (raw) {
-          this.#onError(new Error(`POST to onFailureUrl ${url} failed: ${(raw as Error).message}`));
-        }
-      },
+      postOnFailure: (url, body) => this.#postOnFailure(url, body),
     }, this.events, { ...DEFAULT_POLLER_OPTIONS, ...(options.delivery || {}) });
+    const delivery = { ...DEFAULT_POLLER_OPTIONS, ...(options.delivery || {}) };
+    this.replayRunner = this.poller === undefined ? undefined : new ReplayRunner(handle, this.catalog, {
+      functions: this.functions, invoker: this.invoker, region: options.region, accountId: options.accountId,
+      postOnFailure: this.#postOnFailure, sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)), onError: this.#onError,
+    }, this.events, this.poller.owner, { leaseTtlMs: delivery.leaseTtlMs, heartbeatMs: delivery.heartbeatMs, maxJobs: 4 });
+  }
+
+  /** POSTs an on-failure record to a mapping's onFailureUrl; problems are reported, not thrown. */
+  readonly #postOnFailure = async (url: string, body: Record<string, unknown>): Promise<void> => {
+    try {
+      const response = await fetch(url, {
+        method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body),
+        signal: AbortSignal.timeout(10_000),
+      });
+      await response.arrayBuffer();
+      if (!response.ok) this.#onError(new Error(`onFailureUrl ${url} answered ${response.status}.`));
+    } catch (raw) {
+      this.#onError(new Error(`POST to onFailureUrl ${url} failed: ${(raw as Error).message}`));
+    }
+  };
+
+  // Operator actions: each is written to the audit log with its actor.
+
+  async createStream(input: { name: string; kind?: StreamKind | null; shardCount: number; retentionHours?: number | null; viewType?: ViewType | null }, actor = LOCAL_ACTOR) {
+    const stream = await this.catalog.create(input);
+    await this.audit.record('stream.create', `stream:${stream.name}`, input, actor);
+    return stream;
+  }
+
+  async deleteStream(name: string, actor = LOCAL_ACTOR) {
+    const deleted = await this.catalog.delete(name);
+    await this.audit.record('stream.delete', `stream:${name}`, null, actor);
+    return deleted;
+  }
+
+  async updateRetention(name: string, retentionHours: number, actor = LOCAL_ACTOR) {
+    const stream = await this.catalog.updateRetention(name, retentionHours);
+    await this.audit.record('stream.updateRetention', `stream:${name}`, { retentionHours }, actor);
+    return stream;
+  }
+
+  async splitShard(streamName: string, shardId: string, newStartingHashKey: string, actor = LOCAL_ACTOR) {
+    const stream = await this.resharding.splitShard(streamName, shardId, newStartingHashKey);
+    await this.audit.record('stream.splitShard', `stream:${streamName}`, { shardId, newStartingHashKey }, actor);
+    return stream;
+  }
+
+  async mergeShards(streamName: string, shardId: string, adjacentShardId: string, actor = LOCAL_ACTOR) {
+    const stream = await this.resharding.mergeShards(streamName, shardId, adjacentShardId);
+    await this.audit.record('stream.mergeShards', `stream:${streamName}`, { shardId, adjacentShardId }, actor);
+    return stream;
+  }
+
+  async updateShardCount(streamName: string, targetShardCount: number, actor = LOCAL_ACTOR) {
+    const stream = await this.resharding.updateShardCount(streamName, targetShardCount);
+    await this.audit.record('stream.updateShardCount', `stream:${streamName}`, { targetShardCount }, actor);
+    return stream;
+  }
+
+  async seekMapping(id: string, position: Position, shardIds?: string[] | null, actor = LOCAL_ACTOR) {
+    await seekMapping(this.handle, this.mappings, this.catalog, this.audit, id, position, shardIds, actor);
+    this.events.emit('mappings', { mappingId: id });
+    return this.mappings.get(id);
+  }
+
+  startReplay(input: ReplayInput, actor = LOCAL_ACTOR) {
+    return this.replays.start(input, actor);
+  }
+
+  redriveFailures(mappingId: string, failureIds?: string[] | null, functionName?: string | null, actor = LOCAL_ACTOR) {
+    return this.replays.redrive(mappingId, failureIds, functionName, actor);
   }
 
   createFunction(input: Parameters<FunctionCatalog['create']>[0]) {
@@ -105,20 +176,23 @@ export class Engine {
     return this.functions.delete(name);
   }
 
-  async createMapping(input: MappingInput) {
+  async createMapping(input: MappingInput, actor = LOCAL_ACTOR) {
     const mapping = await this.mappings.create(input);
+    await this.audit.record('mapping.create', `mapping:${mapping.id}`, input, actor);
     this.events.emit('mappings', { mappingId: mapping.id });
     return mapping;
   }
 
-  async updateMapping(id: string, input: MappingUpdate) {
+  async updateMapping(id: string, input: MappingUpdate, actor = LOCAL_ACTOR) {
     const mapping = await this.mappings.update(id, input);
+    await this.audit.record('mapping.update', `mapping:${id}`, input, actor);
     this.events.emit('mappings', { mappingId: id });
     return mapping;
   }
 
-  async deleteMapping(id: string) {
+  async deleteMapping(id: string, actor = LOCAL_ACTOR) {
     const deleted = await this.mappings.delete(id);
+    await this.audit.record('mapping.delete', `mapping:${id}`, null, actor);
     this.events.emit('mappings', { mappingId: id });
     return deleted;
   }
@@ -157,9 +231,11 @@ export class Engine {
     await this.notifier.start();
     await this.housekeeper.start();
     await this.poller?.start();
+    await this.replayRunner?.start();
   }
 
   async stop(): Promise<void> {
+    await this.replayRunner?.stop();
     await this.poller?.stop();
     await this.notifier.stop();
     await this.housekeeper.stop();

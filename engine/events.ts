@@ -19,6 +19,8 @@ export interface EngineEventMap {
   shards: [event: StreamEvent];
   /** A mapping was created, changed or deleted. */
   mappings: [event: { mappingId: string; remote?: boolean }];
+  /** A replay job was created, changed state or made progress. */
+  replays: [event: { jobId: string; remote?: boolean }];
 }
 
 export class EngineEvents {

@@ -18,7 +18,8 @@ const CHANNEL = 'shardline_events';
 
 type Message =
   | { o: string; k: 'records' | 'shards'; s: number; n: string }
-  | { o: string; k: 'mappings'; m: string };
+  | { o: string; k: 'mappings'; m: string }
+  | { o: string; k: 'replays'; j: string };
 
 export class Notifier {
   readonly #origin = randomBytes(6).toString('hex');
@@ -44,6 +45,7 @@ export class Notifier {
       this.events.on('records', (e) => { if (!e.remote) this.#publish({ o: this.#origin, k: 'records', s: e.streamId, n: e.streamName }); }),
       this.events.on('shards', (e) => { if (!e.remote) this.#publish({ o: this.#origin, k: 'shards', s: e.streamId, n: e.streamName }); }),
       this.events.on('mappings', (e) => { if (!e.remote) this.#publish({ o: this.#origin, k: 'mappings', m: e.mappingId }); }),
+      this.events.on('replays', (e) => { if (!e.remote) this.#publish({ o: this.#origin, k: 'replays', j: e.jobId }); }),
     ];
   }
 
@@ -68,6 +70,7 @@ export class Notifier {
     }
     if (message.o === this.#origin) return;
     if (message.k === 'mappings') this.events.emit('mappings', { mappingId: message.m, remote: true });
+    else if (message.k === 'replays') this.events.emit('replays', { jobId: message.j, remote: true });
     else this.events.emit(message.k, { streamId: message.s, streamName: message.n, remote: true });
   }
 }

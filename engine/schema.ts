@@ -194,3 +194,83 @@ export const failures = pgTable(
   },
   (t) => [index('failures_mapping').on(t.mappingId, t.id)],
 );
+
+/**
+ * Replay jobs: a window of a stream delivered to a function through the same delivery path as
+ * live mappings, with cursors of their own. Any engine process may run a job: owner, expiry and
+ * epoch work as for leases.
+ */
+export const replayJobs = pgTable('replay_jobs', {
+  id: text('id').primaryKey(),
+  streamId: bigint('stream_id', { mode: 'number' }).notNull(),
+  functionName: text('function_name').notNull(),
+  mappingId: text('mapping_id'),
+  fromSpec: text('from_spec').notNull(),
+  toSpec: text('to_spec'),
+  /** Delivery settings: the mapping's, or defaults for a function, with the job's overrides. */
+  settings: jsonb('settings').$type<{
+    batchSize: number; filterPatterns: string[]; bisectBatchOnFunctionError: boolean; maximumRetryAttempts: number;
+    maximumRecordAgeSeconds: number; reportBatchItemFailures: boolean; onFailureUrl: string | null;
+  }>().notNull(),
+  ratePerSecond: integer('rate_per_second'),
+  dryRun: boolean('dry_run').notNull(),
+  state: text('state', { enum: ['PENDING', 'RUNNING', 'PAUSED', 'SUCCEEDED', 'FAILED', 'CANCELLED'] }).notNull(),
+  totalRecords: integer('total_records'),
+  totalBytes: bigint('total_bytes', { mode: 'number' }),
+  deliveredRecords: integer('delivered_records').notNull().default(0),
+  failedRecords: integer('failed_records').notNull().default(0),
+  requestedBy: text('requested_by'),
+  /** Failures this job redrives (redriveFailures), if any. */
+  redriveOf: jsonb('redrive_of').$type<number[]>(),
+  owner: text('owner'),
+  expiresAt: timestamp('expires_at', { withTimezone: true, precision: 3 }),
+  epoch: bigint('epoch', { mode: 'number' }).notNull().default(0),
+  createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+  finishedAt: timestamp('finished_at', { withTimezone: true, precision: 3 }),
+  error: text('error'),
+});
+
+/** A replay job's cursor over one range of one shard: records in (after, end], delivered in order. */
+export const replayCursors = pgTable(
+  'replay_cursors',
+  {
+    jobId: text('job_id').notNull(),
+    idx: integer('idx').notNull(),
+    shardKey: bigint('shard_key', { mode: 'number' }).notNull(),
+    afterSeq: bigint('after_seq', { mode: 'bigint' }).notNull(),
+    endSeq: bigint('end_seq', { mode: 'bigint' }).notNull(),
+    cursorSeq: bigint('cursor_seq', { mode: 'bigint' }),
+    total: integer('total').notNull().default(0),
+    delivered: integer('delivered').notNull().default(0),
+    done: boolean('done').notNull().default(false),
+  },
+  (t) => [primaryKey({ columns: [t.jobId, t.idx] })],
+);
+
+/** Every move of a mapping's checkpoint that is not the engine's ordinary advance. */
+export const checkpointLedger = pgTable(
+  'checkpoint_ledger',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    mappingId: text('mapping_id').notNull(),
+    shardKey: bigint('shard_key', { mode: 'number' }).notNull(),
+    lane: integer('lane').notNull(),
+    fromSeq: bigint('from_seq', { mode: 'bigint' }),
+    toSeq: bigint('to_seq', { mode: 'bigint' }),
+    reason: text('reason').notNull(),
+    actor: text('actor').notNull(),
+    jobId: text('job_id'),
+    at: timestamp('at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+  },
+  (t) => [index('checkpoint_ledger_mapping').on(t.mappingId, t.at)],
+);
+
+/** Operator actions: who did what to which target, with the parameters. */
+export const auditLog = pgTable('audit_log', {
+  id: bigserial('id', { mode: 'number' }).primaryKey(),
+  at: timestamp('at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+  actor: text('actor').notNull(),
+  action: text('action').notNull(),
+  target: text('target').notNull(),
+  details: jsonb('details'),
+});

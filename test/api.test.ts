@@ -101,8 +101,9 @@ for (const backend of backends) {
         ['{ stream(name: "orders") { records(from: {type: AT_TIMESTAMP, timestamp: "yesterday"}) { edges { cursor } } } }', 'INVALID_ARGUMENT'],
         ['{ streamz }', 'INVALID_ARGUMENT'],
         ['{ stream(name: ', 'INVALID_ARGUMENT'],
-        ['{ replays { id } }', 'NOT_IMPLEMENTED'],
-        ['mutation { startReplay(input: {streamName: "orders", from: {type: TRIM_HORIZON}}) { id } }', 'NOT_IMPLEMENTED'],
+        ['{ alertRules { id } }', 'NOT_IMPLEMENTED'],
+        ['mutation { createAlertRule(input: {name: "x", metric: RECORDS_BEHIND, threshold: 1}) { id } }', 'NOT_IMPLEMENTED'],
+        ['mutation { startReplay(input: {streamName: "orders", from: {type: LATEST}, functionName: "f"}) { id } }', 'FUNCTION_NOT_FOUND'],
       ];
       for (const [query, code] of cases) {
         const response = await gql(query);

@@ -274,7 +274,7 @@ for (const backend of backends) {
         const last = calls.at(-1);
         assert.ok(last.at - Date.parse(last.end) <= 5000, 'closed within 5 s after the window ended');
         assert.equal(last.shardId, 'shardId-000000000000');
-        assert.match(w, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+        assert.match(String(w), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
       }
       assert.equal(total, 6, 'every record in exactly one window');
     });

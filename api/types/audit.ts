@@ -1,8 +1,8 @@
-/** The audit log. Contract type only for now: the query raises NOT_IMPLEMENTED. */
+/** The audit log: operator actions, newest first. */
+import type { AuditEntry as AuditEntryInfo } from '../../engine/audit.ts';
 import { builder } from '../builder.ts';
-import { type Unbuilt, notBuilt } from './notBuilt.ts';
 
-const AuditEntry = builder.objectRef<Unbuilt>('AuditEntry').implement({
+const AuditEntry = builder.objectRef<AuditEntryInfo>('AuditEntry').implement({
   fields: (t) => ({
     id: t.exposeID('id'),
     at: t.expose('at', { type: 'DateTime' }),
@@ -14,5 +14,5 @@ const AuditEntry = builder.objectRef<Unbuilt>('AuditEntry').implement({
 });
 
 builder.queryFields((t) => ({
-  auditLog: t.field({ type: [AuditEntry], args: { first: t.arg.int({ defaultValue: 100 }) }, resolve: notBuilt('auditLog') }),
+  auditLog: t.field({ type: [AuditEntry], args: { first: t.arg.int({ defaultValue: 100 }) }, resolve: (_root, args, ctx) => ctx.engine.audit.list(args.first ?? 100) }),
 }));

@@ -271,7 +271,7 @@ builder.mutationFields((t) => ({
       position: t.arg({ type: PositionInput, required: true }),
       shardIds: t.arg.stringList(),
     },
-    resolve: notBuilt('seekEventSourceMapping'),
+    resolve: (_root, args, ctx) => ctx.engine.seekMapping(String(args.id), args.position, args.shardIds),
   }),
 }));
 

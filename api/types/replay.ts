@@ -1,10 +1,11 @@
-/** Replay jobs and redrive. Contract types only for now: resolvers raise NOT_IMPLEMENTED. */
+/** Replay jobs, redrive, and the replayProgress subscription. */
+import type { ReplayJobView } from '../../engine/replay/replayJobs.ts';
 import { builder } from '../builder.ts';
 import { ReplayState } from './enums.ts';
-import { type Unbuilt, notBuilt } from './notBuilt.ts';
 import { PositionInput } from './position.ts';
+import { watchReplay } from '../../engine/replay/watchReplay.ts';
 
-const ReplayShardProgress = builder.objectRef<Unbuilt>('ReplayShardProgress').implement({
+const ReplayShardProgress = builder.objectRef<ReplayJobView['shards'][number]>('ReplayShardProgress').implement({
   fields: (t) => ({
     shardId: t.exposeString('shardId'),
     cursorSequenceNumber: t.exposeString('cursorSequenceNumber', { nullable: true }),
@@ -13,7 +14,7 @@ const ReplayShardProgress = builder.objectRef<Unbuilt>('ReplayShardProgress').im
   }),
 });
 
-const ReplayJob = builder.objectRef<Unbuilt>('ReplayJob').implement({
+export const ReplayJob = builder.objectRef<ReplayJobView>('ReplayJob').implement({
   fields: (t) => ({
     id: t.exposeID('id'),
     state: t.expose('state', { type: ReplayState }),
@@ -31,6 +32,13 @@ const ReplayJob = builder.objectRef<Unbuilt>('ReplayJob').implement({
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
     finishedAt: t.expose('finishedAt', { type: 'DateTime', nullable: true }),
     error: t.exposeString('error', { nullable: true }),
+    totalBytes: t.float({ nullable: true, description: 'Bytes of the records in the window (after filters).', resolve: (j) => j.totalBytes }),
+    ratePerSecond: t.exposeInt('ratePerSecond', { nullable: true }),
+    estimatedDurationSeconds: t.float({
+      nullable: true,
+      description: 'For a dry run or a pending job: the time the window takes at ratePerSecond (null without a rate).',
+      resolve: (j) => (j.ratePerSecond && j.totalRecords !== null ? j.totalRecords / j.ratePerSecond : null),
+    }),
   }),
 });
 
@@ -53,19 +61,25 @@ const ReplayInput = builder.inputType('ReplayInput', {
 });
 
 builder.queryFields((t) => ({
-  replays: t.field({ type: [ReplayJob], args: { state: t.arg({ type: ReplayState }) }, resolve: notBuilt('replays') }),
-  replay: t.field({ type: ReplayJob, nullable: true, args: { id: t.arg.id({ required: true }) }, resolve: notBuilt('replay') }),
+  replays: t.field({ type: [ReplayJob], args: { state: t.arg({ type: ReplayState }) }, resolve: (_root, args, ctx) => ctx.engine.replays.list(args.state) }),
+  replay: t.field({
+    type: ReplayJob, nullable: true, args: { id: t.arg.id({ required: true }) },
+    resolve: async (_root, args, ctx) => (await ctx.engine.replays.find(String(args.id))) ?? null,
+  }),
 }));
 
 builder.mutationFields((t) => ({
-  startReplay: t.field({ type: ReplayJob, args: { input: t.arg({ type: ReplayInput, required: true }) }, resolve: notBuilt('startReplay') }),
-  pauseReplay: t.field({ type: ReplayJob, args: { id: t.arg.id({ required: true }) }, resolve: notBuilt('pauseReplay') }),
-  resumeReplay: t.field({ type: ReplayJob, args: { id: t.arg.id({ required: true }) }, resolve: notBuilt('resumeReplay') }),
-  cancelReplay: t.field({ type: ReplayJob, args: { id: t.arg.id({ required: true }) }, resolve: notBuilt('cancelReplay') }),
+  startReplay: t.field({
+    type: ReplayJob, args: { input: t.arg({ type: ReplayInput, required: true }) },
+    resolve: (_root, { input }, ctx) => ctx.engine.startReplay({ ...input, mappingId: input.mappingId == null ? null : String(input.mappingId) }),
+  }),
+  pauseReplay: t.field({ type: ReplayJob, args: { id: t.arg.id({ required: true }) }, resolve: (_root, args, ctx) => ctx.engine.replays.pause(String(args.id), 'local') }),
+  resumeReplay: t.field({ type: ReplayJob, args: { id: t.arg.id({ required: true }) }, resolve: (_root, args, ctx) => ctx.engine.replays.resume(String(args.id), 'local') }),
+  cancelReplay: t.field({ type: ReplayJob, args: { id: t.arg.id({ required: true }) }, resolve: (_root, args, ctx) => ctx.engine.replays.cancel(String(args.id), 'local') }),
   redriveFailures: t.field({
     type: ReplayJob,
     args: { mappingId: t.arg.id({ required: true }), failureIds: t.arg.idList(), functionName: t.arg.string() },
-    resolve: notBuilt('redriveFailures'),
+    resolve: (_root, args, ctx) => ctx.engine.redriveFailures(String(args.mappingId), args.failureIds?.map(String), args.functionName),
   }),
 }));
 
@@ -73,7 +87,8 @@ builder.subscriptionFields((t) => ({
   replayProgress: t.field({
     type: ReplayJob,
     args: { id: t.arg.id({ required: true }) },
-    subscribe: notBuilt('Subscription.replayProgress'),
-    resolve: (value: Unbuilt) => value,
+    description: 'The job as it stands at once, then each change of its progress or state until it ends.',
+    subscribe: (_root, args, ctx) => watchReplay(ctx.engine, String(args.id)),
+    resolve: (job) => job,
   }),
 }));

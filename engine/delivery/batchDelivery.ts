@@ -101,7 +101,7 @@ export async function deliverBatch(
   settings: DeliverySettings,
   batch: Batch,
   sink: BatchSink,
-  stopped: () => boolean,
+  stopped: () => boolean | Promise<boolean>,
 ): Promise<DeliveryResult> {
   const { records } = batch;
   const segments: Segment[] = [{ from: 0, to: records.length, attempt: 1 }];
@@ -156,7 +156,7 @@ export async function deliverBatch(
   const exhausted = (attempt: number) => settings.maximumRetryAttempts !== -1 && attempt > settings.maximumRetryAttempts + 1;
 
   while (segments.length > 0) {
-    if (stopped()) return 'STOPPED';
+    if (await stopped()) return 'STOPPED';
     const s = segments[0]!;
     const now = Date.now();
     if (settings.maximumRecordAgeSeconds !== -1 && now - records[s.from]!.arrivalMs > settings.maximumRecordAgeSeconds * 1000) {
@@ -288,9 +288,9 @@ export async function closeWindow(
   settings: DeliverySettings,
   target: { stream: StreamInfo; shard: ShardInfo; window: { start: Date; end: Date; state: unknown } },
   sink: BatchSink,
-  stopped: () => boolean,
+  stopped: () => boolean | Promise<boolean>,
 ): Promise<DeliveryResult> {
-  for (let attempt = 1; !stopped(); attempt++) {
+  for (let attempt = 1; !(await stopped()); attempt++) {
     const fn = await deps.functions.get(settings.functionName);
     const event = buildEvent([], {
       start: target.window.start, end: target.window.end, state: target.window.state ?? {}, shardId: target.shard.shardId,

@@ -18,8 +18,8 @@ import type { MappingCatalog, MappingInfo } from '../mappings/mappingCatalog.ts'
 import type { ShardInfo, StreamInfo } from '../streams/model.ts';
 import { failures, invocations } from '../schema.ts';
 import { type BatchSink, type DeliveryDeps, type Progress, closeWindow, deliverBatch } from './batchDelivery.ts';
-import { buildEventRecord, eventRecordBytes, MAX_PAYLOAD_BYTES } from './eventShapes.ts';
-import { compileFilterPatterns, matchesFilters } from './filterPatterns.ts';
+import { formBatch } from './batchForming.ts';
+import { compileFilterPatterns } from './filterPatterns.ts';
 import { type LaneRecord, readLane } from './laneReader.ts';
 import type { Lease, LeaseState, LeaseTable } from './leaseTable.ts';
 import { toShardInfo } from '../streams/streamCatalog.ts';
@@ -36,8 +36,6 @@ export interface LaneDeps extends DeliveryDeps {
   onError: (error: Error) => void;
 }
 
-/** Room left in a 6 MB payload for the event's envelope. */
-const ENVELOPE_BYTES = 1024;
 /** A window closes this long after its end, so a record that committed late still joins it. */
 const WINDOW_CLOSE_GRACE_MS = 1000;
 const windowStartOf = (arrivalMs: number, windowMs: number) => Math.floor(arrivalMs / windowMs) * windowMs;
@@ -121,7 +119,7 @@ export class Lane {
         if (nextIsLater || endedIdle) {
           const result = await closeWindow(deps, settings, {
             stream, shard, window: { start: open, end: new Date(openEnd), state: this.#lease.windowState },
-          }, this.#sink(), () => this.#stopped);
+          }, this.#sink(), this.#stoppedOrChanged(mapping));
           if (result === 'LOST') return;
           continue;
         }
@@ -174,34 +172,33 @@ export class Lane {
       const result = await deliverBatch(deps, settings, {
         stream, shard, records: batch.records, eventRecords: batch.eventRecords, pageEnd: batch.pageEnd,
         ...(window ? { window } : {}),
-      }, this.#sink(), () => this.#stopped);
+      }, this.#sink(), this.#stoppedOrChanged(mapping));
       if (result === 'LOST') return;
     }
   }
 
-  /** Filters the page, then cuts it at batchSize and the 6 MB payload limit. */
-  #formBatch(stream: StreamInfo, mapping: MappingInfo, page: LaneRecord[]) {
-    const filters = compileFilterPatterns(mapping.filterPatterns, stream.kind);
-    const records: LaneRecord[] = [];
-    const eventRecords: Record<string, unknown>[] = [];
-    let bytes = ENVELOPE_BYTES;
-    let pageEnd = page[0]!;
-    let cut = false;
-    for (const item of page) {
-      const eventRecord = buildEventRecord(stream, item.record, this.deps);
-      if (matchesFilters(filters, stream.kind, eventRecord)) {
-        const size = eventRecordBytes(eventRecord) + 1;
-        if (records.length > 0 && bytes + size > MAX_PAYLOAD_BYTES) {
-          cut = true;
-          break;
-        }
-        bytes += size;
-        records.push(item);
-        eventRecords.push(eventRecord);
+  /**
+   * Asked by a batch before each of its steps: true when the lane stops or, after the first
+   * step, when the mapping was disabled, deleted or updated since the batch was formed. The
+   * batch then ends without moving the checkpoint and the loop re-reads the mapping, so a
+   * failing batch stops retrying when disabled and a retrying lane picks up new settings.
+   */
+  #stoppedOrChanged(mapping: MappingInfo): () => Promise<boolean> {
+    let first = true;
+    return async () => {
+      if (this.#stopped) return true;
+      if (first) {
+        first = false;
+        return false;
       }
-      pageEnd = item;
-    }
-    return { records, eventRecords, pageEnd, cut };
+      const current = await this.deps.mappings.find(mapping.id);
+      return current?.version !== mapping.version;
+    };
+  }
+
+  /** Filters the page, then cuts it at the 6 MB payload limit. */
+  #formBatch(stream: StreamInfo, mapping: MappingInfo, page: LaneRecord[]) {
+    return formBatch(stream, compileFilterPatterns(mapping.filterPatterns, stream.kind), page, this.deps);
   }
 
   #sink(): BatchSink {

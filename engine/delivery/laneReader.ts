@@ -17,6 +17,8 @@ export async function readLane(
   lane: { index: number; count: number },
   afterSeq: bigint | null,
   limit: number,
+  /** Replays: read no record after this sequence number (the window's end, inclusive). */
+  untilSeq?: bigint,
 ): Promise<LaneRecord[]> {
   const dataExpr = stream.kind === 'KINESIS' ? sql`translate(encode(r.data, 'base64'), E'\n', '')` : sql`convert_from(r.data, 'UTF8')`;
   const laneFilter = lane.count === 1
@@ -32,6 +34,7 @@ export async function readLane(
      where r.shard_key = ${shard.key} and r.seq > ${String(afterSeq ?? -1n)}::bigint
        and r.arrived_at >= now() - make_interval(hours => ${stream.retentionHours}::int)
        and ${laneFilter}
+       and ${untilSeq === undefined ? sql`true` : sql`r.seq <= ${String(untilSeq)}::bigint`}
      order by r.seq
      limit ${limit}::int`);
   return rows.map((row) => ({

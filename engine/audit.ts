@@ -1,0 +1,29 @@
+/**
+ * The audit log: every operator action (replays, seek, redrive, mapping and stream changes,
+ * resharding) with its actor, target and parameters. The actor is "local" until API tokens
+ * name one.
+ */
+import { desc } from 'drizzle-orm';
+import type { Database, DatabaseHandle } from './db.ts';
+import { invalidArgument, limitExceeded } from './errors.ts';
+import { auditLog } from './schema.ts';
+
+export const LOCAL_ACTOR = 'local';
+
+export interface AuditEntry { id: number; at: Date; actor: string; action: string; target: string; details: unknown }
+
+export class AuditLog {
+  constructor(private readonly handle: DatabaseHandle) {}
+
+  async record(action: string, target: string, details: unknown, actor = LOCAL_ACTOR, executor: Database = this.handle.db): Promise<void> {
+    // A JSON round trip: GraphQL arguments are null-prototype objects and may hold Dates.
+    const plain = details === undefined || details === null ? null : JSON.parse(JSON.stringify(details));
+    await executor.insert(auditLog).values({ action, target, details: plain, actor });
+  }
+
+  async list(first = 100): Promise<AuditEntry[]> {
+    if (!Number.isInteger(first) || first < 1) throw invalidArgument(`first must be between 1 and 1000, got ${first}.`);
+    if (first > 1000) throw limitExceeded(`first must be at most 1000, got ${first}.`);
+    return this.handle.db.select().from(auditLog).orderBy(desc(auditLog.id)).limit(first);
+  }
+}

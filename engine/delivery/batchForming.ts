@@ -1,0 +1,44 @@
+/**
+ * Forming a batch from a page of records, for lanes and replays alike: records no filter
+ * pattern matches are dropped (and are done with once the batch is), and the batch is cut
+ * before it would pass the 6 MB invocation payload limit.
+ */
+import type { StreamInfo } from '../streams/model.ts';
+import { type EventContext, buildEventRecord, eventRecordBytes, MAX_PAYLOAD_BYTES } from './eventShapes.ts';
+import { type CompiledFilters, matchesFilters } from './filterPatterns.ts';
+import type { LaneRecord } from './laneReader.ts';
+
+/** Room left in a 6 MB payload for the event's envelope. */
+const ENVELOPE_BYTES = 1024;
+
+export interface FormedBatch {
+  records: LaneRecord[];
+  eventRecords: Record<string, unknown>[];
+  /** The last record examined: filtered-out records up to it are done with the batch. */
+  pageEnd: LaneRecord;
+  /** True when the payload limit cut the page short. */
+  cut: boolean;
+}
+
+export function formBatch(stream: StreamInfo, filters: CompiledFilters, page: LaneRecord[], ctx: EventContext): FormedBatch {
+  const records: LaneRecord[] = [];
+  const eventRecords: Record<string, unknown>[] = [];
+  let bytes = ENVELOPE_BYTES;
+  let pageEnd = page[0]!;
+  let cut = false;
+  for (const item of page) {
+    const eventRecord = buildEventRecord(stream, item.record, ctx);
+    if (matchesFilters(filters, stream.kind, eventRecord)) {
+      const size = eventRecordBytes(eventRecord) + 1;
+      if (records.length > 0 && bytes + size > MAX_PAYLOAD_BYTES) {
+        cut = true;
+        break;
+      }
+      bytes += size;
+      records.push(item);
+      eventRecords.push(eventRecord);
+    }
+    pageEnd = item;
+  }
+  return { records, eventRecords, pageEnd, cut };
+}

@@ -1,0 +1,281 @@
+/**
+ * Replay jobs: start (or plan, for a dry run), pause, resume, cancel, and redrive of discarded
+ * failures. The runner (replayRunner.ts) delivers them.
+ *
+ * Job states:
+ *   PENDING → RUNNING          a process claimed the job (and claims it again after a crash)
+ *   RUNNING ⇄ PAUSED           pauseReplay / resumeReplay (resume goes through PENDING)
+ *   RUNNING → SUCCEEDED        every range delivered (a dry run is SUCCEEDED at once)
+ *   RUNNING → FAILED           the job cannot go on (its stream or function was deleted)
+ *   PENDING/RUNNING/PAUSED → CANCELLED   cancelReplay
+ * Any other transition is refused with CONFLICT.
+ */
+import { randomUUID } from 'node:crypto';
+import { and, asc, eq, inArray, isNull, sql } from 'drizzle-orm';
+import type { AuditLog } from '../audit.ts';
+import type { DatabaseHandle } from '../db.ts';
+import { compileFilterPatterns } from '../delivery/filterPatterns.ts';
+import { ShardlineError, invalidArgument } from '../errors.ts';
+import type { EngineEvents } from '../events.ts';
+import type { FunctionCatalog } from '../functions/functionCatalog.ts';
+import type { MappingCatalog } from '../mappings/mappingCatalog.ts';
+import type { Position, RecordReader } from '../records/readRecords.ts';
+import { failures, replayCursors, replayJobs, shards } from '../schema.ts';
+import { shardIdOf } from '../streams/model.ts';
+import { formatSequenceNumber } from '../streams/sequenceNumbers.ts';
+import type { StreamCatalog } from '../streams/streamCatalog.ts';
+import { type PlannedRange, countRange, describePosition, scopeShards, windowEnd, windowStart } from './windowPlan.ts';
+
+export type ReplayState = 'PENDING' | 'RUNNING' | 'PAUSED' | 'SUCCEEDED' | 'FAILED' | 'CANCELLED';
+type JobRow = typeof replayJobs.$inferSelect;
+export type ReplaySettings = JobRow['settings'];
+
+export interface ReplayInput {
+  streamName: string;
+  from: Position;
+  to?: Position | null;
+  shardIds?: string[] | null;
+  mappingId?: string | null;
+  functionName?: string | null;
+  batchSize?: number | null;
+  filterPatterns?: string[] | null;
+  ratePerSecond?: number | null;
+  dryRun?: boolean | null;
+}
+
+export interface ReplayJobView {
+  id: string;
+  state: ReplayState;
+  streamName: string;
+  functionName: string;
+  mappingId: string | null;
+  from: string;
+  to: string | null;
+  totalRecords: number | null;
+  totalBytes: number | null;
+  deliveredRecords: number;
+  failedRecords: number;
+  dryRun: boolean;
+  shards: { shardId: string; cursorSequenceNumber: string | null; delivered: number; done: boolean; total: number }[];
+  requestedBy: string | null;
+  createdAt: Date;
+  finishedAt: Date | null;
+  error: string | null;
+  ratePerSecond: number | null;
+}
+
+/** Settings of a replay to a function without a mapping: retries are bounded so a replay ends. */
+const FUNCTION_DEFAULTS: ReplaySettings = {
+  batchSize: 100, filterPatterns: [], bisectBatchOnFunctionError: true, maximumRetryAttempts: 3,
+  maximumRecordAgeSeconds: -1, reportBatchItemFailures: false, onFailureUrl: null,
+};
+
+export const replayNotFound = (id: string) => new ShardlineError('REPLAY_NOT_FOUND', `Replay job ${id} does not exist.`);
+
+export class ReplayJobs {
+  constructor(
+    private readonly handle: DatabaseHandle,
+    private readonly streams: StreamCatalog,
+    private readonly reader: RecordReader,
+    private readonly mappings: MappingCatalog,
+    private readonly functions: FunctionCatalog,
+    private readonly audit: AuditLog,
+    private readonly events: EngineEvents,
+    private readonly ctx: { region: string; accountId: string },
+  ) {}
+
+  async start(input: ReplayInput, actor: string): Promise<ReplayJobView> {
+    const stream = await this.streams.get(input.streamName);
+    const mapping = input.mappingId ? await this.mappings.get(input.mappingId) : undefined;
+    if (mapping && mapping.streamId !== stream.id) {
+      throw invalidArgument(`mappingId ${mapping.id} reads another stream than ${stream.name}.`);
+    }
+    const functionName = input.functionName ?? mapping?.functionName;
+    if (!functionName) throw invalidArgument('Give mappingId (deliver with a mapping\'s function and settings) or functionName.');
+    await this.functions.get(functionName);
+    const settings: ReplaySettings = mapping ? {
+      batchSize: mapping.batchSize, filterPatterns: mapping.filterPatterns,
+      bisectBatchOnFunctionError: mapping.bisectBatchOnFunctionError, maximumRetryAttempts: mapping.maximumRetryAttempts,
+      maximumRecordAgeSeconds: mapping.maximumRecordAgeSeconds,
+      reportBatchItemFailures: mapping.functionResponseTypes.includes('ReportBatchItemFailures'), onFailureUrl: mapping.onFailureUrl,
+    } : { ...FUNCTION_DEFAULTS };
+    if (input.batchSize != null) {
+      const max = stream.kind === 'KINESIS' ? 10_000 : 1000;
+      if (!Number.isInteger(input.batchSize) || input.batchSize < 1 || input.batchSize > max) {
+        throw invalidArgument(`batchSize must be an integer between 1 and ${max}, got ${input.batchSize}.`);
+      }
+      settings.batchSize = input.batchSize;
+    }
+    if (input.filterPatterns != null) settings.filterPatterns = input.filterPatterns;
+    const filters = compileFilterPatterns(settings.filterPatterns, stream.kind, 'filterPatterns');
+    if (input.ratePerSecond != null && (!Number.isInteger(input.ratePerSecond) || input.ratePerSecond < 1 || input.ratePerSecond > 1_000_000)) {
+      throw invalidArgument(`ratePerSecond must be an integer between 1 and 1000000, got ${input.ratePerSecond}.`);
+    }
+    const scope = await scopeShards(this.reader, stream, input.shardIds);
+    const starts = await windowStart(this.reader, scope, input.from);
+    const ends = await windowEnd(this.handle, this.reader, scope, input.to);
+    const ranges: PlannedRange[] = [];
+    for (const shard of scope) {
+      const afterSeq = starts.get(shard.key)!;
+      const endSeq = ends.get(shard.key)!;
+      const { total, bytes } = await countRange(this.handle, stream, shard, afterSeq, endSeq, filters, this.ctx);
+      ranges.push({ shard, afterSeq, endSeq, total, bytes });
+    }
+    const dryRun = input.dryRun ?? false;
+    const id = randomUUID();
+    await this.handle.transaction(async (tx) => {
+      await tx.insert(replayJobs).values({
+        id, streamId: stream.id, functionName, mappingId: mapping?.id ?? null,
+        fromSpec: describePosition(input.from), toSpec: input.to ? describePosition(input.to) : null,
+        settings, ratePerSecond: input.ratePerSecond ?? null, dryRun,
+        state: dryRun ? 'SUCCEEDED' : 'PENDING',
+        totalRecords: ranges.reduce((sum, r) => sum + r.total, 0),
+        totalBytes: ranges.reduce((sum, r) => sum + r.bytes, 0),
+        requestedBy: actor, finishedAt: dryRun ? sql`now()` : null,
+      });
+      if (ranges.length > 0) {
+        await tx.insert(replayCursors).values(ranges.map((r, idx) => ({
+          jobId: id, idx, shardKey: r.shard.key, afterSeq: r.afterSeq, endSeq: r.endSeq, total: r.total, done: dryRun || r.total === 0,
+        })));
+      }
+      await this.audit.record('replay.start', `replay:${id}`, { ...input, from: describePosition(input.from), to: input.to ? describePosition(input.to) : null }, actor, tx);
+    });
+    this.events.emit('replays', { jobId: id });
+    return this.get(id);
+  }
+
+  /** Re-delivers the records of discarded failures as a replay job; marks them redriven by it. */
+  async redrive(mappingId: string, failureIds: string[] | null | undefined, functionName: string | null | undefined, actor: string): Promise<ReplayJobView> {
+    const mapping = await this.mappings.get(mappingId);
+    const stream = await this.mappings.streamOf(mapping);
+    const target = functionName ?? mapping.functionName;
+    await this.functions.get(target);
+    const ids = failureIds?.map((id) => {
+      if (!/^\d+$/.test(id)) throw new ShardlineError('FAILURE_NOT_FOUND', `Failure ${id} does not exist.`);
+      return Number(id);
+    });
+    const rows = await this.handle.db.select().from(failures).where(and(
+      eq(failures.mappingId, mappingId),
+      inArray(failures.kind, ['RETRIES_EXHAUSTED', 'RECORD_EXPIRED']),
+      ids ? inArray(failures.id, ids) : isNull(failures.redrivenBy),
+    )).orderBy(asc(failures.id));
+    if (ids) {
+      const found = new Set(rows.map((r) => r.id));
+      const missing = ids.filter((id) => !found.has(id));
+      if (missing.length > 0) {
+        throw new ShardlineError('FAILURE_NOT_FOUND', `Failure ${missing.join(', ')} is not a discarded batch of mapping ${mappingId}.`);
+      }
+    }
+    const id = randomUUID();
+    const settings: ReplaySettings = {
+      batchSize: mapping.batchSize, filterPatterns: [], bisectBatchOnFunctionError: mapping.bisectBatchOnFunctionError,
+      maximumRetryAttempts: mapping.maximumRetryAttempts === -1 ? FUNCTION_DEFAULTS.maximumRetryAttempts : mapping.maximumRetryAttempts,
+      maximumRecordAgeSeconds: -1, reportBatchItemFailures: mapping.functionResponseTypes.includes('ReportBatchItemFailures'),
+      onFailureUrl: mapping.onFailureUrl,
+    };
+    const ranges: { shardKey: number; afterSeq: bigint; endSeq: bigint; total: number; expected: number }[] = [];
+    const shardRows = await this.handle.db.select().from(shards).where(eq(shards.streamId, stream.id));
+    for (const f of rows) {
+      const shard = shardRows.find((s) => s.key === f.shardKey);
+      if (!shard) continue;
+      const [count] = await this.handle.query<{ n: unknown }>(sql`
+        select count(*) as n from records where shard_key = ${f.shardKey} and seq >= ${String(f.firstSeq)}::bigint
+           and seq <= ${String(f.lastSeq)}::bigint and arrived_at >= now() - make_interval(hours => ${stream.retentionHours}::int)`);
+      ranges.push({ shardKey: f.shardKey, afterSeq: f.firstSeq - 1n, endSeq: f.lastSeq, total: Number(count?.n ?? 0), expected: f.recordCount });
+    }
+    const lost = ranges.reduce((sum, r) => sum + Math.max(0, r.expected - r.total), 0);
+    await this.handle.transaction(async (tx) => {
+      await tx.insert(replayJobs).values({
+        id, streamId: stream.id, functionName: target, mappingId, settings, dryRun: false, state: 'PENDING',
+        fromSpec: `REDRIVE ${rows.map((r) => r.id).join(',')}`, toSpec: null, redriveOf: rows.map((r) => r.id),
+        totalRecords: ranges.reduce((sum, r) => sum + r.total, 0), requestedBy: actor,
+        error: lost > 0 ? `${lost} record(s) of these failures are past the stream's retention and cannot be redriven.` : null,
+      });
+      if (ranges.length > 0) {
+        await tx.insert(replayCursors).values(ranges.map((r, idx) => ({
+          jobId: id, idx, shardKey: r.shardKey, afterSeq: r.afterSeq, endSeq: r.endSeq, total: r.total, done: r.total === 0,
+        })));
+      }
+      if (rows.length > 0) await tx.update(failures).set({ redrivenBy: id }).where(inArray(failures.id, rows.map((r) => r.id)));
+      await this.audit.record('failures.redrive', `mapping:${mappingId}`, { failureIds: rows.map((r) => r.id), functionName: target, replayId: id }, actor, tx);
+    });
+    this.events.emit('replays', { jobId: id });
+    return this.get(id);
+  }
+
+  pause(id: string, actor: string) {
+    return this.#transition(id, ['PENDING', 'RUNNING'], 'PAUSED', 'replay.pause', actor);
+  }
+
+  resume(id: string, actor: string) {
+    return this.#transition(id, ['PAUSED'], 'PENDING', 'replay.resume', actor);
+  }
+
+  cancel(id: string, actor: string) {
+    return this.#transition(id, ['PENDING', 'RUNNING', 'PAUSED'], 'CANCELLED', 'replay.cancel', actor);
+  }
+
+  async #transition(id: string, from: ReplayState[], to: ReplayState, action: string, actor: string): Promise<ReplayJobView> {
+    const current = await this.#row(id);
+    if (!from.includes(current.state)) {
+      throw new ShardlineError('CONFLICT', `Replay ${id} is ${current.state}; ${action.split('.')[1]} needs it ${from.join(' or ')}.`);
+    }
+    await this.handle.transaction(async (tx) => {
+      const updated = await tx.update(replayJobs).set({
+        state: to,
+        ...(to === 'CANCELLED' ? { finishedAt: sql`now()` } : {}),
+        // Handing the job back: the epoch bump fences the process running it.
+        ...(to !== 'PENDING' ? {} : { owner: null, expiresAt: null }),
+        epoch: sql`${replayJobs.epoch} + 1`,
+      }).where(and(eq(replayJobs.id, id), inArray(replayJobs.state, from))).returning({ id: replayJobs.id });
+      if (updated.length === 0) throw new ShardlineError('CONFLICT', `Replay ${id} changed state meanwhile; try again.`);
+      await this.audit.record(action, `replay:${id}`, null, actor, tx);
+    });
+    this.events.emit('replays', { jobId: id });
+    return this.get(id);
+  }
+
+  async #row(id: string): Promise<JobRow> {
+    const [row] = await this.handle.db.select().from(replayJobs).where(eq(replayJobs.id, id));
+    if (!row) throw replayNotFound(id);
+    return row;
+  }
+
+  async find(id: string): Promise<ReplayJobView | undefined> {
+    const [row] = await this.handle.db.select().from(replayJobs).where(eq(replayJobs.id, id));
+    return row ? this.#view(row) : undefined;
+  }
+
+  async get(id: string): Promise<ReplayJobView> {
+    return this.#view(await this.#row(id));
+  }
+
+  async list(state?: ReplayState | null): Promise<ReplayJobView[]> {
+    const rows = await this.handle.db.select().from(replayJobs)
+      .where(state ? eq(replayJobs.state, state) : undefined).orderBy(sql`${replayJobs.createdAt} desc`).limit(500);
+    return Promise.all(rows.map((row) => this.#view(row)));
+  }
+
+  async #view(row: JobRow): Promise<ReplayJobView> {
+    const cursors = await this.handle.db.select({ c: replayCursors, shardIndex: shards.shardIndex }).from(replayCursors)
+      .innerJoin(shards, eq(shards.key, replayCursors.shardKey))
+      .where(eq(replayCursors.jobId, row.id)).orderBy(asc(replayCursors.idx));
+    const byShard = new Map<number, ReplayJobView['shards'][number]>();
+    for (const { c, shardIndex } of cursors) {
+      const entry = byShard.get(shardIndex) ?? { shardId: shardIdOf(shardIndex), cursorSequenceNumber: null, delivered: 0, done: true, total: 0 };
+      entry.delivered += c.delivered;
+      entry.total += c.total;
+      entry.done &&= c.done;
+      if (c.cursorSeq !== null) entry.cursorSequenceNumber = formatSequenceNumber(c.cursorSeq);
+      byShard.set(shardIndex, entry);
+    }
+    const stream = await this.streams.findById(row.streamId);
+    return {
+      id: row.id, state: row.state, streamName: stream?.name ?? '(deleted)', functionName: row.functionName,
+      mappingId: row.mappingId, from: row.fromSpec, to: row.toSpec, totalRecords: row.totalRecords, totalBytes: row.totalBytes,
+      deliveredRecords: row.deliveredRecords, failedRecords: row.failedRecords, dryRun: row.dryRun,
+      shards: [...byShard.values()], requestedBy: row.requestedBy, createdAt: row.createdAt, finishedAt: row.finishedAt,
+      error: row.error, ratePerSecond: row.ratePerSecond,
+    };
+  }
+}

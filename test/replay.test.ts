@@ -1,0 +1,212 @@
+/**
+ * Replay jobs, dry runs, pause/resume/cancel, seek, redrive and the audit log, on a real engine
+ * with module and HTTP functions, on PGlite and Postgres.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { createClient } from 'graphql-ws';
+import WebSocket from 'ws';
+import { type App, buildApp } from '../api/app.ts';
+import { type TestEngine, b64, backends, openTestEngine, waitFor } from './harness.ts';
+
+const text = (r: any) => Buffer.from(r.kinesis.data, 'base64').toString();
+
+for (const backend of backends) {
+  describe(`replay, seek and redrive (${backend.name})`, () => {
+    let t: TestEngine;
+    const functionsDir = mkdtempSync(join(tmpdir(), 'shardline-replay-'));
+    let n = 0;
+    /** A module function that logs what it receives; `fail` names data it throws on. */
+    const moduleFunction = async (name: string, fail = '') => {
+      const file = `${name}-${n++}.mjs`;
+      writeFileSync(join(functionsDir, file), `
+        export const seen = [];
+        export async function handler(event) {
+          for (const r of event.Records) {
+            const data = Buffer.from(r.kinesis.data, 'base64').toString();
+            if (${JSON.stringify(fail)} && data === ${JSON.stringify(fail)}) throw new Error('poison ' + data);
+          }
+          for (const r of event.Records) seen.push(r);
+          return null;
+        }`);
+      await t.engine.createFunction({ name, module: `${file}#handler` });
+      return (await import(join(functionsDir, file))) as { seen: any[] };
+    };
+
+    before(async () => {
+      t = await openTestEngine(backend, { functionsDir, delivery: { heartbeatMs: 100, idlePollMs: 50, leaseTtlMs: 5000 } });
+      await t.engine.start();
+    });
+    after(async () => {
+      await t.close();
+      rmSync(functionsDir, { recursive: true, force: true });
+    });
+
+    it('replays exactly a time window, in order per shard, beside an unaffected live mapping', async () => {
+      await t.engine.createStream({ name: 'win', shardCount: 2 });
+      const live = await moduleFunction('live');
+      const mapping = await t.engine.createMapping({ streamName: 'win', functionName: 'live', startingPosition: 'TRIM_HORIZON' });
+      const put = async (tag: string) => {
+        const r = await t.engine.putRecords('win', Array.from({ length: 20 }, (_, i) => ({ partitionKey: `k${i}`, data: b64(`${tag}${i}`) })));
+        return r.records.map((e) => e.sequenceNumber!);
+      };
+      await put('before');
+      const page = async () => (await t.engine.reader.page('win', { first: 1000 })).records.map((r) => r.record);
+      await waitFor(async () => (await page()).length === 20, 'first records stored');
+      const inside1 = await put('in');
+      const inside2 = await put('in2');
+      await put('after');
+      await waitFor(() => live.seen.length >= 80, 'live mapping delivered everything');
+      const stored = await page();
+      const windowRecords = stored.filter((r) => inside1.includes(r.sequenceNumber) || inside2.includes(r.sequenceNumber));
+      const from = new Date(Math.min(...windowRecords.map((r) => r.approximateArrivalTimestamp.getTime())));
+      const to = new Date(Math.max(...windowRecords.map((r) => r.approximateArrivalTimestamp.getTime())));
+      const expected = stored.filter((r) => r.approximateArrivalTimestamp >= from && r.approximateArrivalTimestamp <= to);
+      const lagBefore = await t.engine.lag(mapping.id);
+
+      const target = await moduleFunction('target');
+      const dry = await t.engine.startReplay({ streamName: 'win', from: { type: 'AT_TIMESTAMP', timestamp: from }, to: { type: 'AT_TIMESTAMP', timestamp: to }, functionName: 'target', dryRun: true });
+      assert.equal(dry.state, 'SUCCEEDED');
+      assert.equal(dry.totalRecords, expected.length);
+      assert.equal(dry.deliveredRecords, 0);
+      const job = await t.engine.startReplay({ streamName: 'win', from: { type: 'AT_TIMESTAMP', timestamp: from }, to: { type: 'AT_TIMESTAMP', timestamp: to }, functionName: 'target' });
+      const finished = await waitFor(async () => {
+        const j = await t.engine.replays.get(job.id);
+        return j.state === 'SUCCEEDED' ? j : undefined;
+      }, 'replay finished', 15_000);
+      assert.equal(finished.deliveredRecords, expected.length);
+      assert.equal(finished.totalRecords, expected.length);
+      assert.equal(target.seen.length, expected.length, 'nothing outside the window, nothing twice');
+      assert.deepEqual(target.seen.map((r) => r.kinesis.sequenceNumber).sort(), expected.map((r) => r.sequenceNumber).sort());
+      for (const shard of ['shardId-000000000000', 'shardId-000000000001']) {
+        const seqs = target.seen.filter((r) => r.eventID.startsWith(shard)).map((r) => r.kinesis.sequenceNumber);
+        assert.deepEqual(seqs, [...seqs].sort(), 'in order per shard');
+      }
+      assert.deepEqual(await t.engine.lag(mapping.id), lagBefore, 'the live mapping\'s checkpoints did not move');
+      const invocations = await t.engine.invocations(mapping.id, { first: 1000 });
+      assert.ok(invocations.items.every((i) => i.node.replayId === null), 'the live mapping logged no replay invocation');
+      assert.equal(live.seen.length, 80, 'the live function got nothing from the replay');
+    });
+
+    it('counts a dry run after filters and invokes nothing; rejects bad windows', async () => {
+      await t.engine.createStream({ name: 'dry', shardCount: 1 });
+      const fn = await moduleFunction('dryfn');
+      await t.engine.putRecords('dry', Array.from({ length: 10 }, (_, i) => ({ partitionKey: 'k', data: b64(JSON.stringify({ even: i % 2 === 0 })) })));
+      const dry = await t.engine.startReplay({ streamName: 'dry', from: { type: 'TRIM_HORIZON' }, functionName: 'dryfn', filterPatterns: ['{"data":{"even":[true]}}'], dryRun: true, ratePerSecond: 2 });
+      assert.equal(dry.totalRecords, 5);
+      assert.equal(dry.state, 'SUCCEEDED');
+      assert.equal(dry.from, 'TRIM_HORIZON');
+      assert.equal(fn.seen.length, 0);
+      await assert.rejects(t.engine.startReplay({ streamName: 'dry', from: { type: 'LATEST' }, functionName: 'dryfn' }), { code: 'INVALID_ARGUMENT' });
+      await assert.rejects(t.engine.startReplay({ streamName: 'dry', from: { type: 'TRIM_HORIZON' }, to: { type: 'TRIM_HORIZON' }, functionName: 'dryfn' }), { code: 'INVALID_ARGUMENT' });
+      await assert.rejects(t.engine.startReplay({ streamName: 'dry', from: { type: 'TRIM_HORIZON' } }), { code: 'INVALID_ARGUMENT' });
+      await assert.rejects(t.engine.startReplay({ streamName: 'dry', from: { type: 'TRIM_HORIZON' }, functionName: 'nope' }), { code: 'FUNCTION_NOT_FOUND' });
+      await assert.rejects(t.engine.startReplay({ streamName: 'dry', from: { type: 'TRIM_HORIZON' }, functionName: 'dryfn', shardIds: ['shardId-000000000009'] }), { code: 'SHARD_NOT_FOUND' });
+      await assert.rejects(t.engine.replays.pause(dry.id, 'local'), { code: 'CONFLICT' });
+      await assert.rejects(t.engine.replays.get('nope'), { code: 'REPLAY_NOT_FOUND' });
+    });
+
+    it('pauses, resumes and cancels a running replay', async () => {
+      await t.engine.createStream({ name: 'slow', shardCount: 1 });
+      const fn = await moduleFunction('slowfn');
+      await t.engine.putRecords('slow', Array.from({ length: 60 }, (_, i) => ({ partitionKey: 'k', data: b64(`s${i}`) })));
+      const job = await t.engine.startReplay({ streamName: 'slow', from: { type: 'TRIM_HORIZON' }, functionName: 'slowfn', ratePerSecond: 40, batchSize: 5 });
+      await waitFor(() => fn.seen.length >= 5, 'replay under way');
+      const paused = await t.engine.replays.pause(job.id, 'local');
+      assert.equal(paused.state, 'PAUSED');
+      const atPause = (await t.engine.replays.get(job.id)).deliveredRecords;
+      assert.ok(atPause < 60);
+      const resumed = await t.engine.replays.resume(job.id, 'local');
+      assert.ok(['PENDING', 'RUNNING'].includes(resumed.state));
+      const done = await waitFor(async () => {
+        const j = await t.engine.replays.get(job.id);
+        return j.state === 'SUCCEEDED' ? j : undefined;
+      }, 'resumed replay finished', 15_000);
+      assert.equal(done.deliveredRecords, 60);
+      assert.deepEqual([...new Set(fn.seen.map(text))].sort(), Array.from({ length: 60 }, (_, i) => `s${i}`).sort(), 'nothing lost across the pause');
+
+      const other = await t.engine.startReplay({ streamName: 'slow', from: { type: 'TRIM_HORIZON' }, functionName: 'slowfn', ratePerSecond: 10, batchSize: 1 });
+      const cancelled = await t.engine.replays.cancel(other.id, 'local');
+      assert.equal(cancelled.state, 'CANCELLED');
+      assert.ok(cancelled.finishedAt);
+      await assert.rejects(t.engine.replays.resume(other.id, 'local'), { code: 'CONFLICT' });
+    });
+
+    it('seeks a running mapping back to TRIM_HORIZON and to a timestamp, recording the moves', async () => {
+      await t.engine.createStream({ name: 'seek', shardCount: 1 });
+      const fn = await moduleFunction('seekfn');
+      const mapping = await t.engine.createMapping({ streamName: 'seek', functionName: 'seekfn', startingPosition: 'TRIM_HORIZON' });
+      await t.engine.putRecords('seek', Array.from({ length: 10 }, (_, i) => ({ partitionKey: 'k', data: b64(`a${i}`) })));
+      await waitFor(() => fn.seen.length >= 10, 'first delivery');
+      await t.engine.seekMapping(mapping.id, { type: 'TRIM_HORIZON' });
+      await waitFor(() => fn.seen.length >= 20, 'redelivered from the start after the seek');
+      assert.deepEqual(fn.seen.slice(10).map(text), Array.from({ length: 10 }, (_, i) => `a${i}`));
+      const records = (await t.engine.reader.page('seek', { first: 100 })).records.map((r) => r.record);
+      await t.engine.seekMapping(mapping.id, { type: 'AT_TIMESTAMP', timestamp: records[6]!.approximateArrivalTimestamp });
+      await waitFor(() => fn.seen.length >= 20 + records.filter((r) => r.approximateArrivalTimestamp >= records[6]!.approximateArrivalTimestamp).length, 'redelivered from the timestamp');
+      assert.equal(text(fn.seen[20]), text({ kinesis: { data: records.find((r) => r.approximateArrivalTimestamp >= records[6]!.approximateArrivalTimestamp)!.data } }));
+      const audit = await t.engine.audit.list(100);
+      assert.ok(audit.some((a) => a.action === 'mapping.seek' && a.target === `mapping:${mapping.id}`));
+      await assert.rejects(t.engine.seekMapping(mapping.id, { type: 'TRIM_HORIZON' }, ['shardId-000000000007']), { code: 'SHARD_NOT_FOUND' });
+    });
+
+    it('redrives a discarded poison record to a fixed function and marks the failure', async () => {
+      await t.engine.createStream({ name: 'redrive', shardCount: 1 });
+      await moduleFunction('broken', 'poison');
+      const fixed = await moduleFunction('fixed');
+      const mapping = await t.engine.createMapping({
+        streamName: 'redrive', functionName: 'broken', startingPosition: 'TRIM_HORIZON', batchSize: 1, maximumRetryAttempts: 0,
+      });
+      await t.engine.putRecords('redrive', ['ok1', 'poison', 'ok2'].map((d) => ({ partitionKey: 'k', data: b64(d) })));
+      const discarded = await waitFor(async () => {
+        const f = await t.engine.failures(mapping.id, { kind: 'RETRIES_EXHAUSTED' });
+        return f.items.length === 1 ? f.items[0]!.node : undefined;
+      }, 'poison discarded');
+      const job = await t.engine.redriveFailures(mapping.id, null, 'fixed');
+      assert.equal(job.totalRecords, 1);
+      await waitFor(async () => (await t.engine.replays.get(job.id)).state === 'SUCCEEDED', 'redrive finished');
+      assert.deepEqual(fixed.seen.map(text), ['poison']);
+      const after = await t.engine.failures(mapping.id, { kind: 'RETRIES_EXHAUSTED' });
+      assert.equal(after.items[0]!.node.redrivenBy, job.id);
+      assert.equal(after.items[0]!.node.id, discarded.id);
+      const again = await t.engine.redriveFailures(mapping.id, null, 'fixed');
+      assert.equal(again.totalRecords, 0, 'a redriven failure is not redriven twice by default');
+      await assert.rejects(t.engine.redriveFailures(mapping.id, ['999999'], 'fixed'), { code: 'FAILURE_NOT_FOUND' });
+      const actions = (await t.engine.audit.list(200)).map((a) => a.action);
+      for (const action of ['stream.create', 'mapping.create', 'replay.start', 'replay.pause', 'replay.resume', 'replay.cancel', 'failures.redrive', 'mapping.seek']) {
+        assert.ok(actions.includes(action), `audit has ${action}`);
+      }
+    });
+
+    it('pushes replay progress over graphql-ws: the current state first, then each change to the end', async () => {
+      const app: App = buildApp({ engine: t.engine });
+      const url = await app.start(0, '127.0.0.1');
+      try {
+        await t.engine.createStream({ name: 'progress', shardCount: 1 });
+        await moduleFunction('progfn');
+        await t.engine.putRecords('progress', Array.from({ length: 30 }, (_, i) => ({ partitionKey: 'k', data: b64(`p${i}`) })));
+        const job = await t.engine.startReplay({ streamName: 'progress', from: { type: 'TRIM_HORIZON' }, functionName: 'progfn', ratePerSecond: 60, batchSize: 5 });
+        const client = createClient({ url: url.replace('http', 'ws'), webSocketImpl: WebSocket, retryAttempts: 0 });
+        const updates: any[] = [];
+        await new Promise<void>((resolve, reject) => {
+          client.subscribe({ query: `subscription { replayProgress(id: "${job.id}") { state deliveredRecords totalRecords shards { shardId delivered done } } }` }, {
+            next: (v: any) => updates.push(v.data.replayProgress),
+            error: reject,
+            complete: resolve,
+          });
+        });
+        await client.dispose();
+        assert.ok(updates.length >= 2, `several updates (${updates.length})`);
+        assert.equal(updates.at(-1).state, 'SUCCEEDED');
+        assert.equal(updates.at(-1).deliveredRecords, 30);
+        const delivered = updates.map((u) => u.deliveredRecords);
+        assert.deepEqual(delivered, [...delivered].sort((a, b) => a - b), 'progress only grows');
+      } finally {
+        await app.stop();
+      }
+    });
+  });
+}
