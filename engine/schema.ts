@@ -7,6 +7,7 @@ import { sql } from 'drizzle-orm';
 import {
   bigint,
   boolean,
+  doublePrecision,
   bigserial,
   index,
   integer,
@@ -274,3 +275,50 @@ export const auditLog = pgTable('audit_log', {
   target: text('target').notNull(),
   details: jsonb('details'),
 });
+
+/**
+ * Metrics history: per mapping and shard, figures sampled at a fixed step. Rows of older
+ * periods are folded into coarser steps and finally expired, so the table stays bounded.
+ */
+export const metricSamples = pgTable(
+  'metric_samples',
+  {
+    mappingId: text('mapping_id').notNull(),
+    shardKey: bigint('shard_key', { mode: 'number' }).notNull(),
+    stepSeconds: integer('step_seconds').notNull(),
+    at: timestamp('at', { withTimezone: true, precision: 3 }).notNull(),
+    iteratorAgeMs: bigint('iterator_age_ms', { mode: 'number' }),
+    recordsBehind: bigint('records_behind', { mode: 'number' }).notNull(),
+    invocations: integer('invocations').notNull(),
+    errors: integer('errors').notNull(),
+    recordsProcessed: integer('records_processed').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.mappingId, t.shardKey, t.stepSeconds, t.at] })],
+);
+
+/** Alert rules: a metric over a threshold for forSeconds fires an alert. */
+export const alertRules = pgTable('alert_rules', {
+  id: text('id').primaryKey(),
+  name: text('name').notNull(),
+  mappingId: text('mapping_id'),
+  metric: text('metric').notNull(),
+  threshold: doublePrecision('threshold').notNull(),
+  forSeconds: integer('for_seconds').notNull(),
+  /** When the condition was first seen holding (null while it does not hold). */
+  conditionSince: timestamp('condition_since', { withTimezone: true, precision: 3 }),
+  createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+});
+
+/** Alerts: each FIRING, and its RESOLVED transition, stored once. */
+export const alerts = pgTable(
+  'alerts',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    ruleId: text('rule_id').notNull(),
+    state: text('state', { enum: ['FIRING', 'RESOLVED'] }).notNull(),
+    value: doublePrecision('value').notNull(),
+    startedAt: timestamp('started_at', { withTimezone: true, precision: 3 }).notNull(),
+    resolvedAt: timestamp('resolved_at', { withTimezone: true, precision: 3 }),
+  },
+  (t) => [index('alerts_rule').on(t.ruleId, t.id)],
+);
