@@ -12,6 +12,7 @@ import { WebSocketServer } from 'ws';
 import type { Engine } from '../engine/engine.ts';
 import type { Context } from './builder.ts';
 import { type ErrorLogger, createMaskError, useContractErrorCodes, withContractCode } from './errors.ts';
+import { httpRoutes } from './http/routes.ts';
 import { schema } from './schema.ts';
 
 export interface AppOptions {
@@ -38,7 +39,11 @@ export function buildApp({ engine, logError = (e) => console.error('shardline: u
     logging: false,
     plugins: [useContractErrorCodes()],
   });
-  const server = createServer(yoga);
+  // /metrics, /healthz and /readyz are answered in front of yoga (api/http/).
+  const routes = httpRoutes(engine, logError);
+  const server = createServer((req, res) => {
+    if (!routes(req, res)) void yoga(req, res);
+  });
   const wsServer = new WebSocketServer({ server, path: yoga.graphqlEndpoint });
   const wsDisposable = useServer(
     {

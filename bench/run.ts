@@ -1,5 +1,7 @@
 /**
  * `npm run bench`: performance scenarios, each measured next to a raw baseline in the same run.
+ * Ingest is here; delivery throughput (bench/delivery.ts) and put → invoke latency
+ * (bench/latency.ts) run after it.
  *
  * Scenario "ingest": putRecords of 1 KiB records in calls of 500 through the GraphQL API of a
  * real server process (api/server.ts), from CONCURRENCY clients at once; baseline: the same
@@ -14,6 +16,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import postgres from 'postgres';
+import { deliveryScenario } from './delivery.ts';
+import { latencyScenario } from './latency.ts';
 
 const RECORD_BYTES = 1024;
 const PER_CALL = 500;
@@ -127,8 +131,7 @@ async function main(): Promise<void> {
     const dir = mkdtempSync(join(tmpdir(), 'shardline-bench-'));
     try {
       const server = await startServer({ DATABASE_URL: '', SHARDLINE_DATA_DIR: join(dir, 'api') });
-      const api = await apiIngest(server.url);
-      await stopServer(server.child);
+      const api = await apiIngest(server.url).finally(() => stopServer(server.child));
       const raw = await rawPglite(join(dir, 'raw'));
       report('ingest', 'pglite', api, raw);
     } finally {
@@ -143,8 +146,7 @@ async function main(): Promise<void> {
     const urlOf = (name: string) => Object.assign(new URL(url), { pathname: `/${name}` }).toString();
     try {
       const server = await startServer({ DATABASE_URL: urlOf(names[0]!) });
-      const api = await apiIngest(server.url);
-      await stopServer(server.child);
+      const api = await apiIngest(server.url).finally(() => stopServer(server.child));
       const raw = await rawPostgres(urlOf(names[1]!));
       report('ingest', 'postgres', api, raw);
     } finally {
@@ -154,6 +156,8 @@ async function main(): Promise<void> {
   } else {
     console.log('postgres: skipped (set DATABASE_URL to measure on Postgres)');
   }
+  await deliveryScenario();
+  await latencyScenario();
 }
 
 main().catch((error) => {

@@ -21,6 +21,9 @@ import { seekMapping } from './mappings/seek.ts';
 import type { Position } from './records/readRecords.ts';
 import { type ReplayInput, ReplayJobs } from './replay/replayJobs.ts';
 import { ReplayRunner } from './replay/replayRunner.ts';
+import { MetricsSampler } from './metrics/metricsSampler.ts';
+import { AlertEvaluator } from './alerts/alertEvaluator.ts';
+import { AlertRules } from './alerts/alertRules.ts';
 import type { StreamKind, ViewType } from './streams/model.ts';
 import { importRecords } from './records/importRecords.ts';
 import { type PutRecordInput, putRecords } from './records/putRecords.ts';
@@ -42,6 +45,10 @@ export type EngineOptions = Pick<Config, 'region' | 'accountId' | 'dynamoShardRo
   onError?: (error: Error) => void;
   /** Lease and polling settings of delivery, or false for a process that does not deliver. */
   delivery?: Partial<PollerOptions> | false;
+  /** Step of the metrics history sampler (engine/metrics/metricsSampler.ts). (Default: 10 s) */
+  metricsStepMs?: number;
+  /** How often alert rules are evaluated. (Default: 1000 ms) */
+  alertIntervalMs?: number;
 };
 
 export class Engine {
@@ -58,6 +65,10 @@ export class Engine {
   readonly audit: AuditLog;
   readonly replays: ReplayJobs;
   readonly replayRunner: ReplayRunner | undefined;
+  /** Metrics history: sampled while delivery runs; read by metrics(). */
+  readonly metricsSampler: MetricsSampler;
+  readonly alerts: AlertRules;
+  readonly alertEvaluator: AlertEvaluator | undefined;
   readonly #onError: (error: Error) => void;
 
   constructor(
@@ -78,6 +89,8 @@ export class Engine {
     this.mappings = new MappingCatalog(handle, this.catalog);
     this.notifier = new Notifier(handle, this.events, this.#onError);
     this.audit = new AuditLog(handle);
+    this.metricsSampler = new MetricsSampler(handle, { stepMs: options.metricsStepMs, onError: this.#onError });
+    this.alerts = new AlertRules(handle, this.mappings);
     this.replays = new ReplayJobs(handle, this.catalog, this.reader, this.mappings, this.functions, this.audit, this.events, options);
     this.poller = options.delivery === false ? undefined : new Poller({
       handle,
@@ -96,6 +109,8 @@ export class Engine {
       functions: this.functions, invoker: this.invoker, region: options.region, accountId: options.accountId,
       postOnFailure: this.#postOnFailure, sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)), onError: this.#onError,
     }, this.events, this.poller.owner, { leaseTtlMs: delivery.leaseTtlMs, heartbeatMs: delivery.heartbeatMs, maxJobs: 4 });
+    this.alertEvaluator = this.poller === undefined ? undefined
+      : new AlertEvaluator(handle, this.events, options.alertIntervalMs ?? 1000, this.#onError);
   }
 
   /** POSTs an on-failure record to a mapping's onFailureUrl; problems are reported, not thrown. */
@@ -201,6 +216,11 @@ export class Engine {
     return mappingLag(this.handle, mappingId);
   }
 
+  /** A mapping's metrics history in [from, to), summed over shards, in buckets of stepSeconds. */
+  metrics(mappingId: string, from: Date, to: Date, stepSeconds: number) {
+    return this.metricsSampler.history(mappingId, from, to, stepSeconds);
+  }
+
   invocations(mappingId: string, args: Parameters<typeof listInvocations>[2]) {
     return listInvocations(this.handle, mappingId, args);
   }
@@ -232,9 +252,13 @@ export class Engine {
     await this.housekeeper.start();
     await this.poller?.start();
     await this.replayRunner?.start();
+    if (this.poller) await this.metricsSampler.start();
+    this.alertEvaluator?.start();
   }
 
   async stop(): Promise<void> {
+    await this.alertEvaluator?.stop();
+    await this.metricsSampler.stop();
     await this.replayRunner?.stop();
     await this.poller?.stop();
     await this.notifier.stop();

@@ -21,6 +21,12 @@ export interface EngineEventMap {
   mappings: [event: { mappingId: string; remote?: boolean }];
   /** A replay job was created, changed state or made progress. */
   replays: [event: { jobId: string; remote?: boolean }];
+  /** A lease of a mapping changed its figures (checkpoint, state, failures). */
+  leases: [event: { mappingId: string; remote?: boolean }];
+  /** Failure rows were recorded for a mapping (or a replay's log id). */
+  failures: [event: { mappingId: string; ids: number[]; remote?: boolean }];
+  /** An alert fired or resolved. */
+  alerts: [event: { alertId: number; remote?: boolean }];
 }
 
 export class EngineEvents {
@@ -38,6 +44,11 @@ export class EngineEvents {
         // A subscriber's bug must not break the writer that emitted.
       }
     }
+  }
+
+  /** Listeners of an event (for tests that check subscriptions leave nothing behind). */
+  listenerCount(name: keyof EngineEventMap): number {
+    return this.#emitter.listenerCount(name);
   }
 
   on<K extends keyof EngineEventMap>(name: K, listener: (...args: EngineEventMap[K]) => void): () => void {

@@ -19,7 +19,10 @@ const CHANNEL = 'shardline_events';
 type Message =
   | { o: string; k: 'records' | 'shards'; s: number; n: string }
   | { o: string; k: 'mappings'; m: string }
-  | { o: string; k: 'replays'; j: string };
+  | { o: string; k: 'replays'; j: string }
+  | { o: string; k: 'leases'; m: string }
+  | { o: string; k: 'failures'; m: string; i: number[] }
+  | { o: string; k: 'alerts'; a: number };
 
 export class Notifier {
   readonly #origin = randomBytes(6).toString('hex');
@@ -46,6 +49,9 @@ export class Notifier {
       this.events.on('shards', (e) => { if (!e.remote) this.#publish({ o: this.#origin, k: 'shards', s: e.streamId, n: e.streamName }); }),
       this.events.on('mappings', (e) => { if (!e.remote) this.#publish({ o: this.#origin, k: 'mappings', m: e.mappingId }); }),
       this.events.on('replays', (e) => { if (!e.remote) this.#publish({ o: this.#origin, k: 'replays', j: e.jobId }); }),
+      this.events.on('leases', (e) => { if (!e.remote) this.#publish({ o: this.#origin, k: 'leases', m: e.mappingId }); }),
+      this.events.on('failures', (e) => { if (!e.remote) this.#publish({ o: this.#origin, k: 'failures', m: e.mappingId, i: e.ids }); }),
+      this.events.on('alerts', (e) => { if (!e.remote) this.#publish({ o: this.#origin, k: 'alerts', a: e.alertId }); }),
     ];
   }
 
@@ -71,6 +77,9 @@ export class Notifier {
     if (message.o === this.#origin) return;
     if (message.k === 'mappings') this.events.emit('mappings', { mappingId: message.m, remote: true });
     else if (message.k === 'replays') this.events.emit('replays', { jobId: message.j, remote: true });
+    else if (message.k === 'leases') this.events.emit('leases', { mappingId: message.m, remote: true });
+    else if (message.k === 'failures') this.events.emit('failures', { mappingId: message.m, ids: message.i, remote: true });
+    else if (message.k === 'alerts') this.events.emit('alerts', { alertId: message.a, remote: true });
     else this.events.emit(message.k, { streamId: message.s, streamName: message.n, remote: true });
   }
 }

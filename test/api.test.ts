@@ -101,8 +101,8 @@ for (const backend of backends) {
         ['{ stream(name: "orders") { records(from: {type: AT_TIMESTAMP, timestamp: "yesterday"}) { edges { cursor } } } }', 'INVALID_ARGUMENT'],
         ['{ streamz }', 'INVALID_ARGUMENT'],
         ['{ stream(name: ', 'INVALID_ARGUMENT'],
-        ['{ alertRules { id } }', 'NOT_IMPLEMENTED'],
-        ['mutation { createAlertRule(input: {name: "x", metric: RECORDS_BEHIND, threshold: 1}) { id } }', 'NOT_IMPLEMENTED'],
+        ['mutation { createAlertRule(input: {name: "x", metric: RECORDS_BEHIND, threshold: 1, forSeconds: -1}) { id } }', 'INVALID_ARGUMENT'],
+        ['mutation { pauseReplay(id: "nope") { id } }', 'REPLAY_NOT_FOUND'],
         ['mutation { startReplay(input: {streamName: "orders", from: {type: LATEST}, functionName: "f"}) { id } }', 'FUNCTION_NOT_FOUND'],
       ];
       for (const [query, code] of cases) {

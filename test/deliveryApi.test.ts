@@ -87,7 +87,7 @@ for (const backend of backends) {
         ['mutation { createFunction(input: {name: "ok2", module: "ok.mjs#handler"}) { name } }', 'FUNCTION_EXISTS', /ok2/],
         ['mutation { updateEventSourceMapping(id: "nope", input: {batchSize: 5}) { id } }', 'MAPPING_NOT_FOUND', /nope/],
         ['mutation { seekEventSourceMapping(id: "x", position: {type: TRIM_HORIZON}) { id } }', 'MAPPING_NOT_FOUND', /x/],
-        ['{ alerts { id } }', 'NOT_IMPLEMENTED', /alerts/],
+        ['mutation { createAlertRule(input: {name: "", metric: RECORDS_BEHIND, threshold: 1}) { id } }', 'INVALID_ARGUMENT', /name/],
       ];
       for (const [query, code, message] of cases) {
         const r = await gql(query);

@@ -1,9 +1,11 @@
-/** Alert rules and alerts. Contract types only for now: resolvers raise NOT_IMPLEMENTED. */
+/** Alert rules, alerts, and the alerts subscription. */
+import { watchAlerts } from '../../engine/alerts/alertFeed.ts';
+import type { AlertInfo, AlertRuleInfo } from '../../engine/alerts/alertRules.ts';
+import { cancellable } from '../../engine/observability/cancellable.ts';
 import { builder } from '../builder.ts';
 import { AlertMetric, AlertState } from './enums.ts';
-import { type Unbuilt, notBuilt } from './notBuilt.ts';
 
-const AlertRule = builder.objectRef<Unbuilt>('AlertRule').implement({
+const AlertRule = builder.objectRef<AlertRuleInfo>('AlertRule').implement({
   fields: (t) => ({
     id: t.exposeID('id'),
     name: t.exposeString('name'),
@@ -14,7 +16,7 @@ const AlertRule = builder.objectRef<Unbuilt>('AlertRule').implement({
   }),
 });
 
-const Alert = builder.objectRef<Unbuilt>('Alert').implement({
+const Alert = builder.objectRef<AlertInfo>('Alert').implement({
   fields: (t) => ({
     id: t.exposeID('id'),
     rule: t.expose('rule', { type: AlertRule }),
@@ -36,15 +38,23 @@ const AlertRuleInput = builder.inputType('AlertRuleInput', {
 });
 
 builder.queryFields((t) => ({
-  alertRules: t.field({ type: [AlertRule], resolve: notBuilt('alertRules') }),
-  alerts: t.field({ type: [Alert], args: { state: t.arg({ type: AlertState }) }, resolve: notBuilt('alerts') }),
+  alertRules: t.field({ type: [AlertRule], resolve: (_root, _args, ctx) => ctx.engine.alerts.list() }),
+  alerts: t.field({ type: [Alert], args: { state: t.arg({ type: AlertState }) }, resolve: (_root, args, ctx) => ctx.engine.alerts.alerts(args.state) }),
 }));
 
 builder.mutationFields((t) => ({
-  createAlertRule: t.field({ type: AlertRule, args: { input: t.arg({ type: AlertRuleInput, required: true }) }, resolve: notBuilt('createAlertRule') }),
-  deleteAlertRule: t.boolean({ args: { id: t.arg.id({ required: true }) }, resolve: notBuilt('deleteAlertRule') }),
+  createAlertRule: t.field({
+    type: AlertRule, args: { input: t.arg({ type: AlertRuleInput, required: true }) },
+    resolve: (_root, { input }, ctx) => ctx.engine.alerts.create({ ...input, mappingId: input.mappingId == null ? null : String(input.mappingId) }),
+  }),
+  deleteAlertRule: t.boolean({ args: { id: t.arg.id({ required: true }) }, resolve: (_root, args, ctx) => ctx.engine.alerts.delete(String(args.id)) }),
 }));
 
 builder.subscriptionFields((t) => ({
-  alerts: t.field({ type: Alert, subscribe: notBuilt('Subscription.alerts'), resolve: (value: Unbuilt) => value }),
+  alerts: t.field({
+    type: Alert,
+    description: 'Each FIRING and RESOLVED transition of an alert, once, from now on.',
+    subscribe: (_root, _args, ctx) => cancellable((signal) => watchAlerts(ctx.engine, signal)),
+    resolve: (value) => value,
+  }),
 }));

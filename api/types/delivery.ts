@@ -1,11 +1,14 @@
 /**
- * Functions, event source mappings and their observability (lag, invocations, failures).
- * Metrics history, seek and the lag/failures subscriptions are not built yet: they raise
- * NOT_IMPLEMENTED.
+ * Functions, event source mappings and their observability (lag, invocations, failures,
+ * metrics history, the lag and failures subscriptions).
  */
 import type { FunctionInfo } from '../../engine/functions/functionCatalog.ts';
 import type { ShardLag as ShardLagInfo } from '../../engine/delivery/lag.ts';
 import type { MappingInfo } from '../../engine/mappings/mappingCatalog.ts';
+import type { MetricPoint as MetricPointInfo } from '../../engine/metrics/metricsSampler.ts';
+import { cancellable } from '../../engine/observability/cancellable.ts';
+import { type FailureEvent as FailureEventInfo, watchFailures } from '../../engine/observability/failureFeed.ts';
+import { type LagUpdate as LagUpdateInfo, watchLag } from '../../engine/observability/lagFeed.ts';
 import { builder } from '../builder.ts';
 import { FailureKind, FunctionResponseType, InvocationOutcome, LeaseState, MappingState, PositionType } from './enums.ts';
 import { type Unbuilt, notBuilt } from './notBuilt.ts';
@@ -62,7 +65,7 @@ const InvocationConnection = builder.objectRef<Unbuilt>('InvocationConnection').
   fields: (t) => ({ edges: t.expose('edges', { type: [InvocationEdge] }), pageInfo: t.expose('pageInfo', { type: PageInfo }) }),
 });
 
-export const Failure = builder.objectRef<Unbuilt>('Failure').implement({
+export const Failure = builder.objectRef<FailureEventInfo['failure']>('Failure').implement({
   fields: (t) => ({
     id: t.exposeID('id'),
     kind: t.expose('kind', { type: FailureKind }),
@@ -87,7 +90,7 @@ const FailureConnection = builder.objectRef<Unbuilt>('FailureConnection').implem
   fields: (t) => ({ edges: t.expose('edges', { type: [FailureEdge] }), pageInfo: t.expose('pageInfo', { type: PageInfo }) }),
 });
 
-const MetricPoint = builder.objectRef<Unbuilt>('MetricPoint').implement({
+const MetricPoint = builder.objectRef<MetricPointInfo>('MetricPoint').implement({
   fields: (t) => ({
     at: t.expose('at', { type: 'DateTime' }),
     iteratorAgeMs: t.exposeInt('iteratorAgeMs', { nullable: true }),
@@ -154,12 +157,12 @@ EventSourceMapping.implement({
         to: t.arg({ type: 'DateTime', required: true }),
         stepSeconds: t.arg.int({ defaultValue: 60 }),
       },
-      resolve: notBuilt('EventSourceMapping.metrics'),
+      resolve: (m, args, ctx) => ctx.engine.metrics(m.id, args.from, args.to, args.stepSeconds ?? 60),
     }),
   }),
 });
 
-const LagUpdate = builder.objectRef<Unbuilt>('LagUpdate').implement({
+const LagUpdate = builder.objectRef<LagUpdateInfo>('LagUpdate').implement({
   fields: (t) => ({
     mappingId: t.exposeID('mappingId'),
     streamName: t.exposeString('streamName'),
@@ -170,7 +173,7 @@ const LagUpdate = builder.objectRef<Unbuilt>('LagUpdate').implement({
   }),
 });
 
-const FailureEvent = builder.objectRef<Unbuilt>('FailureEvent').implement({
+const FailureEvent = builder.objectRef<FailureEventInfo>('FailureEvent').implement({
   fields: (t) => ({
     failure: t.expose('failure', { type: Failure }),
     streamName: t.exposeString('streamName'),
@@ -279,13 +282,15 @@ builder.subscriptionFields((t) => ({
   lag: t.field({
     type: LagUpdate,
     args: { mappingId: t.arg.id(), streamName: t.arg.string() },
-    subscribe: notBuilt('Subscription.lag'),
-    resolve: (value: Unbuilt) => value,
+    description: 'Every mapping in scope at once, then each change of its figures (coalesced), and every few seconds while behind.',
+    subscribe: (_root, args, ctx) => cancellable((signal) => watchLag(ctx.engine, { mappingId: args.mappingId == null ? null : String(args.mappingId), streamName: args.streamName }, signal)),
+    resolve: (value) => value,
   }),
   failures: t.field({
     type: FailureEvent,
     args: { mappingId: t.arg.id(), streamName: t.arg.string() },
-    subscribe: notBuilt('Subscription.failures'),
-    resolve: (value: Unbuilt) => value,
+    description: 'Every failure recorded from now on for the mappings in scope.',
+    subscribe: (_root, args, ctx) => cancellable((signal) => watchFailures(ctx.engine, { mappingId: args.mappingId == null ? null : String(args.mappingId), streamName: args.streamName }, signal)),
+    resolve: (value) => value,
   }),
 }));

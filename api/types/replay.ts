@@ -4,6 +4,7 @@ import { builder } from '../builder.ts';
 import { ReplayState } from './enums.ts';
 import { PositionInput } from './position.ts';
 import { watchReplay } from '../../engine/replay/watchReplay.ts';
+import { cancellable } from '../../engine/observability/cancellable.ts';
 
 const ReplayShardProgress = builder.objectRef<ReplayJobView['shards'][number]>('ReplayShardProgress').implement({
   fields: (t) => ({
@@ -88,7 +89,7 @@ builder.subscriptionFields((t) => ({
     type: ReplayJob,
     args: { id: t.arg.id({ required: true }) },
     description: 'The job as it stands at once, then each change of its progress or state until it ends.',
-    subscribe: (_root, args, ctx) => watchReplay(ctx.engine, String(args.id)),
+    subscribe: (_root, args, ctx) => cancellable((signal) => watchReplay(ctx.engine, String(args.id), signal)),
     resolve: (job) => job,
   }),
 }));

@@ -13,6 +13,7 @@
  */
 import { sql } from 'drizzle-orm';
 import type { DatabaseHandle } from '../db.ts';
+import type { EngineEvents } from '../events.ts';
 import type { StreamCatalog } from '../streams/streamCatalog.ts';
 import type { MappingCatalog, MappingInfo } from '../mappings/mappingCatalog.ts';
 import type { ShardInfo, StreamInfo } from '../streams/model.ts';
@@ -33,9 +34,12 @@ export interface LaneDeps extends DeliveryDeps {
   streams: StreamCatalog;
   /** How long an idle lane waits for a wake-up before it looks again. */
   idlePollMs: number;
+  events: EngineEvents;
   onError: (error: Error) => void;
 }
 
+/** How long a lane trusts what it read of its mapping, stream and shard (changes invalidate at once). */
+const CONTEXT_TTL_MS = 1000;
 /** A window closes this long after its end, so a record that committed late still joins it. */
 const WINDOW_CLOSE_GRACE_MS = 1000;
 const windowStartOf = (arrivalMs: number, windowMs: number) => Math.floor(arrivalMs / windowMs) * windowMs;
@@ -44,6 +48,7 @@ export class Lane {
   #stopped = false;
   #wake: (() => void) | undefined;
   #lease: Lease;
+  #cached: { mapping: MappingInfo; stream: StreamInfo; shard: ShardInfo; at: number } | undefined;
   /** The stream this lane reads, once known (wake-ups are per stream). */
   streamId: number | undefined;
   readonly done: Promise<void>;
@@ -65,6 +70,31 @@ export class Lane {
     this.#wake?.();
   }
 
+  /** The mapping changed (in this or another process): read it again before the next step. */
+  invalidate(): void {
+    this.#cached = undefined;
+    this.wake();
+  }
+
+  /**
+   * The mapping, stream and shard this lane works for, read at most every CONTEXT_TTL_MS (and
+   * at once after invalidate()), so a busy lane does not re-read them for every batch.
+   * Undefined when the lane should end: mapping deleted or disabled, lane beyond the
+   * parallelization factor, stream or shard gone.
+   */
+  async #context(): Promise<{ mapping: MappingInfo; stream: StreamInfo; shard: ShardInfo } | undefined> {
+    const cached = this.#cached;
+    if (cached && Date.now() - cached.at < CONTEXT_TTL_MS) return cached;
+    const mapping = await this.deps.mappings.find(this.#lease.mappingId);
+    if (!mapping || !mapping.enabled || this.#lease.lane >= mapping.parallelizationFactor) return undefined;
+    this.streamId = mapping.streamId;
+    const stream = await this.deps.streams.findById(mapping.streamId);
+    const shard = stream && (await this.#shard());
+    if (!stream || !shard) return undefined;
+    this.#cached = { mapping, stream, shard, at: Date.now() };
+    return this.#cached;
+  }
+
   stop(): void {
     this.#stopped = true;
     this.wake();
@@ -81,13 +111,10 @@ export class Lane {
   async #run(): Promise<void> {
     const { deps } = this;
     while (!this.#stopped) {
-      const mapping = await deps.mappings.find(this.#lease.mappingId);
-      if (!mapping || !mapping.enabled || this.#lease.lane >= mapping.parallelizationFactor) return;
-      this.streamId = mapping.streamId;
-      const stream = await deps.streams.findById(mapping.streamId);
-      if (!stream) return;
-      const shard = await this.#shard();
-      if (!shard) return;
+      const context = await this.#context();
+      if (!context) return;
+      const { mapping, stream } = context;
+      let { shard } = context;
 
       if (this.#lease.state === 'WAITING_FOR_PARENT') {
         if (!(await this.#parentsDone(shard))) {
@@ -129,6 +156,11 @@ export class Lane {
         }
       }
 
+      if (page.length === 0 && shard.closedAt === null) {
+        // Idle: look whether the shard has closed since (a reshard or a rollover).
+        shard = (await this.#shard()) ?? shard;
+        context.shard = shard;
+      }
       if (page.length === 0) {
         if (shard.closedAt !== null) {
           await this.#save({ state: 'SHARD_END' });
@@ -192,7 +224,9 @@ export class Lane {
         return false;
       }
       const current = await this.deps.mappings.find(mapping.id);
-      return current?.version !== mapping.version;
+      const changed = current?.version !== mapping.version;
+      if (changed) this.#cached = undefined;
+      return changed;
     };
   }
 
@@ -206,6 +240,7 @@ export class Lane {
       commit: async (progress: Progress) => {
         const lease = this.#lease;
         const state: LeaseState = progress.retrying ? 'RETRYING' : 'IDLE';
+        let failureIds: number[] = [];
         const saved = await this.deps.handle.transaction(async (tx) => {
           const ok = await this.deps.leases.save(tx, lease, {
             state,
@@ -220,11 +255,15 @@ export class Lane {
             await tx.insert(invocations).values({ mappingId: lease.mappingId, shardKey: lease.shardKey, lane: lease.lane, ...progress.invocation });
           }
           if (progress.failures.length > 0) {
-            await tx.insert(failures).values(progress.failures.map((f) => ({ mappingId: lease.mappingId, shardKey: lease.shardKey, ...f })));
+            failureIds = (await tx.insert(failures)
+              .values(progress.failures.map((f) => ({ mappingId: lease.mappingId, shardKey: lease.shardKey, ...f })))
+              .returning({ id: failures.id })).map((r) => r.id);
           }
           return true;
         });
         if (saved) {
+          this.deps.events.emit('leases', { mappingId: lease.mappingId });
+          if (failureIds.length > 0) this.deps.events.emit('failures', { mappingId: lease.mappingId, ids: failureIds });
           this.#lease = {
             ...this.#lease,
             state,

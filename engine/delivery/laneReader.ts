@@ -20,7 +20,7 @@ export async function readLane(
   /** Replays: read no record after this sequence number (the window's end, inclusive). */
   untilSeq?: bigint,
 ): Promise<LaneRecord[]> {
-  const dataExpr = stream.kind === 'KINESIS' ? sql`translate(encode(r.data, 'base64'), E'\n', '')` : sql`convert_from(r.data, 'UTF8')`;
+  const dataExpr = stream.kind === 'KINESIS' ? sql`encode(r.data, 'base64')` : sql`convert_from(r.data, 'UTF8')`;
   const laneFilter = lane.count === 1
     ? sql`true`
     : sql`mod(hashtext(r.partition_key)::bigint + 2147483648, ${lane.count}::int) = ${lane.index}::int`;

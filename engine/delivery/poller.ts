@@ -38,7 +38,7 @@ export class Poller {
   #offMappings: (() => void) | undefined;
 
   constructor(
-    private readonly deps: Omit<LaneDeps, 'leases' | 'idlePollMs'>,
+    private readonly deps: Omit<LaneDeps, 'leases' | 'idlePollMs' | 'events'>,
     private readonly events: EngineEvents,
     private readonly options: PollerOptions = DEFAULT_POLLER_OPTIONS,
   ) {
@@ -57,7 +57,7 @@ export class Poller {
     this.#offMappings = this.events.on('mappings', () => {
       this.poke();
       // A changed mapping (batch size, enabled …) is re-read by its lanes at their next step.
-      for (const lane of this.#lanes.values()) lane.wake();
+      for (const lane of this.#lanes.values()) lane.invalidate();
     });
     await this.#tick();
     this.#schedule();
@@ -114,7 +114,7 @@ export class Poller {
     for (const lease of claimed) {
       const key = leaseKey(lease);
       this.#lanes.get(key)?.stop();
-      const lane = new Lane({ ...this.deps, leases: this.leases, idlePollMs: this.options.idlePollMs }, lease);
+      const lane = new Lane({ ...this.deps, leases: this.leases, idlePollMs: this.options.idlePollMs, events: this.events }, lease);
       this.#lanes.set(key, lane);
       void lane.done.then(() => {
         if (this.#lanes.get(key) === lane) {

@@ -145,7 +145,7 @@ export class RecordReader {
     const inScope = shards.filter((s) => positions.has(s.shardIndex));
     const byKey = new Map(inScope.map((s) => [s.key, s]));
     const dataExpr = stream.kind === 'KINESIS'
-      ? sql`translate(encode(r.data, 'base64'), E'\n', '')`
+      ? sql`encode(r.data, 'base64')`
       : sql`convert_from(r.data, 'UTF8')`;
     const rows = await this.handle.query<{
       shard_key: unknown; seq: string; arrived_ms: number; partition_key: string; data: string;
@@ -203,7 +203,9 @@ export function toStoredRecord(
 ): StoredRecord {
   const sequenceNumber = formatSequenceNumber(row.seq);
   const arrival = new Date(Math.floor(row.arrived_ms));
-  let data = row.data;
+  // Postgres's base64 breaks lines every 76 characters; removing them here is several times
+  // cheaper than translate() in SQL.
+  let data = stream.kind === 'KINESIS' ? row.data.replaceAll('\n', '') : row.data;
   let keys: unknown = null;
   let newImage: unknown = null;
   let oldImage: unknown = null;

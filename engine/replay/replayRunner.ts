@@ -199,6 +199,7 @@ export class ReplayRunner {
         const doneCount = progress.done
           ? records.filter((r) => r.seq > counted && r.seq <= progress.done!.seq).length
           : 0;
+        let failureIds: number[] = [];
         const ok = await this.handle.transaction(async (tx) => {
           if (!(await this.#holds(tx, job.id, epoch))) return false;
           await tx.update(replayJobs).set({
@@ -215,10 +216,13 @@ export class ReplayRunner {
             await tx.insert(invocations).values({ mappingId: logMappingId, shardKey: c.shardKey, lane: 0, replayId: job.id, ...progress.invocation });
           }
           if (progress.failures.length > 0) {
-            await tx.insert(failures).values(progress.failures.map((f) => ({ mappingId: logMappingId, shardKey: c.shardKey, ...f })));
+            failureIds = (await tx.insert(failures)
+              .values(progress.failures.map((f) => ({ mappingId: logMappingId, shardKey: c.shardKey, ...f })))
+              .returning({ id: failures.id })).map((r) => r.id);
           }
           return true;
         });
+        if (ok && failureIds.length > 0) this.events.emit('failures', { mappingId: logMappingId, ids: failureIds });
         if (ok && progress.done) counted = progress.done.seq;
         if (ok) this.events.emit('replays', { jobId: job.id });
         return ok;

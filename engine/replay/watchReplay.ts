@@ -5,22 +5,23 @@
  */
 import type { Engine } from '../engine.ts';
 import type { ReplayJobView } from './replayJobs.ts';
+import { waitForWake } from '../observability/cancellable.ts';
 
 const FINAL = new Set(['SUCCEEDED', 'FAILED', 'CANCELLED']);
 const FALLBACK_POLL_MS = 1000;
 const COALESCE_MS = 100;
 
-export async function* watchReplay(engine: Engine, id: string): AsyncGenerator<ReplayJobView> {
-  let wake: (() => void) | undefined;
+export async function* watchReplay(engine: Engine, id: string, signal: AbortSignal): AsyncGenerator<ReplayJobView> {
+  let wake: () => void = () => {};
   let pending = false;
   const off = engine.events.on('replays', (e) => {
     if (e.jobId !== id) return;
     pending = true;
-    wake?.();
+    wake();
   });
   try {
     let last = '';
-    for (;;) {
+    while (!signal.aborted) {
       pending = false;
       const job = await engine.replays.get(id);
       const fingerprint = JSON.stringify([job.state, job.deliveredRecords, job.failedRecords, job.shards, job.error, job.finishedAt]);
@@ -29,14 +30,8 @@ export async function* watchReplay(engine: Engine, id: string): AsyncGenerator<R
         yield job;
       }
       if (FINAL.has(job.state)) return;
-      await new Promise((resolve) => setTimeout(resolve, COALESCE_MS));
-      if (!pending) {
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, FALLBACK_POLL_MS);
-          wake = () => { clearTimeout(timer); resolve(); };
-        });
-        wake = undefined;
-      }
+      await waitForWake(signal, COALESCE_MS, () => {});
+      if (!pending) await waitForWake(signal, FALLBACK_POLL_MS, (w) => { wake = w; });
     }
   } finally {
     off();

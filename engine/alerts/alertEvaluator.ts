@@ -1,0 +1,124 @@
+/**
+ * Evaluates alert rules continuously (every intervalMs). A rule's condition is its metric over
+ * its threshold (for its mapping, or all mappings): the rule remembers since when the
+ * condition holds; after forSeconds an alert is stored FIRING, and when the condition clears
+ * that alert becomes RESOLVED. Each transition is stored and announced once. With several
+ * processes on one Postgres one evaluates at a time (a transaction advisory lock).
+ *
+ * Metrics: ITERATOR_AGE_MS (max over lanes), RECORDS_BEHIND (sum), ERROR_RATE (errors ÷
+ * invocations over the last minute), DISCARDED_RECORDS (records discarded in the last minute).
+ *
+ * States: STOPPED → (start) RUNNING → (stop) STOPPED.
+ */
+import { sql } from 'drizzle-orm';
+import type { DatabaseHandle } from '../db.ts';
+import { mappingLag } from '../delivery/lag.ts';
+import { coerceError } from '../errors.ts';
+import type { EngineEvents } from '../events.ts';
+import type { AlertRuleInfo } from './alertRules.ts';
+
+const LOCK_ID = 7_262_003;
+const WINDOW = sql`interval '60 seconds'`;
+
+export class AlertEvaluator {
+  #timer: NodeJS.Timeout | undefined;
+  #running: Promise<void> | undefined;
+  #stopped = true;
+
+  constructor(
+    private readonly handle: DatabaseHandle,
+    private readonly events: EngineEvents,
+    private readonly intervalMs: number,
+    private readonly onError: (error: Error) => void,
+  ) {}
+
+  start(): void {
+    if (!this.#stopped) return;
+    this.#stopped = false;
+    const loop = () => {
+      if (this.#stopped) return;
+      this.#running = this.evaluate().catch((raw) => this.onError(coerceError(raw))).finally(() => {
+        if (!this.#stopped) this.#timer = setTimeout(loop, this.intervalMs);
+      });
+    };
+    this.#timer = setTimeout(loop, 0);
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    await this.#running;
+  }
+
+  async #value(rule: AlertRuleInfo): Promise<number> {
+    const mappingIds = rule.mappingId ? [rule.mappingId]
+      : (await this.handle.query<{ id: string }>(sql`select id from event_source_mappings`)).map((r) => r.id);
+    if (rule.metric === 'ITERATOR_AGE_MS' || rule.metric === 'RECORDS_BEHIND') {
+      let value = 0;
+      for (const id of mappingIds) {
+        const lag = await mappingLag(this.handle, id);
+        if (rule.metric === 'RECORDS_BEHIND') value += lag.reduce((sum, l) => sum + l.recordsBehind, 0);
+        else value = Math.max(value, ...lag.map((l) => l.iteratorAgeMs ?? 0));
+      }
+      return value;
+    }
+    if (mappingIds.length === 0) return 0;
+    if (rule.metric === 'ERROR_RATE') {
+      const [row] = await this.handle.query<{ total: unknown; errors: unknown }>(sql`
+        select count(*) as total, count(*) filter (where outcome in ('FUNCTION_ERROR', 'TIMEOUT', 'PARTIAL_FAILURE')) as errors
+          from invocations where mapping_id = any(${sql.param(mappingIds)}::text[]) and started_at > now() - ${WINDOW}
+           and outcome <> 'THROTTLED'`);
+      const total = Number(row?.total ?? 0);
+      return total === 0 ? 0 : Number(row?.errors ?? 0) / total;
+    }
+    const [row] = await this.handle.query<{ n: unknown }>(sql`
+      select coalesce(sum(record_count), 0) as n from failures
+       where mapping_id = any(${sql.param(mappingIds)}::text[]) and kind in ('RETRIES_EXHAUSTED', 'RECORD_EXPIRED') and at > now() - ${WINDOW}`);
+    return Number(row?.n ?? 0);
+  }
+
+  /** One pass over every rule. */
+  async evaluate(): Promise<void> {
+    const announced: number[] = [];
+    // Values are read before the transaction: on PGlite (one connection) a read outside an
+    // open transaction would wait for it forever.
+    const values = new Map<string, number>();
+    for (const rule of await this.handle.query<{ id: string; mapping_id: string | null; metric: string; threshold: number; for_seconds: number; name: string }>(sql`
+      select id, name, mapping_id, metric, threshold, for_seconds from alert_rules`)) {
+      values.set(rule.id, await this.#value({ id: rule.id, name: rule.name, mappingId: rule.mapping_id, metric: rule.metric as AlertRuleInfo['metric'], threshold: rule.threshold, forSeconds: rule.for_seconds }));
+    }
+    await this.handle.transaction(async (tx) => {
+      if (this.handle.kind === 'postgres') {
+        const [lock] = await this.handle.query<{ ok: boolean }>(sql`select pg_try_advisory_xact_lock(${LOCK_ID}) as ok`, tx);
+        if (!lock?.ok) return;
+      }
+      const rules = await this.handle.query<{ id: string; name: string; mapping_id: string | null; metric: string; threshold: number;
+        for_seconds: number; held_ms: number | null; open_alert: unknown }>(sql`
+        select r.id, r.name, r.mapping_id, r.metric, r.threshold, r.for_seconds,
+               (extract(epoch from now() - r.condition_since) * 1000)::float8 as held_ms,
+               (select a.id from alerts a where a.rule_id = r.id and a.state = 'FIRING' order by a.id desc limit 1) as open_alert
+          from alert_rules r`, tx);
+      for (const r of rules) {
+        const rule: AlertRuleInfo = { id: r.id, name: r.name, mappingId: r.mapping_id, metric: r.metric as AlertRuleInfo['metric'], threshold: r.threshold, forSeconds: r.for_seconds };
+        const value = values.get(rule.id);
+        if (value === undefined) continue;
+        const holds = value > rule.threshold;
+        if (holds) {
+          if (r.held_ms === null) await tx.execute(sql`update alert_rules set condition_since = now() where id = ${r.id}`);
+          if (r.open_alert === null && (r.held_ms ?? 0) >= rule.forSeconds * 1000 && (r.held_ms !== null || rule.forSeconds === 0)) {
+            const [alert] = await this.handle.query<{ id: unknown }>(sql`
+              insert into alerts (rule_id, state, value, started_at) values (${r.id}, 'FIRING', ${value}, now()) returning id`, tx);
+            announced.push(Number(alert!.id));
+          }
+        } else {
+          if (r.held_ms !== null) await tx.execute(sql`update alert_rules set condition_since = null where id = ${r.id}`);
+          if (r.open_alert !== null) {
+            await tx.execute(sql`update alerts set state = 'RESOLVED', resolved_at = now(), value = ${value} where id = ${Number(r.open_alert)}`);
+            announced.push(Number(r.open_alert));
+          }
+        }
+      }
+    });
+    for (const alertId of announced) this.events.emit('alerts', { alertId });
+  }
+}

@@ -1,0 +1,57 @@
+/** Alert rules: create, list, delete, with validation; and the stored alerts. */
+import { randomUUID } from 'node:crypto';
+import { desc, eq, inArray } from 'drizzle-orm';
+import type { DatabaseHandle } from '../db.ts';
+import { ShardlineError, invalidArgument } from '../errors.ts';
+import type { MappingCatalog } from '../mappings/mappingCatalog.ts';
+import { alertRules, alerts } from '../schema.ts';
+
+export const ALERT_METRICS = ['ITERATOR_AGE_MS', 'RECORDS_BEHIND', 'ERROR_RATE', 'DISCARDED_RECORDS'] as const;
+export type AlertMetric = (typeof ALERT_METRICS)[number];
+
+export interface AlertRuleInfo { id: string; name: string; mappingId: string | null; metric: AlertMetric; threshold: number; forSeconds: number }
+export interface AlertInfo { id: number; rule: AlertRuleInfo; state: 'FIRING' | 'RESOLVED'; value: number; startedAt: Date; resolvedAt: Date | null }
+
+const toRule = (r: typeof alertRules.$inferSelect): AlertRuleInfo => ({
+  id: r.id, name: r.name, mappingId: r.mappingId, metric: r.metric as AlertMetric, threshold: r.threshold, forSeconds: r.forSeconds,
+});
+
+export class AlertRules {
+  constructor(
+    private readonly handle: DatabaseHandle,
+    private readonly mappings: MappingCatalog,
+  ) {}
+
+  async create(input: { name: string; mappingId?: string | null; metric: string; threshold: number; forSeconds?: number | null }): Promise<AlertRuleInfo> {
+    if (input.name.length < 1 || input.name.length > 128) throw invalidArgument(`name must be 1–128 characters, got ${input.name.length}.`);
+    if (!ALERT_METRICS.includes(input.metric as AlertMetric)) throw invalidArgument(`metric must be one of ${ALERT_METRICS.join(', ')}.`);
+    if (!Number.isFinite(input.threshold)) throw invalidArgument('threshold must be a finite number.');
+    const forSeconds = input.forSeconds ?? 60;
+    if (!Number.isInteger(forSeconds) || forSeconds < 0 || forSeconds > 86_400) {
+      throw invalidArgument(`forSeconds must be an integer between 0 and 86400, got ${forSeconds}.`);
+    }
+    if (input.mappingId) await this.mappings.get(input.mappingId);
+    const [row] = await this.handle.db.insert(alertRules).values({
+      id: randomUUID(), name: input.name, mappingId: input.mappingId ?? null, metric: input.metric, threshold: input.threshold, forSeconds,
+    }).returning();
+    return toRule(row!);
+  }
+
+  async list(): Promise<AlertRuleInfo[]> {
+    return (await this.handle.db.select().from(alertRules).orderBy(alertRules.createdAt)).map(toRule);
+  }
+
+  async delete(id: string): Promise<boolean> {
+    const deleted = await this.handle.db.delete(alertRules).where(eq(alertRules.id, id)).returning({ id: alertRules.id });
+    if (deleted.length === 0) throw new ShardlineError('INVALID_ARGUMENT', `Alert rule ${id} does not exist.`);
+    return true;
+  }
+
+  async alerts(state?: 'FIRING' | 'RESOLVED' | null, ids?: number[]): Promise<AlertInfo[]> {
+    const rows = await this.handle.db.select({ a: alerts, r: alertRules }).from(alerts)
+      .innerJoin(alertRules, eq(alertRules.id, alerts.ruleId))
+      .where(ids ? inArray(alerts.id, ids) : state ? eq(alerts.state, state) : undefined)
+      .orderBy(desc(alerts.id)).limit(1000);
+    return rows.map(({ a, r }) => ({ id: a.id, rule: toRule(r), state: a.state, value: a.value, startedAt: a.startedAt, resolvedAt: a.resolvedAt }));
+  }
+}

@@ -1,0 +1,70 @@
+/**
+ * The failure feed behind the `failures` subscription: every failure row (function error,
+ * timeout, partial failure, bisect, discard) of the mappings in scope, pushed as soon as the
+ * transaction that recorded it commits — in this process or, through the notifier, another.
+ * Events carry only ids; the rows are read from the database. The queue is bounded: a
+ * subscriber that does not keep up loses the oldest events (counted in `dropped`).
+ */
+import { inArray } from 'drizzle-orm';
+import type { Engine } from '../engine.ts';
+import { failures, shards } from '../schema.ts';
+import { eq } from 'drizzle-orm';
+import { shardIdOf } from '../streams/model.ts';
+import { waitForWake } from './cancellable.ts';
+import type { FailureKind } from '../delivery/batchDelivery.ts';
+import { formatSequenceNumber } from '../streams/sequenceNumbers.ts';
+
+const MAX_QUEUE = 10_000;
+
+export interface FailureEvent {
+  failure: {
+    id: number; kind: FailureKind; mappingId: string; shardId: string; firstSequenceNumber: string; lastSequenceNumber: string;
+    recordCount: number; attempt: number; message: string | null; at: Date; destinationRecord: unknown; redrivenBy: string | null;
+  };
+  streamName: string;
+  functionName: string;
+}
+
+export async function* watchFailures(engine: Engine, scope: { mappingId?: string | null; streamName?: string | null }, signal: AbortSignal): AsyncGenerator<FailureEvent> {
+  if (scope.mappingId) await engine.mappings.get(scope.mappingId);
+  if (scope.streamName) await engine.catalog.get(scope.streamName);
+  const queue: { mappingId: string; ids: number[] }[] = [];
+  let wake: () => void = () => {};
+  const off = engine.events.on('failures', (e) => {
+    if (scope.mappingId && e.mappingId !== scope.mappingId) return;
+    queue.push({ mappingId: e.mappingId, ids: e.ids });
+    if (queue.length > MAX_QUEUE) queue.shift();
+    wake();
+  });
+  try {
+    while (!signal.aborted) {
+      if (queue.length === 0) {
+        await waitForWake(signal, 60_000, (w) => { wake = w; });
+        continue;
+      }
+      const batch = queue.splice(0, queue.length);
+      for (const { mappingId, ids } of batch) {
+        const mapping = await engine.mappings.find(mappingId);
+        const stream = mapping ? await engine.catalog.findById(mapping.streamId) : undefined;
+        if (!mapping || !stream) continue;
+        if (scope.streamName && stream.name !== scope.streamName) continue;
+        const rows = await engine.handle.db.select({ f: failures, shardIndex: shards.shardIndex }).from(failures)
+          .innerJoin(shards, eq(shards.key, failures.shardKey)).where(inArray(failures.id, ids)).orderBy(failures.id);
+        for (const { f, shardIndex } of rows) {
+          yield {
+            failure: {
+              id: f.id, kind: f.kind, mappingId: f.mappingId, shardId: shardIdOf(shardIndex),
+              firstSequenceNumber: formatSequenceNumber(f.firstSeq), lastSequenceNumber: formatSequenceNumber(f.lastSeq),
+              recordCount: f.recordCount, attempt: f.attempt, message: f.message, at: f.at,
+              destinationRecord: f.destinationRecord, redrivenBy: f.redrivenBy,
+            },
+            streamName: stream.name,
+            functionName: mapping.functionName,
+          };
+        }
+      }
+    }
+  } finally {
+    off();
+  }
+}
