@@ -18,6 +18,7 @@ import { migrate } from './migrate.ts';
 import { Notifier } from './notifier.ts';
 import { AuditLog, LOCAL_ACTOR } from './audit.ts';
 import { seekMapping } from './mappings/seek.ts';
+import { listCheckpointMoves } from './mappings/checkpointLedgerView.ts';
 import type { Position } from './records/readRecords.ts';
 import { type ReplayInput, ReplayJobs } from './replay/replayJobs.ts';
 import { ReplayRunner } from './replay/replayRunner.ts';
@@ -210,6 +211,11 @@ export class Engine {
     await this.audit.record('mapping.delete', `mapping:${id}`, null, actor);
     this.events.emit('mappings', { mappingId: id });
     return deleted;
+  }
+
+  /** Moves of a mapping's checkpoints other than ordinary advances (seeks, discards), newest first. */
+  checkpointMoves(mappingId: string, first?: number) {
+    return listCheckpointMoves(this.handle, mappingId, first);
   }
 
   lag(mappingId: string) {

@@ -121,4 +121,37 @@ describe('engine processes sharing leases (postgres)', { skip: postgresBackend ?
       await new Promise<void>((resolve) => server.close(() => resolve()));
     }
   });
+
+  it('finishes a replay in another process when the one running it is killed', async () => {
+    const seen: string[] = [];
+    const server = createServer(async (req, res) => {
+      let text = '';
+      for await (const chunk of req) text += chunk;
+      for (const r of JSON.parse(text).Records) seen.push(Buffer.from(r.kinesis.data, 'base64').toString());
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('null');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      await t.engine.catalog.create({ name: 'rp', shardCount: 2 });
+      await t.engine.createFunction({ name: 'rp-fn', url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/` });
+      const inside = Array.from({ length: 120 }, (_, i) => `in${i}`);
+      await t.engine.putRecords('rp', inside.map((d, i) => ({ partitionKey: `k${i % 7}`, data: b64(d) })));
+      const first = startWorker(t.databaseUrl!, functionsDir);
+      workers.push(first);
+      const job = await t.engine.startReplay({ streamName: 'rp', from: { type: 'TRIM_HORIZON' }, functionName: 'rp-fn', ratePerSecond: 60, batchSize: 5 });
+      await t.engine.putRecords('rp', [{ partitionKey: 'k', data: b64('outside') }]);
+      await waitFor(async () => (await t.engine.replays.get(job.id)).deliveredRecords >= 20, 'the replay under way in the first worker', 20_000);
+      first.kill('SIGKILL');
+      workers.push(startWorker(t.databaseUrl!, functionsDir));
+      const done = await waitFor(async () => {
+        const j = await t.engine.replays.get(job.id);
+        return j.state === 'SUCCEEDED' ? j : undefined;
+      }, 'the second worker finished the replay', 30_000);
+      assert.equal(done.totalRecords, 120);
+      assert.deepEqual([...new Set(seen)].sort(), [...inside].sort(), 'every window record at least once, none outside the window');
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
 });

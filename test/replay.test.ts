@@ -150,6 +150,11 @@ for (const backend of backends) {
       assert.equal(text(fn.seen[20]), text({ kinesis: { data: records.find((r) => r.approximateArrivalTimestamp >= records[6]!.approximateArrivalTimestamp)!.data } }));
       const audit = await t.engine.audit.list(100);
       assert.ok(audit.some((a) => a.action === 'mapping.seek' && a.target === `mapping:${mapping.id}`));
+      const moves = await t.engine.checkpointMoves(mapping.id);
+      assert.equal(moves.length, 2, 'both seeks in the ledger');
+      assert.equal(moves[1]!.reason, 'seek TRIM_HORIZON');
+      assert.equal(moves[1]!.toSequenceNumber, null);
+      assert.ok(moves[1]!.fromSequenceNumber, 'from the checkpoint it had');
       await assert.rejects(t.engine.seekMapping(mapping.id, { type: 'TRIM_HORIZON' }, ['shardId-000000000007']), { code: 'SHARD_NOT_FOUND' });
     });
 
@@ -165,6 +170,9 @@ for (const backend of backends) {
         const f = await t.engine.failures(mapping.id, { kind: 'RETRIES_EXHAUSTED' });
         return f.items.length === 1 ? f.items[0]!.node : undefined;
       }, 'poison discarded');
+      const moves = await t.engine.checkpointMoves(mapping.id);
+      assert.ok(moves.some((m) => m.reason.startsWith('discard RETRIES_EXHAUSTED') && m.toSequenceNumber === discarded.lastSequenceNumber && m.actor === 'engine'),
+        'the discard is in the checkpoint ledger');
       const job = await t.engine.redriveFailures(mapping.id, null, 'fixed');
       assert.equal(job.totalRecords, 1);
       await waitFor(async () => (await t.engine.replays.get(job.id)).state === 'SUCCEEDED', 'redrive finished');

@@ -5,6 +5,7 @@
 import type { FunctionInfo } from '../../engine/functions/functionCatalog.ts';
 import type { ShardLag as ShardLagInfo } from '../../engine/delivery/lag.ts';
 import type { MappingInfo } from '../../engine/mappings/mappingCatalog.ts';
+import type { CheckpointMove as CheckpointMoveInfo } from '../../engine/mappings/checkpointLedgerView.ts';
 import type { MetricPoint as MetricPointInfo } from '../../engine/metrics/metricsSampler.ts';
 import { cancellable } from '../../engine/observability/cancellable.ts';
 import { type FailureEvent as FailureEventInfo, watchFailures } from '../../engine/observability/failureFeed.ts';
@@ -101,6 +102,21 @@ const MetricPoint = builder.objectRef<MetricPointInfo>('MetricPoint').implement(
   }),
 });
 
+const CheckpointMove = builder.objectRef<CheckpointMoveInfo>('CheckpointMove').implement({
+  description: 'A move of a checkpoint that is not the engine\'s ordinary advance: a seek, or a discard after retries.',
+  fields: (t) => ({
+    id: t.exposeID('id'),
+    shardId: t.exposeString('shardId'),
+    lane: t.exposeInt('lane'),
+    fromSequenceNumber: t.exposeString('fromSequenceNumber', { nullable: true }),
+    toSequenceNumber: t.exposeString('toSequenceNumber', { nullable: true }),
+    reason: t.exposeString('reason'),
+    actor: t.exposeString('actor'),
+    replayId: t.exposeID('jobId', { nullable: true }),
+    at: t.expose('at', { type: 'DateTime' }),
+  }),
+});
+
 export const EventSourceMapping = builder.objectRef<MappingInfo>('EventSourceMapping');
 EventSourceMapping.implement({
   fields: (t) => ({
@@ -124,6 +140,12 @@ EventSourceMapping.implement({
     tumblingWindowSeconds: t.exposeInt('tumblingWindowSeconds'),
     onFailureUrl: t.exposeString('onFailureUrl', { nullable: true }),
     lag: t.field({ type: [ShardLag], resolve: (m, _args, ctx) => ctx.engine.lag(m.id) }),
+    checkpointMoves: t.field({
+      type: [CheckpointMove],
+      description: 'The checkpoint ledger: seeks and discards, newest first.',
+      args: { first: t.arg.int({ defaultValue: 100 }) },
+      resolve: (m, args, ctx) => ctx.engine.checkpointMoves(m.id, args.first ?? 100),
+    }),
     recordsBehind: t.int({
       resolve: async (m, _args, ctx) => (await ctx.engine.lag(m.id)).reduce((sum, l) => sum + l.recordsBehind, 0),
     }),

@@ -17,7 +17,7 @@ import type { EngineEvents } from '../events.ts';
 import type { StreamCatalog } from '../streams/streamCatalog.ts';
 import type { MappingCatalog, MappingInfo } from '../mappings/mappingCatalog.ts';
 import type { ShardInfo, StreamInfo } from '../streams/model.ts';
-import { failures, invocations } from '../schema.ts';
+import { checkpointLedger, failures, invocations } from '../schema.ts';
 import { type BatchSink, type DeliveryDeps, type Progress, closeWindow, deliverBatch } from './batchDelivery.ts';
 import { formBatch } from './batchForming.ts';
 import { compileFilterPatterns } from './filterPatterns.ts';
@@ -258,6 +258,15 @@ export class Lane {
             failureIds = (await tx.insert(failures)
               .values(progress.failures.map((f) => ({ mappingId: lease.mappingId, shardKey: lease.shardKey, ...f })))
               .returning({ id: failures.id })).map((r) => r.id);
+            // A discard moves the checkpoint past records nobody acknowledged: the ledger keeps it.
+            const discard = progress.failures.find((f) => f.kind === 'RETRIES_EXHAUSTED' || f.kind === 'RECORD_EXPIRED');
+            if (discard && progress.done) {
+              await tx.insert(checkpointLedger).values({
+                mappingId: lease.mappingId, shardKey: lease.shardKey, lane: lease.lane,
+                fromSeq: lease.checkpointSeq, toSeq: progress.done.seq,
+                reason: `discard ${discard.kind} ${discard.recordCount} record(s)`, actor: 'engine',
+              });
+            }
           }
           return true;
         });
