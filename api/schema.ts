@@ -5,6 +5,7 @@ import './types/enums.ts';
 import './types/position.ts';
 import './types/record.ts';
 import './types/stream.ts';
+import './types/shardStats.ts';
 import './types/delivery.ts';
 import './types/replay.ts';
 import './types/alert.ts';

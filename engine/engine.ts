@@ -19,6 +19,7 @@ import { Notifier } from './notifier.ts';
 import { AuditLog, LOCAL_ACTOR } from './audit.ts';
 import { seekMapping } from './mappings/seek.ts';
 import { listCheckpointMoves } from './mappings/checkpointLedgerView.ts';
+import { recordHistory } from './observability/recordHistory.ts';
 import type { Position } from './records/readRecords.ts';
 import { type ReplayInput, ReplayJobs } from './replay/replayJobs.ts';
 import { ReplayRunner } from './replay/replayRunner.ts';
@@ -216,6 +217,12 @@ export class Engine {
   /** Moves of a mapping's checkpoints other than ordinary advances (seeks, discards), newest first. */
   checkpointMoves(mappingId: string, first?: number) {
     return listCheckpointMoves(this.handle, mappingId, first);
+  }
+
+  /** Every delivery attempt of one record by a mapping: invocations and failures covering it. */
+  async recordHistory(mappingId: string, shardId: string, sequenceNumber: string) {
+    const mapping = await this.mappings.get(mappingId);
+    return recordHistory(this.handle, this.catalog, await this.mappings.streamOf(mapping), mappingId, shardId, sequenceNumber);
   }
 
   lag(mappingId: string) {

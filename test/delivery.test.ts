@@ -139,6 +139,15 @@ for (const backend of backends) {
         assert.equal(discard.length, 1);
         assert.deepEqual(discard[0]!.node.destinationRecord, destination);
         await waitFor(async () => (await t.engine.lag(mapping.id))[0]!.recordsBehind === 0, 'lane moved past the poison record');
+        // Forensics: the poison record's history shows every batch that held it and why it failed.
+        const history = await t.engine.recordHistory(mapping.id, 'shardId-000000000000', destination.KinesisBatchInfo.startSequenceNumber);
+        const invocationsOfPoison = history.filter((h) => h.source === 'INVOCATION');
+        assert.ok(invocationsOfPoison.length >= 3, 'the full batch, the halves holding it, and the retries');
+        assert.ok(invocationsOfPoison.every((h) => h.kind === 'FUNCTION_ERROR'));
+        assert.equal(invocationsOfPoison.at(-1)!.recordCount, 1, 'isolated down to the one record');
+        assert.ok(history.some((h) => h.source === 'FAILURE' && h.kind === 'BISECTED'));
+        assert.equal(history.at(-1)!.kind, 'RETRIES_EXHAUSTED');
+        assert.match(invocationsOfPoison[0]!.message ?? '', /poison/);
       } finally {
         await fn.close();
         await sink.close();

@@ -69,6 +69,17 @@ for (const backend of backends) {
       assert.equal(lag.values[0].lag.streamName, 'lagging');
       await t.engine.putRecords('lagging', Array.from({ length: 30 }, (_, i) => ({ partitionKey: `k${i}`, data: b64(`r${i}`) })));
       await waitFor(() => lag.values.some((v) => v.lag.recordsBehind > 0), 'an update while behind');
+      // Lineage-aware lag: split a shard while its lane is blocked; its children wait on it.
+      await t.engine.splitShard('lagging', 'shardId-000000000000', (1n << 126n).toString());
+      const waiting = await waitFor(async () => {
+        const rows = await t.engine.lag(mapping.id);
+        const children = rows.filter((r) => r.state === 'WAITING_FOR_PARENT');
+        return children.length === 2 ? rows : undefined;
+      }, 'children waiting for their parent');
+      for (const child of waiting.filter((r) => r.state === 'WAITING_FOR_PARENT')) assert.deepEqual(child.waitingOnShardIds, ['shardId-000000000000']);
+      const stuck = waiting.find((r) => r.shardId === 'shardId-000000000000')!;
+      assert.ok(stuck.recordsBehind > 0);
+      assert.ok(stuck.timeToDataLossSeconds! > 23 * 3600 && stuck.timeToDataLossSeconds! <= 24 * 3600, 'retention of 24 h bounds the time to data loss');
       const firing = await waitFor(() => alerts.values.find((v) => v.alerts.state === 'FIRING'), 'alert FIRING', 10_000);
       assert.equal(firing.alerts.rule.name, 'behind');
       assert.ok(firing.alerts.value > 0);

@@ -129,7 +129,7 @@ async function sendFile(req: IncomingMessage, res: ServerResponse, file: string,
  * (req, res, path) → true when the request was answered here: GET/HEAD of `/`, `/index.html`
  * and `/web/*`. Other methods on `/web/*` get 405; anything else is left to the caller.
  */
-export function webRoutes(root = WEB_ROOT): (req: IncomingMessage, res: ServerResponse, path: string) => boolean {
+export function webRoutes(root = WEB_ROOT): (req: IncomingMessage, res: ServerResponse, path?: string) => boolean {
   const vendor = vendorFiles();
   let realRoot: string | undefined;
   const confined = () => {
@@ -140,7 +140,7 @@ export function webRoutes(root = WEB_ROOT): (req: IncomingMessage, res: ServerRe
     }
     return realRoot.endsWith(sep) ? realRoot : realRoot + sep;
   };
-  return (req, res, path) => {
+  return (req, res, path = (req.url ?? '/').split('?', 1)[0] ?? '/') => {
     const mine = path === '/' || path === '/index.html' || path.startsWith('/web/');
     if (!mine) return false;
     const readOnly = req.method === 'GET' || req.method === 'HEAD';

@@ -6,6 +6,7 @@ import type { FunctionInfo } from '../../engine/functions/functionCatalog.ts';
 import type { ShardLag as ShardLagInfo } from '../../engine/delivery/lag.ts';
 import type { MappingInfo } from '../../engine/mappings/mappingCatalog.ts';
 import type { CheckpointMove as CheckpointMoveInfo } from '../../engine/mappings/checkpointLedgerView.ts';
+import type { RecordAttempt as RecordAttemptInfo } from '../../engine/observability/recordHistory.ts';
 import type { MetricPoint as MetricPointInfo } from '../../engine/metrics/metricsSampler.ts';
 import { cancellable } from '../../engine/observability/cancellable.ts';
 import { type FailureEvent as FailureEventInfo, watchFailures } from '../../engine/observability/failureFeed.ts';
@@ -40,6 +41,15 @@ export const ShardLag = builder.objectRef<ShardLagInfo>('ShardLag').implement({
     oldestUnprocessedAgeMs: t.exposeInt('oldestUnprocessedAgeMs', { nullable: true }),
     consecutiveFailures: t.exposeInt('consecutiveFailures'),
     lastInvokedAt: t.expose('lastInvokedAt', { type: 'DateTime', nullable: true }),
+    waitingOnShardIds: t.exposeStringList('waitingOnShardIds', {
+      description: 'WAITING_FOR_PARENT: the parent shards this shard waits for (lineage-aware lag).',
+    }),
+    drainRatePerSecond: t.exposeFloat('drainRatePerSecond', { description: 'Records acknowledged per second over the last minute.' }),
+    estimatedDrainSeconds: t.exposeInt('estimatedDrainSeconds', { nullable: true, description: 'recordsBehind ÷ drainRatePerSecond.' }),
+    timeToDataLossSeconds: t.exposeInt('timeToDataLossSeconds', {
+      nullable: true,
+      description: 'Seconds until the oldest unprocessed record passes retention (trimmed) or maximumRecordAgeSeconds (discarded).',
+    }),
   }),
 });
 
@@ -117,6 +127,21 @@ const CheckpointMove = builder.objectRef<CheckpointMoveInfo>('CheckpointMove').i
   }),
 });
 
+const RecordAttempt = builder.objectRef<RecordAttemptInfo>('RecordAttempt').implement({
+  description: 'One attempt to deliver a record: an invocation whose batch held it, or a failure row that covered it.',
+  fields: (t) => ({
+    at: t.expose('at', { type: 'DateTime' }),
+    source: t.exposeString('source', { description: 'INVOCATION or FAILURE' }),
+    kind: t.exposeString('kind', { description: 'The invocation outcome or the failure kind.' }),
+    attempt: t.exposeInt('attempt'),
+    firstSequenceNumber: t.exposeString('firstSequenceNumber'),
+    lastSequenceNumber: t.exposeString('lastSequenceNumber'),
+    recordCount: t.exposeInt('recordCount'),
+    message: t.exposeString('message', { nullable: true }),
+    replayId: t.exposeID('replayId', { nullable: true }),
+  }),
+});
+
 export const EventSourceMapping = builder.objectRef<MappingInfo>('EventSourceMapping');
 EventSourceMapping.implement({
   fields: (t) => ({
@@ -140,6 +165,12 @@ EventSourceMapping.implement({
     tumblingWindowSeconds: t.exposeInt('tumblingWindowSeconds'),
     onFailureUrl: t.exposeString('onFailureUrl', { nullable: true }),
     lag: t.field({ type: [ShardLag], resolve: (m, _args, ctx) => ctx.engine.lag(m.id) }),
+    recordHistory: t.field({
+      type: [RecordAttempt],
+      description: 'Poison-record forensics: every attempt to deliver one record, oldest first.',
+      args: { shardId: t.arg.string({ required: true }), sequenceNumber: t.arg.string({ required: true }) },
+      resolve: (m, args, ctx) => ctx.engine.recordHistory(m.id, args.shardId, args.sequenceNumber),
+    }),
     checkpointMoves: t.field({
       type: [CheckpointMove],
       description: 'The checkpoint ledger: seeks and discards, newest first.',

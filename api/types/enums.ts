@@ -25,6 +25,7 @@ export const ReplayState = builder.enumType('ReplayState', {
   values: ['PENDING', 'RUNNING', 'PAUSED', 'SUCCEEDED', 'FAILED', 'CANCELLED'] as const,
 });
 export const AlertMetric = builder.enumType('AlertMetric', {
-  values: ['ITERATOR_AGE_MS', 'RECORDS_BEHIND', 'ERROR_RATE', 'DISCARDED_RECORDS'] as const,
+  // TIME_TO_DATA_LOSS_SECONDS fires when the value falls BELOW the threshold; the others above.
+  values: ['ITERATOR_AGE_MS', 'RECORDS_BEHIND', 'ERROR_RATE', 'DISCARDED_RECORDS', 'TIME_TO_DATA_LOSS_SECONDS'] as const,
 });
 export const AlertState = builder.enumType('AlertState', { values: ['FIRING', 'RESOLVED'] as const });

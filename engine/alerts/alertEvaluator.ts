@@ -6,7 +6,9 @@
  * processes on one Postgres one evaluates at a time (a transaction advisory lock).
  *
  * Metrics: ITERATOR_AGE_MS (max over lanes), RECORDS_BEHIND (sum), ERROR_RATE (errors ÷
- * invocations over the last minute), DISCARDED_RECORDS (records discarded in the last minute).
+ * invocations over the last minute), DISCARDED_RECORDS (records discarded in the last minute),
+ * TIME_TO_DATA_LOSS_SECONDS (the soonest over lanes; its condition is the value BELOW the
+ * threshold, and it never holds while nothing is unprocessed).
  *
  * States: STOPPED → (start) RUNNING → (stop) STOPPED.
  */
@@ -53,12 +55,13 @@ export class AlertEvaluator {
   async #value(rule: AlertRuleInfo): Promise<number> {
     const mappingIds = rule.mappingId ? [rule.mappingId]
       : (await this.handle.query<{ id: string }>(sql`select id from event_source_mappings`)).map((r) => r.id);
-    if (rule.metric === 'ITERATOR_AGE_MS' || rule.metric === 'RECORDS_BEHIND') {
-      let value = 0;
+    if (rule.metric === 'ITERATOR_AGE_MS' || rule.metric === 'RECORDS_BEHIND' || rule.metric === 'TIME_TO_DATA_LOSS_SECONDS') {
+      let value = rule.metric === 'TIME_TO_DATA_LOSS_SECONDS' ? Infinity : 0;
       for (const id of mappingIds) {
         const lag = await mappingLag(this.handle, id);
         if (rule.metric === 'RECORDS_BEHIND') value += lag.reduce((sum, l) => sum + l.recordsBehind, 0);
-        else value = Math.max(value, ...lag.map((l) => l.iteratorAgeMs ?? 0));
+        else if (rule.metric === 'ITERATOR_AGE_MS') value = Math.max(value, ...lag.map((l) => l.iteratorAgeMs ?? 0));
+        else value = Math.min(value, ...lag.map((l) => l.timeToDataLossSeconds ?? Infinity));
       }
       return value;
     }
@@ -102,18 +105,18 @@ export class AlertEvaluator {
         const rule: AlertRuleInfo = { id: r.id, name: r.name, mappingId: r.mapping_id, metric: r.metric as AlertRuleInfo['metric'], threshold: r.threshold, forSeconds: r.for_seconds };
         const value = values.get(rule.id);
         if (value === undefined) continue;
-        const holds = value > rule.threshold;
+        const holds = rule.metric === 'TIME_TO_DATA_LOSS_SECONDS' ? value < rule.threshold : value > rule.threshold;
         if (holds) {
           if (r.held_ms === null) await tx.execute(sql`update alert_rules set condition_since = now() where id = ${r.id}`);
           if (r.open_alert === null && (r.held_ms ?? 0) >= rule.forSeconds * 1000 && (r.held_ms !== null || rule.forSeconds === 0)) {
             const [alert] = await this.handle.query<{ id: unknown }>(sql`
-              insert into alerts (rule_id, state, value, started_at) values (${r.id}, 'FIRING', ${value}, now()) returning id`, tx);
+              insert into alerts (rule_id, state, value, started_at) values (${r.id}, 'FIRING', ${finite(value)}, now()) returning id`, tx);
             announced.push(Number(alert!.id));
           }
         } else {
           if (r.held_ms !== null) await tx.execute(sql`update alert_rules set condition_since = null where id = ${r.id}`);
           if (r.open_alert !== null) {
-            await tx.execute(sql`update alerts set state = 'RESOLVED', resolved_at = now(), value = ${value} where id = ${Number(r.open_alert)}`);
+            await tx.execute(sql`update alerts set state = 'RESOLVED', resolved_at = now(), value = ${finite(value)} where id = ${Number(r.open_alert)}`);
             announced.push(Number(r.open_alert));
           }
         }
@@ -122,3 +125,6 @@ export class AlertEvaluator {
     for (const alertId of announced) this.events.emit('alerts', { alertId });
   }
 }
+
+/** Stored values are finite (an unbounded time to data loss is stored as -1). */
+const finite = (value: number) => (Number.isFinite(value) ? value : -1);

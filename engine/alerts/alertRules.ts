@@ -6,7 +6,7 @@ import { ShardlineError, invalidArgument } from '../errors.ts';
 import type { MappingCatalog } from '../mappings/mappingCatalog.ts';
 import { alertRules, alerts } from '../schema.ts';
 
-export const ALERT_METRICS = ['ITERATOR_AGE_MS', 'RECORDS_BEHIND', 'ERROR_RATE', 'DISCARDED_RECORDS'] as const;
+export const ALERT_METRICS = ['ITERATOR_AGE_MS', 'RECORDS_BEHIND', 'ERROR_RATE', 'DISCARDED_RECORDS', 'TIME_TO_DATA_LOSS_SECONDS'] as const;
 export type AlertMetric = (typeof ALERT_METRICS)[number];
 
 export interface AlertRuleInfo { id: string; name: string; mappingId: string | null; metric: AlertMetric; threshold: number; forSeconds: number }

@@ -23,6 +23,18 @@ export interface ShardLag {
   oldestUnprocessedAgeMs: number | null;
   consecutiveFailures: number;
   lastInvokedAt: Date | null;
+  /** WAITING_FOR_PARENT: the parent (or adjacent parent) shards not yet read to their end. */
+  waitingOnShardIds: string[];
+  /** Records acknowledged per second over the last minute. */
+  drainRatePerSecond: number;
+  /** Records behind ÷ drain rate; null when nothing is behind or nothing drains. */
+  estimatedDrainSeconds: number | null;
+  /**
+   * How long until the oldest unprocessed record passes the stream's retention (and is
+   * trimmed) or the mapping's maximumRecordAgeSeconds (and is discarded), whichever is sooner;
+   * null when nothing is unprocessed.
+   */
+  timeToDataLossSeconds: number | null;
 }
 
 const LANE_COUNT_CAP = 1_000_000;
@@ -32,6 +44,7 @@ export async function mappingLag(handle: DatabaseHandle, mappingId: string): Pro
     shard_index: number; lane: number; state: LeaseState; owner: string | null; live: boolean | null;
     checkpoint_seq: string | null; latest: string | null; behind: unknown; iterator_age_ms: unknown;
     oldest_ms: number | null; now_ms: number; consecutive_failures: number; last_invoked_ms: number | null;
+    waiting_on: number[] | null; drained: unknown; retention_hours: number; max_age_s: number;
   }>(sql`
     select s.shard_index, l.lane, l.state, l.owner, l.expires_at > now() as live,
            l.checkpoint_seq::text as checkpoint_seq,
@@ -50,7 +63,16 @@ export async function mappingLag(handle: DatabaseHandle, mappingId: string): Pro
              order by r.seq limit 1) as oldest_ms,
            (extract(epoch from now()) * 1000)::float8 as now_ms,
            l.consecutive_failures,
-           (extract(epoch from l.last_invoked_at) * 1000)::float8 as last_invoked_ms
+           (extract(epoch from l.last_invoked_at) * 1000)::float8 as last_invoked_ms,
+           case when l.state = 'WAITING_FOR_PARENT' then
+             (select array_agg(p.shard_index order by p.shard_index) from shards p
+               where p.stream_id = s.stream_id and p.shard_index in (s.parent_index, s.adjacent_parent_index)
+                 and exists (select 1 from leases pl where pl.mapping_id = l.mapping_id and pl.shard_key = p.key and pl.state <> 'SHARD_END'))
+           end as waiting_on,
+           (select coalesce(sum(i.record_count), 0) from invocations i
+             where i.mapping_id = l.mapping_id and i.shard_key = l.shard_key and i.lane = l.lane and i.outcome = 'OK'
+               and i.replay_id is null and i.started_at > now() - interval '60 seconds') as drained,
+           st.retention_hours, m.maximum_record_age_seconds as max_age_s
       from leases l
       join event_source_mappings m on m.id = l.mapping_id
       join shards s on s.key = l.shard_key
@@ -70,5 +92,23 @@ export async function mappingLag(handle: DatabaseHandle, mappingId: string): Pro
     oldestUnprocessedAgeMs: r.oldest_ms === null ? null : Math.max(0, Math.round(r.now_ms - r.oldest_ms)),
     consecutiveFailures: r.consecutive_failures,
     lastInvokedAt: r.last_invoked_ms === null ? null : new Date(r.last_invoked_ms),
+    ...derived(r),
   }));
+}
+
+function derived(r: { behind: unknown; oldest_ms: number | null; now_ms: number; waiting_on: number[] | null; drained: unknown; retention_hours: number; max_age_s: number }) {
+  const behind = Number(r.behind);
+  const drainRatePerSecond = Number(r.drained) / 60;
+  let timeToDataLossSeconds: number | null = null;
+  if (r.oldest_ms !== null) {
+    const deadlines = [r.oldest_ms + r.retention_hours * 3_600_000];
+    if (r.max_age_s !== -1) deadlines.push(r.oldest_ms + r.max_age_s * 1000);
+    timeToDataLossSeconds = Math.max(0, Math.round((Math.min(...deadlines) - r.now_ms) / 1000));
+  }
+  return {
+    waitingOnShardIds: (r.waiting_on ?? []).map((i) => shardIdOf(Number(i))),
+    drainRatePerSecond,
+    estimatedDrainSeconds: behind > 0 && drainRatePerSecond > 0 ? Math.round(behind / drainRatePerSecond) : null,
+    timeToDataLossSeconds,
+  };
 }

@@ -7,10 +7,14 @@
  * 2. Otherwise expired records of a stream are deleted in bounded batches (trimBatchSize per
  *    statement, each statement its own transaction), so writers are never blocked for long.
  * 3. Records of deleted streams are purged the same way, then their shard, item and stream rows.
+ * 4. The invocation log keeps INVOCATION_LOG_DAYS; older rows go in bounded batches too.
  */
 import { sql } from 'drizzle-orm';
 import type { DatabaseHandle } from '../db.ts';
 import { dropPartition, listPartitions } from './partitions.ts';
+
+/** How long invocation rows are kept (failures stay: redrive needs them while records live). */
+export const INVOCATION_LOG_DAYS = 7;
 
 export interface TrimReport { droppedPartitions: string[]; deletedRecords: number; purgedStreams: number }
 
@@ -60,7 +64,23 @@ export class RetentionTrimmer {
         report.purgedStreams++;
       }
     }
+    await this.#expireInvocations(now);
     return report;
+  }
+
+  async #expireInvocations(now: Date): Promise<void> {
+    const before = new Date(now.getTime() - INVOCATION_LOG_DAYS * 86_400_000).toISOString();
+    for (;;) {
+      const [row] = await this.handle.query<{ n: number }>(sql`
+        with gone as (
+          delete from invocations where id in (
+            -- The oldest rows by id (ids follow time): a primary-key range, no scan of the log.
+            select id from (select id, started_at from invocations order by id limit ${this.batchSize}::int) oldest
+             where started_at < ${before}::timestamptz)
+          returning 1)
+        select count(*)::int as n from gone`);
+      if ((row?.n ?? 0) < this.batchSize) return;
+    }
   }
 
   /** Deletes a shard's records that arrived before `until` (all when null), batch by batch. */
