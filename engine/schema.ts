@@ -322,3 +322,17 @@ export const alerts = pgTable(
   },
   (t) => [index('alerts_rule').on(t.ruleId, t.id)],
 );
+
+/**
+ * Tags of a KINESIS stream (the Kinesis API's AddTagsToStream / ListTagsForStream). Rows go
+ * with their stream when the retention trimmer purges it (on delete cascade).
+ */
+export const streamTags = pgTable(
+  'stream_tags',
+  {
+    streamId: bigint('stream_id', { mode: 'number' }).notNull().references(() => streams.id, { onDelete: 'cascade' }),
+    key: text('key').notNull(),
+    value: text('value').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.streamId, t.key] })],
+);

@@ -171,7 +171,7 @@ export async function deliverBatch(
       continue;
     }
 
-    const fn = await deps.functions.get(settings.functionName);
+    const fn = await deps.functions.getRecent(settings.functionName);
     const lastSegment = segments.length === 1;
     const window = batch.window;
     const event = buildEvent(batch.eventRecords.slice(s.from, s.to), window ? {
@@ -291,7 +291,7 @@ export async function closeWindow(
   stopped: () => boolean | Promise<boolean>,
 ): Promise<DeliveryResult> {
   for (let attempt = 1; !(await stopped()); attempt++) {
-    const fn = await deps.functions.get(settings.functionName);
+    const fn = await deps.functions.getRecent(settings.functionName);
     const event = buildEvent([], {
       start: target.window.start, end: target.window.end, state: target.window.state ?? {}, shardId: target.shard.shardId,
       eventSourceARN: target.stream.arn, isFinalInvokeForWindow: true, isWindowTerminatedEarly: false,

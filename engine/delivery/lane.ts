@@ -200,7 +200,7 @@ export class Lane {
         continue;
       }
 
-      await this.#save({ state: 'PROCESSING' });
+      await this.#save({ state: 'PROCESSING', durable: false });
       const result = await deliverBatch(deps, settings, {
         stream, shard, records: batch.records, eventRecords: batch.eventRecords, pageEnd: batch.pageEnd,
         ...(window ? { window } : {}),
@@ -287,10 +287,11 @@ export class Lane {
     };
   }
 
-  async #save(progress: { state: LeaseState; checkpoint?: LaneRecord }): Promise<boolean> {
+  async #save(progress: { state: LeaseState; checkpoint?: LaneRecord; durable?: boolean }): Promise<boolean> {
     const lease = this.#lease;
     const ok = await this.deps.handle.transaction((tx) => this.deps.leases.save(tx, lease, {
       state: progress.state,
+      ...(progress.durable === false ? { durable: false } : {}),
       ...(progress.checkpoint ? { checkpoint: { seq: progress.checkpoint.seq, ordinal: progress.checkpoint.ordinal } } : {}),
     }));
     if (ok) {

@@ -179,8 +179,14 @@ export class LeaseTable {
       invoked?: boolean;
       /** Tumbling windows: the open window to keep, or null to drop it after its final invocation. */
       window?: { start: Date; state: unknown } | null;
+      /**
+       * False for writes that move no checkpoint (the PROCESSING state shown in lag): they skip
+       * the WAL flush at commit, as losing one in a crash loses nothing.
+       */
+      durable?: boolean;
     },
   ): Promise<boolean> {
+    if (progress.durable === false && !progress.checkpoint) await tx.execute(sql`set local synchronous_commit = off`);
     const window = progress.window === undefined
       ? sql`window_start = window_start, window_state = window_state`
       : progress.window === null

@@ -183,6 +183,21 @@ export class FunctionCatalog {
     return fn;
   }
 
+  readonly #recent = new Map<string, { fn: FunctionInfo; at: number }>();
+
+  /**
+   * get(), remembered for a second: the delivery loop asks for its function before every
+   * invocation, and a round trip per batch is measurable at low latency. A function deleted
+   * in another process is noticed within that second.
+   */
+  async getRecent(name: string): Promise<FunctionInfo> {
+    const hit = this.#recent.get(name);
+    if (hit && Date.now() - hit.at < 1000) return hit.fn;
+    const fn = await this.get(name);
+    this.#recent.set(name, { fn, at: Date.now() });
+    return fn;
+  }
+
   async list(): Promise<FunctionInfo[]> {
     const rows = await this.handle.db.select().from(functions).orderBy(asc(functions.name));
     return rows.map(toFunctionInfo);
@@ -190,6 +205,7 @@ export class FunctionCatalog {
 
   /** Deletes the function; FUNCTION_NOT_FOUND when there is none (as deleteStream). */
   async delete(name: string): Promise<boolean> {
+    this.#recent.delete(name);
     const rows = await this.handle.db.delete(functions).where(eq(functions.name, name)).returning({ name: functions.name });
     if (rows.length === 0) throw functionNotFound(name);
     return true;

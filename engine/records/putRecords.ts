@@ -121,14 +121,14 @@ export async function putRecords(
   const valid = validatePutRecords(records);
   const entries: PutResultEntry[] = new Array(valid.length);
   let pending = valid.map((_, i) => i);
-  let stream = await catalog.get(streamName);
+  let { stream, open } = await catalog.routing(streamName);
   if (stream.kind !== 'KINESIS') {
     throw invalidArgument(`putRecords writes to KINESIS streams; ${streamName} is a DYNAMODB stream (use writeItems).`);
   }
   for (let attempt = 1; pending.length > 0; attempt++) {
-    if (attempt > 1) stream = await catalog.get(streamName);
+    if (attempt > 1) ({ stream, open } = await catalog.routing(streamName, true));
     if (attempt > MAX_ROUTING_ATTEMPTS) break;
-    const router = new ShardRouter(await catalog.shards(stream, 'OPEN'));
+    const router = new ShardRouter(open);
     const groups = new Map<ShardInfo, number[]>();
     for (const i of pending) {
       const shard = router.route(valid[i]!.hashKey);

@@ -178,7 +178,25 @@ export class StreamCatalog {
     return rows.map(toShardInfo);
   }
 
+  readonly #routing = new Map<string, { stream: StreamInfo; open: ShardInfo[]; at: number }>();
+
+  /**
+   * A stream and its open shards, remembered for a second: the write path routes every call with
+   * them. Safe to be stale: a write locks its target shard and checks it is still open and its
+   * stream not deleted, and on a miss routes again with `fresh`.
+   */
+  async routing(name: string, fresh = false): Promise<{ stream: StreamInfo; open: ShardInfo[] }> {
+    const hit = this.#routing.get(name);
+    if (!fresh && hit && Date.now() - hit.at < 1000) return hit;
+    const stream = await this.get(name);
+    const open = await this.shards(stream, 'OPEN');
+    const entry = { stream, open, at: Date.now() };
+    this.#routing.set(name, entry);
+    return entry;
+  }
+
   async delete(name: string): Promise<boolean> {
+    this.#routing.delete(name);
     const result = await this.handle.query<{ id: number }>(sql`
       update streams set deleted_at = now(), status = 'DELETING'
       where name = ${name} and deleted_at is null returning id`);
