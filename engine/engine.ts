@@ -8,6 +8,7 @@
  *   housekeeper  retention trim, partitions, DYNAMODB shard rollover, purge of deleted streams
  *   functions    function targets; invoker calls them (HTTP or in-process module)
  *   mappings     event source mappings; poller delivers them (leases, lanes, batches)
+ *   tags         tags of KINESIS streams (the Kinesis API's tag operations)
  */
 import type { Config } from './config.ts';
 import { type DatabaseHandle, openDatabase } from './db.ts';
@@ -41,6 +42,7 @@ import { MappingCatalog, type MappingInput, type MappingUpdate } from './mapping
 import { eventSourceMappings } from './schema.ts';
 import { eq } from 'drizzle-orm';
 import { StreamCatalog } from './streams/streamCatalog.ts';
+import { StreamTags } from './streams/tags.ts';
 
 export type EngineOptions = Pick<Config, 'region' | 'accountId' | 'dynamoShardRolloverMs' | 'housekeepingIntervalMs' | 'trimBatchSize' | 'functionsDir'> & {
   /** Where background and per-shard failures are reported. (Default: console.error) */
@@ -71,6 +73,7 @@ export class Engine {
   readonly metricsSampler: MetricsSampler;
   readonly alerts: AlertRules;
   readonly alertEvaluator: AlertEvaluator | undefined;
+  readonly tags: StreamTags;
   readonly #onError: (error: Error) => void;
 
   constructor(
@@ -85,6 +88,7 @@ export class Engine {
     this.resharding = new Resharding(handle, this.catalog, (stream) =>
       this.events.emit('shards', { streamId: stream.id, streamName: stream.name }));
     this.reader = new RecordReader(handle, this.catalog);
+    this.tags = new StreamTags(handle, this.catalog);
     this.housekeeper = new Housekeeper(handle, this.catalog, this.events, { ...options, onError: this.#onError });
     this.functions = new FunctionCatalog(handle, { functionsDir: options.functionsDir });
     this.invoker = new Invoker({ functionsDir: options.functionsDir, region: options.region, accountId: options.accountId });

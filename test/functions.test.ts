@@ -9,23 +9,11 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { ShardlineError, type ErrorCode } from '../engine/errors.ts';
+import { ShardlineError } from '../engine/errors.ts';
 import { FunctionCatalog, type FunctionInfo } from '../engine/functions/functionCatalog.ts';
 import { type InvokeResult, Invoker } from '../engine/functions/invoker.ts';
-import { type TestEngine, backends, openTestEngine, waitFor } from './harness.ts';
+import { type TestEngine, backends, openTestEngine, waitFor, rejectsWith } from './harness.ts';
 
-async function rejectsWith(promise: Promise<unknown>, code: ErrorCode, ...patterns: RegExp[]): Promise<ShardlineError> {
-  let caught: unknown;
-  try {
-    await promise;
-  } catch (raw) {
-    caught = raw;
-  }
-  assert.ok(caught instanceof ShardlineError, `expected a ShardlineError ${code}, got ${caught === undefined ? 'success' : String(caught)}`);
-  assert.equal(caught.code, code, `code of: ${caught.message}`);
-  for (const pattern of patterns) assert.match(caught.message, pattern);
-  return caught;
-}
 
 /** A functions directory with a few modules, a sibling "outside" directory and symlinks between them. */
 async function makeFunctionsDir(): Promise<{ root: string; dir: string; outside: string }> {

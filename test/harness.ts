@@ -9,6 +9,8 @@ import { DEFAULT_ENGINE_OPTIONS, Engine, type EngineOptions } from '../engine/en
 import { openDatabase } from '../engine/db.ts';
 import { migrate } from '../engine/migrate.ts';
 import { ensurePartitions } from '../engine/records/partitions.ts';
+import assert from 'node:assert/strict';
+import { type ErrorCode, ShardlineError } from '../engine/errors.ts';
 
 export interface Backend { name: 'pglite' | 'postgres'; url?: string }
 
@@ -67,4 +69,18 @@ export async function waitFor<T>(check: () => Promise<T | undefined | false> | T
     if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms: ${message}`);
     await new Promise((r) => setTimeout(r, 10));
   }
+}
+
+/** Awaits a rejection with a ShardlineError of `code` whose message matches every pattern. */
+export async function rejectsWith(promise: Promise<unknown>, code: ErrorCode, ...patterns: RegExp[]): Promise<ShardlineError> {
+  let caught: unknown;
+  try {
+    await promise;
+  } catch (raw) {
+    caught = raw;
+  }
+  assert.ok(caught instanceof ShardlineError, `expected a ShardlineError ${code}, got ${caught === undefined ? 'success' : String(caught)}`);
+  assert.equal(caught.code, code, `code of: ${caught.message}`);
+  for (const pattern of patterns) assert.match(caught.message, pattern);
+  return caught;
 }

@@ -5,23 +5,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { sql } from 'drizzle-orm';
-import { ShardlineError, type ErrorCode } from '../engine/errors.ts';
 import type { Position, RecordPage, StoredRecord } from '../engine/records/readRecords.ts';
 import type { StreamInfo } from '../engine/streams/model.ts';
-import { type TestEngine, b64, backends, openTestEngine } from './harness.ts';
+import { type TestEngine, b64, backends, openTestEngine, rejectsWith } from './harness.ts';
 
-async function rejectsWith(promise: Promise<unknown>, code: ErrorCode, ...patterns: RegExp[]): Promise<ShardlineError> {
-  let caught: unknown;
-  try {
-    await promise;
-  } catch (raw) {
-    caught = raw;
-  }
-  assert.ok(caught instanceof ShardlineError, `expected a ShardlineError ${code}, got ${caught === undefined ? 'success' : String(caught)}`);
-  assert.equal(caught.code, code, `code of: ${caught.message}`);
-  for (const pattern of patterns) assert.match(caught.message, pattern);
-  return caught;
-}
 
 const cursorOf = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
 const bySeq = (a: { sequenceNumber: string }, b: { sequenceNumber: string }) =>

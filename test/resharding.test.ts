@@ -4,24 +4,11 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { ShardlineError, type ErrorCode } from '../engine/errors.ts';
 import type { StoredRecord } from '../engine/records/readRecords.ts';
 import { MAX_HASH_KEY, evenRanges, hashKeyOf } from '../engine/streams/hashKeys.ts';
 import type { ShardInfo, StreamInfo } from '../engine/streams/model.ts';
-import { type TestEngine, b64, backends, openTestEngine } from './harness.ts';
+import { type TestEngine, b64, backends, openTestEngine, rejectsWith } from './harness.ts';
 
-async function rejectsWith(promise: Promise<unknown>, code: ErrorCode, ...patterns: RegExp[]): Promise<ShardlineError> {
-  let caught: unknown;
-  try {
-    await promise;
-  } catch (raw) {
-    caught = raw;
-  }
-  assert.ok(caught instanceof ShardlineError, `expected a ShardlineError ${code}, got ${caught === undefined ? 'success' : String(caught)}`);
-  assert.equal(caught.code, code, `code of: ${caught.message}`);
-  for (const pattern of patterns) assert.match(caught.message, pattern);
-  return caught;
-}
 
 const start = (s: ShardInfo) => BigInt(s.hashKeyRange.startingHashKey);
 const end = (s: ShardInfo) => BigInt(s.hashKeyRange.endingHashKey);

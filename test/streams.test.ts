@@ -6,26 +6,14 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { sql } from 'drizzle-orm';
-import { ShardlineError, type ErrorCode } from '../engine/errors.ts';
+import { ShardlineError } from '../engine/errors.ts';
 import { MAX_HASH_KEY, hashKeyOf } from '../engine/streams/hashKeys.ts';
 import type { ShardInfo, StreamInfo } from '../engine/streams/model.ts';
-import { type TestEngine, b64, backends, openTestEngine } from './harness.ts';
+import { type TestEngine, b64, backends, openTestEngine, rejectsWith } from './harness.ts';
 
 const MIB = 1024 * 1024;
 
 /** Asserts that `promise` rejects with a ShardlineError of `code` whose message matches every pattern. */
-async function rejectsWith(promise: Promise<unknown>, code: ErrorCode, ...patterns: RegExp[]): Promise<ShardlineError> {
-  let caught: unknown;
-  try {
-    await promise;
-  } catch (raw) {
-    caught = raw;
-  }
-  assert.ok(caught instanceof ShardlineError, `expected a ShardlineError ${code}, got ${caught === undefined ? 'success' : String(caught)}`);
-  assert.equal(caught.code, code, `code of: ${caught.message}`);
-  for (const pattern of patterns) assert.match(caught.message, pattern);
-  return caught;
-}
 
 /** Base64 of n bytes (a repeating pattern, so the data is not all zeros). */
 const bytes64 = (n: number) => Buffer.alloc(n, 'abcdefgh').toString('base64');

@@ -60,7 +60,12 @@ export async function listFailures(handle: DatabaseHandle, mappingId: string,
       args.kind ? eq(failures.kind, args.kind as 'BISECTED') : undefined,
       before !== undefined ? lt(failures.id, before) : undefined,
     )).orderBy(desc(failures.id)).limit(limit + 1);
-  return page(rows.map(({ row, shardIndex }) => ({
+  return page(rows.map(({ row, shardIndex }) => toFailureView(row, shardIndex)), limit);
+}
+
+/** A failure row as the API shows it (the Failure type). */
+export function toFailureView(row: typeof failures.$inferSelect, shardIndex: number) {
+  return {
     id: row.id,
     kind: row.kind,
     mappingId: row.mappingId,
@@ -73,5 +78,5 @@ export async function listFailures(handle: DatabaseHandle, mappingId: string,
     at: row.at,
     destinationRecord: row.destinationRecord,
     redrivenBy: row.redrivenBy,
-  })), limit);
+  };
 }

@@ -5,22 +5,16 @@
  * Events carry only ids; the rows are read from the database. The queue is bounded: a
  * subscriber that does not keep up loses the oldest events (counted in `dropped`).
  */
-import { inArray } from 'drizzle-orm';
+import { eq, inArray } from 'drizzle-orm';
 import type { Engine } from '../engine.ts';
 import { failures, shards } from '../schema.ts';
-import { eq } from 'drizzle-orm';
-import { shardIdOf } from '../streams/model.ts';
 import { waitForWake } from './cancellable.ts';
-import type { FailureKind } from '../delivery/batchDelivery.ts';
-import { formatSequenceNumber } from '../streams/sequenceNumbers.ts';
+import { toFailureView } from '../delivery/deliveryLog.ts';
 
 const MAX_QUEUE = 10_000;
 
 export interface FailureEvent {
-  failure: {
-    id: number; kind: FailureKind; mappingId: string; shardId: string; firstSequenceNumber: string; lastSequenceNumber: string;
-    recordCount: number; attempt: number; message: string | null; at: Date; destinationRecord: unknown; redrivenBy: string | null;
-  };
+  failure: ReturnType<typeof toFailureView>;
   streamName: string;
   functionName: string;
 }
@@ -52,12 +46,7 @@ export async function* watchFailures(engine: Engine, scope: { mappingId?: string
           .innerJoin(shards, eq(shards.key, failures.shardKey)).where(inArray(failures.id, ids)).orderBy(failures.id);
         for (const { f, shardIndex } of rows) {
           yield {
-            failure: {
-              id: f.id, kind: f.kind, mappingId: f.mappingId, shardId: shardIdOf(shardIndex),
-              firstSequenceNumber: formatSequenceNumber(f.firstSeq), lastSequenceNumber: formatSequenceNumber(f.lastSeq),
-              recordCount: f.recordCount, attempt: f.attempt, message: f.message, at: f.at,
-              destinationRecord: f.destinationRecord, redrivenBy: f.redrivenBy,
-            },
+            failure: toFailureView(f, shardIndex),
             streamName: stream.name,
             functionName: mapping.functionName,
           };
