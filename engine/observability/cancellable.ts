@@ -37,3 +37,33 @@ export function waitForWake(signal: AbortSignal, timeoutMs: number, register: (w
     register(done);
   });
 }
+
+/**
+ * A bounded queue of engine events for one subscriber: events pushed while it is busy wait
+ * here (the oldest dropped past `max`, so a slow subscriber cannot grow memory without
+ * bound); `take` waits for at least one, or the abort.
+ */
+export class EventQueue<T> {
+  readonly #items: T[] = [];
+  #wake: () => void = () => {};
+  dropped = 0;
+
+  constructor(private readonly max = 10_000) {}
+
+  push(item: T): void {
+    this.#items.push(item);
+    if (this.#items.length > this.max) {
+      this.#items.shift();
+      this.dropped++;
+    }
+    this.#wake();
+  }
+
+  /** Every queued item, once at least one is there; empty when aborted. */
+  async take(signal: AbortSignal): Promise<T[]> {
+    while (this.#items.length === 0 && !signal.aborted) {
+      await waitForWake(signal, 60_000, (w) => { this.#wake = w; });
+    }
+    return this.#items.splice(0, this.#items.length);
+  }
+}

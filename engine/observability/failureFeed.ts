@@ -8,7 +8,7 @@
 import { eq, inArray } from 'drizzle-orm';
 import type { Engine } from '../engine.ts';
 import { failures, shards } from '../schema.ts';
-import { waitForWake } from './cancellable.ts';
+import { EventQueue } from './cancellable.ts';
 import { toFailureView } from '../delivery/deliveryLog.ts';
 
 const MAX_QUEUE = 10_000;
@@ -22,22 +22,13 @@ export interface FailureEvent {
 export async function* watchFailures(engine: Engine, scope: { mappingId?: string | null; streamName?: string | null }, signal: AbortSignal): AsyncGenerator<FailureEvent> {
   if (scope.mappingId) await engine.mappings.get(scope.mappingId);
   if (scope.streamName) await engine.catalog.get(scope.streamName);
-  const queue: { mappingId: string; ids: number[] }[] = [];
-  let wake: () => void = () => {};
+  const queue = new EventQueue<{ mappingId: string; ids: number[] }>(MAX_QUEUE);
   const off = engine.events.on('failures', (e) => {
-    if (scope.mappingId && e.mappingId !== scope.mappingId) return;
-    queue.push({ mappingId: e.mappingId, ids: e.ids });
-    if (queue.length > MAX_QUEUE) queue.shift();
-    wake();
+    if (!scope.mappingId || e.mappingId === scope.mappingId) queue.push({ mappingId: e.mappingId, ids: e.ids });
   });
   try {
     while (!signal.aborted) {
-      if (queue.length === 0) {
-        await waitForWake(signal, 60_000, (w) => { wake = w; });
-        continue;
-      }
-      const batch = queue.splice(0, queue.length);
-      for (const { mappingId, ids } of batch) {
+      for (const { mappingId, ids } of await queue.take(signal)) {
         const mapping = await engine.mappings.find(mappingId);
         const stream = mapping ? await engine.catalog.findById(mapping.streamId) : undefined;
         if (!mapping || !stream) continue;
