@@ -1,8 +1,12 @@
 /**
  * buildApp(): graphql-yoga over HTTP and graphql-ws subscriptions on the same port and path,
- * in front of an engine. start()/stop() for the server entry point and for tests.
+ * in front of an engine, with the AWS wire APIs (Kinesis Data Streams, DynamoDB Streams; see
+ * api/aws/) and the plain routes (api/http/) on the same port. The port speaks HTTP/1.1 and
+ * cleartext HTTP/2 (h2c, what the AWS SDK for JavaScript's Kinesis client uses by default; see
+ * api/http/h2c.ts). start()/stop() for the server entry point and for tests.
  */
-import { type Server, createServer } from 'node:http';
+import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
+import { type Http2Server, type Http2ServerRequest, type Http2ServerResponse, createServer as createHttp2Server } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import type { Context as WsContext, SubscribePayload } from 'graphql-ws';
 import { type Extra, useServer } from 'graphql-ws/use/ws';
@@ -12,6 +16,9 @@ import { WebSocketServer } from 'ws';
 import type { Engine } from '../engine/engine.ts';
 import type { Context } from './builder.ts';
 import { type ErrorLogger, createMaskError, useContractErrorCodes, withContractCode } from './errors.ts';
+import type { AwsApiOptions } from './aws/context.ts';
+import { awsApi } from './aws/service.ts';
+import { serveH2c } from './http/h2c.ts';
 import { httpRoutes } from './http/routes.ts';
 import { schema } from './schema.ts';
 
@@ -19,16 +26,21 @@ export interface AppOptions {
   engine: Engine;
   /** Where unexpected errors are reported. (Default: console.error) */
   logError?: ErrorLogger;
+  /** Settings of the AWS wire APIs (iterator lifetimes, clock …). */
+  aws?: AwsApiOptions;
 }
 
 export interface App {
+  /** The HTTP/1.1 server; it listens, and hands h2c connections to `http2Server`. */
   server: Server;
+  /** The HTTP/2 server of h2c connections (same handlers; GraphQL subscriptions stay on HTTP/1.1). */
+  http2Server: Http2Server;
   /** Listens; resolves with the URL of the GraphQL endpoint. */
   start(port: number, host: string): Promise<string>;
   stop(): Promise<void>;
 }
 
-export function buildApp({ engine, logError = (e) => console.error('shardline: unexpected error', e) }: AppOptions): App {
+export function buildApp({ engine, logError = (e) => console.error('shardline: unexpected error', e), aws = {} }: AppOptions): App {
   const context: Context = { engine };
   const yoga = createYoga<Record<string, unknown>, Context>({
     schema,
@@ -39,11 +51,18 @@ export function buildApp({ engine, logError = (e) => console.error('shardline: u
     logging: false,
     plugins: [useContractErrorCodes()],
   });
-  // /metrics, /healthz and /readyz are answered in front of yoga (api/http/).
+  // AWS API calls (an X-Amz-Target) and /metrics, /healthz and /readyz are answered in front of yoga.
+  const awsRequests = awsApi(engine, aws, logError);
   const routes = httpRoutes(engine, logError);
-  const server = createServer((req, res) => {
-    if (!routes(req, res)) void yoga(req, res);
-  });
+  const handle = (req: IncomingMessage, res: ServerResponse) => {
+    if (!awsRequests(req, res) && !routes(req, res)) void yoga(req, res);
+  };
+  const server = createServer(handle);
+  // node:http2's compatibility request/response carry what these handlers use.
+  // Session memory above node's 10 MB default: a GetRecords response may carry 10 MiB of data.
+  const http2Server = createHttp2Server({ maxSessionMemory: 64 }, (req: Http2ServerRequest, res: Http2ServerResponse) =>
+    handle(req as unknown as IncomingMessage, res as unknown as ServerResponse));
+  const protocols = serveH2c(server, http2Server);
   const wsServer = new WebSocketServer({ server, path: yoga.graphqlEndpoint });
   const wsDisposable = useServer(
     {
@@ -81,6 +100,7 @@ export function buildApp({ engine, logError = (e) => console.error('shardline: u
 
   return {
     server,
+    http2Server,
     start: (port, host) =>
       new Promise((resolve, reject) => {
         server.once('error', reject);
@@ -94,6 +114,7 @@ export function buildApp({ engine, logError = (e) => console.error('shardline: u
       await wsDisposable.dispose();
       for (const client of wsServer.clients) client.terminate();
       await new Promise<void>((resolve) => wsServer.close(() => resolve()));
+      protocols.closeAll();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },

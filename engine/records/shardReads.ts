@@ -72,36 +72,31 @@ export async function readShard(
 }
 
 /**
- * The first record of a shard after a position, ignoring retention: its arrival and whether it
- * has passed retention (DynamoDB Streams' TrimmedDataAccessException), or undefined when none.
+ * What DynamoDB Streams' TrimmedDataAccessException needs to know about a position: the first
+ * record after it *ignoring* retention (its dense per-shard ordinal, and whether it has passed
+ * retention), and the ordinal of the anchor record (the one at or just before the position)
+ * while it is still stored.
+ * Ordinals are dense within a shard (1, 2, 3 …), so a gap between the two means records in
+ * between have been trimmed away. Both lookups are bounded below by the position's arrival.
  */
-export async function firstRecordAfter(
-  handle: DatabaseHandle, stream: StreamInfo, shard: ShardInfo, after: bigint,
-): Promise<{ seq: bigint; expired: boolean } | undefined> {
-  const [row] = await handle.query<{ seq: string; expired: boolean }>(sql`
-    select r.seq::text as seq, r.arrived_at < now() - make_interval(hours => ${stream.retentionHours}::int) as expired
-      from records r where r.shard_key = ${shard.key} and r.seq > ${after.toString()}::bigint
-     order by r.seq limit 1`);
-  return row ? { seq: BigInt(row.seq), expired: row.expired } : undefined;
-}
-
-/**
- * Where a shard's retained data begins: the first record still within retention, with its
- * dense per-shard ordinal (an ordinal above 1 means earlier records have passed retention).
- */
-export async function firstRetainedRecord(
-  handle: DatabaseHandle, stream: StreamInfo, shard: ShardInfo,
-): Promise<{ seq: bigint; ordinal: number } | undefined> {
-  const [row] = await handle.query<{ seq: string; ordinal: string | number }>(sql`
-    select r.seq::text as seq, r.ordinal from records r
-     where r.shard_key = ${shard.key} and r.arrived_at >= now() - make_interval(hours => ${stream.retentionHours}::int)
-     order by r.seq limit 1`);
-  return row ? { seq: BigInt(row.seq), ordinal: Number(row.ordinal) } : undefined;
-}
-
-/** The dense ordinal of the record with this sequence number in the shard, if it is still stored. */
-export async function recordOrdinal(handle: DatabaseHandle, shard: ShardInfo, seq: bigint): Promise<number | undefined> {
-  const [row] = await handle.query<{ ordinal: string | number }>(sql`
-    select r.ordinal from records r where r.shard_key = ${shard.key} and r.seq = ${seq.toString()}::bigint limit 1`);
-  return row ? Number(row.ordinal) : undefined;
+export async function positionCheck(
+  handle: DatabaseHandle, stream: StreamInfo, shard: ShardInfo, from: ShardPosition, anchorSeq: bigint,
+): Promise<{ next: { ordinal: number; expired: boolean } | undefined; anchorOrdinal: number | undefined }> {
+  const [row] = await handle.query<{ next_ordinal: string | number | null; next_expired: boolean | null; at_ordinal: string | number | null }>(sql`
+    select n.ordinal as next_ordinal, n.expired as next_expired,
+           (select r.ordinal from records r
+             where r.shard_key = ${shard.key} and r.seq = ${anchorSeq.toString()}::bigint
+               and r.arrived_at >= to_timestamp(${from.lowMs}::float8 / 1000) limit 1) as at_ordinal
+      from (select 1) as one
+      left join lateral (
+        select r.ordinal, r.arrived_at < now() - make_interval(hours => ${stream.retentionHours}::int) as expired
+          from records r
+         where r.shard_key = ${shard.key} and r.seq > ${from.after.toString()}::bigint
+           and r.arrived_at >= to_timestamp(${from.lowMs}::float8 / 1000)
+         order by r.seq limit 1
+      ) n on true`);
+  return {
+    next: row?.next_ordinal == null ? undefined : { ordinal: Number(row.next_ordinal), expired: row.next_expired === true },
+    anchorOrdinal: row?.at_ordinal == null ? undefined : Number(row.at_ordinal),
+  };
 }
