@@ -6,13 +6,16 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { sql } from 'drizzle-orm';
+import { createClient } from 'graphql-ws';
+import WebSocket from 'ws';
+import { buildApp } from '../api/app.ts';
 import { type TestEngine, b64, backends, openTestEngine, waitFor } from './harness.ts';
 
 const ROOT = new URL('..', import.meta.url).pathname;
@@ -152,6 +155,38 @@ describe('engine processes sharing leases (postgres)', { skip: postgresBackend ?
       assert.deepEqual([...new Set(seen)].sort(), [...inside].sort(), 'every window record at least once, none outside the window');
     } finally {
       await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+
+  it('pushes failures and lag raised by a worker process to a subscriber of another process', async () => {
+    writeFileSync(join(functionsDir, 'flaky.mjs'), `
+      export async function handler(event) {
+        if (event.Records.some((r) => Buffer.from(r.kinesis.data, 'base64').toString() === 'bad')) throw new Error('bad record');
+        return null;
+      }`);
+    // This process serves the API with delivery disabled; a worker process delivers.
+    await t.engine.notifier.start();
+    const app = buildApp({ engine: t.engine });
+    const url = await app.start(0, '127.0.0.1');
+    const client = createClient({ url: url.replace('http', 'ws'), webSocketImpl: WebSocket, retryAttempts: 0, lazy: false });
+    try {
+      await t.engine.catalog.create({ name: 'xp', shardCount: 1 });
+      await t.engine.createFunction({ name: 'flaky', module: 'flaky.mjs#handler' });
+      const mapping = await t.engine.createMapping({ streamName: 'xp', functionName: 'flaky', startingPosition: 'TRIM_HORIZON', maximumRetryAttempts: 0 });
+      workers.push(startWorker(t.databaseUrl!, functionsDir));
+      const failures: any[] = [];
+      const lags: any[] = [];
+      client.subscribe({ query: 'subscription { failures(streamName: "xp") { failure { kind at } } }' }, { next: (v: any) => failures.push(v.data.failures), error: () => {}, complete: () => {} });
+      client.subscribe({ query: `subscription { lag(mappingId: "${mapping.id}") { recordsBehind } }` }, { next: (v: any) => lags.push(v.data.lag), error: () => {}, complete: () => {} });
+      await waitFor(async () => (await t.engine.lag(mapping.id)).some((l) => l.owner !== null), 'the worker holds the lease', 20_000);
+      await waitFor(() => lags.length > 0, 'the current lag at once');
+      await t.engine.putRecords('xp', [{ partitionKey: 'k', data: b64('ok') }, { partitionKey: 'k', data: b64('bad') }]);
+      const discard = await waitFor(() => failures.find((f) => f.failure.kind === 'RETRIES_EXHAUSTED'), 'the worker\'s failure reached this process', 20_000);
+      assert.ok(discard.failure.at);
+      await waitFor(() => lags.at(-1)?.recordsBehind === 0, 'lag updates from the worker settle at zero', 20_000);
+    } finally {
+      await client.dispose();
+      await app.stop();
     }
   });
 });
