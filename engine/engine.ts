@@ -20,6 +20,7 @@ import { Notifier } from './notifier.ts';
 import { AuditLog, LOCAL_ACTOR } from './audit.ts';
 import { seekMapping } from './mappings/seek.ts';
 import { listCheckpointMoves } from './mappings/checkpointLedgerView.ts';
+import { restoreCheckpoints } from './mappings/restoreCheckpoints.ts';
 import { recordHistory } from './observability/recordHistory.ts';
 import type { Position } from './records/readRecords.ts';
 import { type ReplayInput, ReplayJobs } from './replay/replayJobs.ts';
@@ -173,6 +174,13 @@ export class Engine {
 
   async seekMapping(id: string, position: Position, shardIds?: string[] | null, actor = LOCAL_ACTOR) {
     await seekMapping(this.handle, this.mappings, this.catalog, this.audit, id, position, shardIds, actor);
+    this.events.emit('mappings', { mappingId: id });
+    return this.mappings.get(id);
+  }
+
+  /** Puts a mapping's checkpoints back where the ledger says they stood at `at` (an undo for a bad seek). */
+  async restoreCheckpoints(id: string, at: Date, actor = LOCAL_ACTOR) {
+    await restoreCheckpoints(this.handle, this.mappings, this.audit, id, at, actor);
     this.events.emit('mappings', { mappingId: id });
     return this.mappings.get(id);
   }

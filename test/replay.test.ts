@@ -156,6 +156,20 @@ for (const backend of backends) {
       assert.equal(moves[1]!.toSequenceNumber, null);
       assert.ok(moves[1]!.fromSequenceNumber, 'from the checkpoint it had');
       await assert.rejects(t.engine.seekMapping(mapping.id, { type: 'TRIM_HORIZON' }, ['shardId-000000000007']), { code: 'SHARD_NOT_FOUND' });
+      // Undo: back to where the checkpoint stood before the first seek.
+      const caughtUp = await waitFor(async () => {
+        const rows = await t.engine.lag(mapping.id);
+        return rows[0]!.recordsBehind === 0 ? rows[0]! : undefined;
+      }, 'caught up after the seeks');
+      const beforeSeeks = new Date(moves[1]!.at.getTime() - 1);
+      const delivered = fn.seen.length;
+      await t.engine.seekMapping(mapping.id, { type: 'LATEST' });
+      await t.engine.restoreCheckpoints(mapping.id, beforeSeeks);
+      const restored = await waitFor(async () => (await t.engine.lag(mapping.id))[0], 'lease row');
+      assert.equal(restored.checkpointSequenceNumber, moves[1]!.fromSequenceNumber, 'back where it stood before the first seek');
+      assert.ok(caughtUp && delivered >= 20);
+      const ledger = await t.engine.checkpointMoves(mapping.id);
+      assert.match(ledger[0]!.reason, /^restore to /);
     });
 
     it('redrives a discarded poison record to a fixed function and marks the failure', async () => {

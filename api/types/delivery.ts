@@ -329,6 +329,12 @@ builder.mutationFields((t) => ({
     },
     resolve: (_root, args, ctx) => ctx.engine.seekMapping(String(args.id), args.position, args.shardIds),
   }),
+  restoreCheckpoints: t.field({
+    type: EventSourceMapping,
+    description: 'Undo for checkpoint moves: puts each checkpoint back where it stood before the first seek or discard after `at`.',
+    args: { mappingId: t.arg.id({ required: true }), at: t.arg({ type: 'DateTime', required: true }) },
+    resolve: (_root, args, ctx) => ctx.engine.restoreCheckpoints(String(args.mappingId), args.at),
+  }),
 }));
 
 builder.subscriptionFields((t) => ({

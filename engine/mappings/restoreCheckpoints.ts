@@ -1,0 +1,47 @@
+/**
+ * restoreCheckpoints: an undo for checkpoint moves. For each lease of a mapping, the earliest
+ * ledger entry after `at` (a seek or a discard) names, in its `from`, where the checkpoint stood
+ * just before it; the checkpoint goes back there. Ordinary advances since `at` that no ledger
+ * entry follows are kept (those records were acknowledged). Fenced like a seek (epoch bump,
+ * owner cleared) and itself recorded in the ledger and the audit log.
+ */
+import { sql } from 'drizzle-orm';
+import type { AuditLog } from '../audit.ts';
+import type { DatabaseHandle } from '../db.ts';
+import { checkpointLedger } from '../schema.ts';
+import type { MappingCatalog } from './mappingCatalog.ts';
+
+export async function restoreCheckpoints(
+  handle: DatabaseHandle, mappings: MappingCatalog, audit: AuditLog, mappingId: string, at: Date, actor: string,
+): Promise<number> {
+  await mappings.get(mappingId);
+  return handle.transaction(async (tx) => {
+    const restored = await handle.query<{ shard_key: unknown; lane: number; from_seq: string | null; to_seq: string | null }>(sql`
+      with firsts as (
+        select distinct on (c.shard_key, c.lane) c.shard_key, c.lane, c.from_seq
+          from checkpoint_ledger c
+         where c.mapping_id = ${mappingId} and c.at > ${at.toISOString()}::timestamptz
+         order by c.shard_key, c.lane, c.id),
+      old as (
+        select l.shard_key, l.lane, l.checkpoint_seq from leases l
+          join firsts f on f.shard_key = l.shard_key and f.lane = l.lane
+         where l.mapping_id = ${mappingId} for update of l)
+      update leases l
+         set checkpoint_seq = f.from_seq,
+             checkpoint_ordinal = coalesce((select r.ordinal from records r where r.shard_key = l.shard_key and r.seq = f.from_seq limit 1), 0),
+             owner = null, expires_at = null, epoch = l.epoch + 1, consecutive_failures = 0,
+             state = case when l.state = 'SHARD_END' then 'IDLE' else l.state end
+        from firsts f join old o on o.shard_key = f.shard_key and o.lane = f.lane
+       where l.mapping_id = ${mappingId} and l.shard_key = f.shard_key and l.lane = f.lane
+      returning l.shard_key, l.lane, o.checkpoint_seq::text as from_seq, f.from_seq::text as to_seq`, tx);
+    if (restored.length > 0) {
+      await tx.insert(checkpointLedger).values(restored.map((r) => ({
+        mappingId, shardKey: Number(r.shard_key), lane: r.lane,
+        fromSeq: r.from_seq === null ? null : BigInt(r.from_seq), toSeq: r.to_seq === null ? null : BigInt(r.to_seq),
+        reason: `restore to ${at.toISOString()}`, actor,
+      })));
+    }
+    await audit.record('mapping.restoreCheckpoints', `mapping:${mappingId}`, { at: at.toISOString(), leases: restored.length }, actor, tx);
+    return restored.length;
+  });
+}
