@@ -101,10 +101,11 @@ for (const backend of backends) {
     it('pushes each failure within 100 ms of it being recorded', async () => {
       await t.engine.createStream({ name: 'failing', shardCount: 1 });
       const mapping = await t.engine.createMapping({ streamName: 'failing', functionName: 'gate', startingPosition: 'TRIM_HORIZON', maximumRetryAttempts: 1 });
+      const listening = t.engine.events.listenerCount('failures');
       const feed = subscribe('subscription { failures(streamName: "failing") { streamName functionName failure { id kind mappingId shardId recordCount attempt message at } } }');
-      // The subscription starts listening once the server has set it up; give it a write that proves it.
+      // The feed hears failures from the moment the server has set the subscription up.
+      await waitFor(() => t.engine.events.listenerCount('failures') > listening, 'the subscription is listening');
       await waitFor(async () => (await t.engine.lag(mapping.id)).length === 1, 'lease created');
-      await new Promise((r) => setTimeout(r, 100));
       await t.engine.putRecords('failing', [{ partitionKey: 'k', data: b64('fail') }]);
       await waitFor(() => feed.values.some((v) => v.failures.failure.kind === 'RETRIES_EXHAUSTED'), 'the discard pushed', 10_000);
       const kinds = feed.values.map((v) => v.failures.failure.kind);
