@@ -1,7 +1,9 @@
 /**
  * `npm run bench`: performance scenarios, each measured next to a raw baseline in the same run.
- * Ingest is here; delivery throughput (bench/delivery.ts) and put → invoke latency
- * (bench/latency.ts) run after it.
+ * Ingest is here; delivery throughput (bench/delivery.ts), put → invoke latency
+ * (bench/latency.ts), replay throughput (bench/replay.ts), the dashboard's lag query
+ * (bench/lagQuery.ts) and live subscribers (bench/subscribers.ts) run after it, in that order.
+ * BENCH_ONLY=name,name… (ingest, delivery, latency, replay, lagQuery, subscribers) runs only those.
  *
  * Scenario "ingest": putRecords of 1 KiB records in calls of 500 through the GraphQL API of a
  * real server process (api/server.ts), from CONCURRENCY clients at once; baseline: the same
@@ -17,7 +19,10 @@ import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import postgres from 'postgres';
 import { deliveryScenario } from './delivery.ts';
+import { lagQueryScenario } from './lagQuery.ts';
 import { latencyScenario } from './latency.ts';
+import { replayScenario } from './replay.ts';
+import { subscribersScenario } from './subscribers.ts';
 
 const RECORD_BYTES = 1024;
 const PER_CALL = 500;
@@ -125,7 +130,14 @@ function report(name: string, backend: string, figure: number, baseline: number)
   );
 }
 
-async function main(): Promise<void> {
+const SCENARIOS = ['ingest', 'delivery', 'latency', 'replay', 'lagQuery', 'subscribers'] as const;
+const only = process.env.BENCH_ONLY?.split(',').map((s) => s.trim()).filter(Boolean);
+for (const name of only ?? []) {
+  if (!(SCENARIOS as readonly string[]).includes(name)) throw new Error(`BENCH_ONLY: unknown scenario "${name}" (known: ${SCENARIOS.join(', ')})`);
+}
+const selected = (name: (typeof SCENARIOS)[number]) => !only || only.includes(name);
+
+async function ingestScenario(): Promise<void> {
   console.log(`ingest: ${CALLS} putRecords calls of ${PER_CALL} × ${RECORD_BYTES} B records, ${CONCURRENCY} concurrent clients/connections`);
   {
     const dir = mkdtempSync(join(tmpdir(), 'shardline-bench-'));
@@ -156,8 +168,15 @@ async function main(): Promise<void> {
   } else {
     console.log('postgres: skipped (set DATABASE_URL to measure on Postgres)');
   }
-  await deliveryScenario();
-  await latencyScenario();
+}
+
+async function main(): Promise<void> {
+  if (selected('ingest')) await ingestScenario();
+  if (selected('delivery')) await deliveryScenario();
+  if (selected('latency')) await latencyScenario();
+  if (selected('replay')) await replayScenario();
+  if (selected('lagQuery')) await lagQueryScenario();
+  if (selected('subscribers')) await subscribersScenario();
 }
 
 main().catch((error) => {

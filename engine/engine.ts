@@ -21,6 +21,7 @@ import { AuditLog, LOCAL_ACTOR } from './audit.ts';
 import { seekMapping } from './mappings/seek.ts';
 import { listCheckpointMoves } from './mappings/checkpointLedgerView.ts';
 import { restoreCheckpoints } from './mappings/restoreCheckpoints.ts';
+import { ShortMemo } from './shortMemo.ts';
 import { recordHistory } from './observability/recordHistory.ts';
 import type { Position } from './records/readRecords.ts';
 import { type ReplayInput, ReplayJobs } from './replay/replayJobs.ts';
@@ -239,6 +240,16 @@ export class Engine {
 
   lag(mappingId: string) {
     return mappingLag(this.handle, mappingId);
+  }
+
+  readonly #recentLag = new ShortMemo<Awaited<ReturnType<typeof mappingLag>>>(250);
+
+  /**
+   * lag(), shared by every caller within 250 ms: what dashboards and lag subscribers read, so a
+   * thousand of them cost one query per mapping, not a thousand.
+   */
+  recentLag(mappingId: string) {
+    return this.#recentLag.get(mappingId, () => mappingLag(this.handle, mappingId));
   }
 
   /** A mapping's metrics history in [from, to), summed over shards, in buckets of stepSeconds. */

@@ -164,7 +164,7 @@ EventSourceMapping.implement({
     filterPatterns: t.exposeStringList('filterPatterns'),
     tumblingWindowSeconds: t.exposeInt('tumblingWindowSeconds'),
     onFailureUrl: t.exposeString('onFailureUrl', { nullable: true }),
-    lag: t.field({ type: [ShardLag], resolve: (m, _args, ctx) => ctx.engine.lag(m.id) }),
+    lag: t.field({ type: [ShardLag], resolve: (m, _args, ctx) => ctx.engine.recentLag(m.id) }),
     recordHistory: t.field({
       type: [RecordAttempt],
       description: 'Poison-record forensics: every attempt to deliver one record, oldest first.',
@@ -178,12 +178,12 @@ EventSourceMapping.implement({
       resolve: (m, args, ctx) => ctx.engine.checkpointMoves(m.id, args.first ?? 100),
     }),
     recordsBehind: t.int({
-      resolve: async (m, _args, ctx) => (await ctx.engine.lag(m.id)).reduce((sum, l) => sum + l.recordsBehind, 0),
+      resolve: async (m, _args, ctx) => (await ctx.engine.recentLag(m.id)).reduce((sum, l) => sum + l.recordsBehind, 0),
     }),
     maxIteratorAgeMs: t.int({
       nullable: true,
       resolve: async (m, _args, ctx) => {
-        const ages = (await ctx.engine.lag(m.id)).map((l) => l.iteratorAgeMs).filter((a): a is number => a !== null);
+        const ages = (await ctx.engine.recentLag(m.id)).map((l) => l.iteratorAgeMs).filter((a): a is number => a !== null);
         return ages.length ? Math.max(...ages) : null;
       },
     }),

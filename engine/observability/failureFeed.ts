@@ -9,6 +9,7 @@ import { eq, inArray } from 'drizzle-orm';
 import type { Engine } from '../engine.ts';
 import { failures, shards } from '../schema.ts';
 import { EventQueue } from './cancellable.ts';
+import { ShortMemo } from '../shortMemo.ts';
 import { toFailureView } from '../delivery/deliveryLog.ts';
 
 const MAX_QUEUE = 10_000;
@@ -29,22 +30,31 @@ export async function* watchFailures(engine: Engine, scope: { mappingId?: string
   try {
     while (!signal.aborted) {
       for (const { mappingId, ids } of await queue.take(signal)) {
-        const mapping = await engine.mappings.find(mappingId);
-        const stream = mapping ? await engine.catalog.findById(mapping.streamId) : undefined;
-        if (!mapping || !stream) continue;
-        if (scope.streamName && stream.name !== scope.streamName) continue;
-        const rows = await engine.handle.db.select({ f: failures, shardIndex: shards.shardIndex }).from(failures)
-          .innerJoin(shards, eq(shards.key, failures.shardKey)).where(inArray(failures.id, ids)).orderBy(failures.id);
-        for (const { f, shardIndex } of rows) {
-          yield {
-            failure: toFailureView(f, shardIndex),
-            streamName: stream.name,
-            functionName: mapping.functionName,
-          };
+        for (const event of await failureEvents(engine, mappingId, ids)) {
+          if (!scope.streamName || event.streamName === scope.streamName) yield event;
         }
       }
     }
   } finally {
     off();
   }
+}
+
+const recentEvents = new WeakMap<Engine, ShortMemo<FailureEvent[]>>();
+
+/**
+ * The events of some failure rows, read once for every subscriber that hears of them (a
+ * thousand failure subscribers cost one read per event, not a thousand).
+ */
+function failureEvents(engine: Engine, mappingId: string, ids: number[]): Promise<FailureEvent[]> {
+  let memo = recentEvents.get(engine);
+  if (!memo) recentEvents.set(engine, (memo = new ShortMemo<FailureEvent[]>(5000)));
+  return memo.get(`${mappingId}:${ids.join(',')}`, async () => {
+    const mapping = await engine.mappings.find(mappingId);
+    const stream = mapping ? await engine.catalog.findById(mapping.streamId) : undefined;
+    if (!mapping || !stream) return [];
+    const rows = await engine.handle.db.select({ f: failures, shardIndex: shards.shardIndex }).from(failures)
+      .innerJoin(shards, eq(shards.key, failures.shardKey)).where(inArray(failures.id, ids)).orderBy(failures.id);
+    return rows.map(({ f, shardIndex }) => ({ failure: toFailureView(f, shardIndex), streamName: stream.name, functionName: mapping.functionName }));
+  });
 }

@@ -23,7 +23,7 @@ const COALESCE_MS = 250;
 const HEARTBEAT_MS = 2000;
 
 export async function lagUpdate(engine: Engine, mapping: MappingInfo, streamName: string): Promise<LagUpdate> {
-  const shards = await engine.lag(mapping.id);
+  const shards = await engine.recentLag(mapping.id);
   const ages = shards.map((s) => s.iteratorAgeMs).filter((a): a is number => a !== null);
   return {
     mappingId: mapping.id,

@@ -1,0 +1,269 @@
+/**
+ * Scenario "subscribers": 1,000 graphql-ws subscribers to `lag` and `failures` while the engine
+ * delivers, against the same delivery with nobody subscribed.
+ *
+ * One engine with buildApp in front (in-process server, real sockets). Two 4-shard streams are
+ * filled identically through SQL (bench/sqlFill.ts) with RECORDS records of 1 KiB, every
+ * FAIL_EVERY-th one with partition key "fail". Each gets a mapping (batchSize 1000,
+ * TRIM_HORIZON, maximumRetryAttempts 0: a batch holding a "fail" record is invoked once, fails,
+ * and is discarded — a FUNCTION_ERROR and a RETRIES_EXHAUSTED row, so failures flow) to an
+ * in-process module function that throws on such a batch. A mapping is created disabled, then
+ * enabled; throughput runs from the enable until the function has been handed every record
+ * (or PHASE_LIMIT_MS passed: then what it was handed by then).
+ *
+ *   1. "quiet": no subscriber connected. Its mapping is deleted afterwards.
+ *   2. "watched": SUBSCRIBERS subscribers (in a child process, bench/subscriberClients.ts,
+ *      spread over SOCKETS graphql-ws connections), each subscribed to `lag` and `failures`
+ *      with no arguments (every mapping, as the dashboard does), connected and holding their
+ *      first lag update before the mapping is enabled.
+ *
+ * Figures: delivery records/s without and with the subscribers and the drop (target ≤ 10 %);
+ * the p99 delay from a failure row's `at` (and from a lag update's `at`) to its receipt by a
+ * subscriber (target ≤ 100 ms), over every (subscriber, event) pair received during phase 2.
+ *
+ * Runs on PGlite always, and on Postgres (a fresh database, dropped afterwards) when
+ * DATABASE_URL is set.
+ */
+import { type ChildProcess, fork } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { sql } from 'drizzle-orm';
+import { buildApp } from '../api/app.ts';
+import type { Engine } from '../engine/engine.ts';
+import { type Backend, backends, openTestEngine } from '../test/harness.ts';
+import type { Report } from './subscriberClients.ts';
+import { sqlFill } from './sqlFill.ts';
+
+const RECORD_BYTES = 1024;
+const SHARDS = 4;
+const BATCH_SIZE = 1000;
+const RECORDS: Record<Backend['name'], number> = {
+  postgres: Number(process.env.BENCH_SUBSCRIBERS_RECORDS ?? 200_000),
+  pglite: Number(process.env.BENCH_SUBSCRIBERS_RECORDS_PGLITE ?? 100_000),
+};
+/** Prime, so the "fail" records fall on every shard. */
+const FAIL_EVERY = Number(process.env.BENCH_SUBSCRIBERS_FAIL_EVERY ?? 7919);
+const SUBSCRIBERS = Number(process.env.BENCH_SUBSCRIBERS ?? 1000);
+const SOCKETS = Number(process.env.BENCH_SUBSCRIBER_SOCKETS ?? SUBSCRIBERS);
+/** Diagnostics: BENCH_SUBSCRIBE=lag or =failures subscribes each subscriber to that feed only. */
+const KINDS = (process.env.BENCH_SUBSCRIBE ?? 'lag,failures').split(',').map((k) => k.trim()) as ('lag' | 'failures')[];
+const PHASE_LIMIT_MS = Number(process.env.BENCH_SUBSCRIBERS_PHASE_LIMIT_MS ?? 30_000);
+/** After the delivery, how long failure events still on their way are waited for. */
+const DRAIN_MS = 20_000;
+const TARGET_DELAY_MS = 100;
+const TARGET_DROP = 0.1;
+const ROOT = new URL('..', import.meta.url).pathname;
+
+declare global {
+  // Set by the flaky function written below: records it was handed, per stream name.
+  var __shardlineBenchHanded: Map<string, number> | undefined;
+}
+
+const FLAKY_MODULE = `
+export async function handler(event) {
+  const handed = (globalThis.__shardlineBenchHanded ??= new Map());
+  const stream = event.Records[0].eventSourceARN.split('/').pop();
+  handed.set(stream, (handed.get(stream) ?? 0) + event.Records.length);
+  if (event.Records.some((r) => r.kinesis.partitionKey === 'fail')) throw new Error('failing on purpose');
+  return null;
+}`;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const fmt = (n: number) => Math.round(n).toLocaleString('en');
+
+/** Enables the (disabled) mapping and waits until the function was handed every record, or the limit. */
+async function deliver(engine: Engine, stream: string, mappingId: string, count: number): Promise<{ rate: number; handed: number; seconds: number; from: number; to: number }> {
+  const handed = (globalThis.__shardlineBenchHanded ??= new Map());
+  handed.set(stream, 0);
+  const from = Date.now();
+  const started = performance.now();
+  await engine.updateMapping(mappingId, { enabled: true });
+  while ((handed.get(stream) ?? 0) < count && performance.now() - started < PHASE_LIMIT_MS) await sleep(5);
+  const seconds = (performance.now() - started) / 1000;
+  const n = handed.get(stream) ?? 0;
+  const to = Date.now();
+  await engine.updateMapping(mappingId, { enabled: false }); // cut short by the limit: no more failures after it
+  return { rate: n / seconds, handed: n, seconds, from, to };
+}
+
+class Subscribers {
+  readonly #child: ChildProcess;
+  readonly #waiting = new Map<string, (message: unknown) => void>();
+
+  constructor() {
+    this.#child = fork(join(ROOT, 'bench/subscriberClients.ts'), [], {
+      cwd: ROOT, execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    this.#child.on('message', (message: { type: string }) => {
+      this.#waiting.get(message.type)?.(message);
+      this.#waiting.delete(message.type);
+    });
+  }
+
+  #ask<T>(message: object, answer: string, timeoutMs: number): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`subscribers: no ${answer} after ${timeoutMs} ms`)), timeoutMs);
+      this.#waiting.set(answer, (m) => {
+        clearTimeout(timer);
+        resolve(m as T);
+      });
+      this.#child.send(message);
+    });
+  }
+
+  start(url: string): Promise<void> {
+    return this.#ask({ type: 'start', url, subscribers: SUBSCRIBERS, sockets: SOCKETS, kinds: KINDS }, 'ready', 120_000);
+  }
+
+  report(from: number, to: number): Promise<Report> {
+    return this.#ask({ type: 'report', from, to }, 'report', 30_000);
+  }
+
+  async stop(): Promise<void> {
+    if (this.#child.exitCode !== null) return;
+    const exited = new Promise((resolve) => this.#child.once('exit', resolve));
+    this.#child.send({ type: 'stop' });
+    const timer = setTimeout(() => this.#child.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(timer);
+  }
+}
+
+interface Figures {
+  count: number;
+  quiet: Awaited<ReturnType<typeof deliver>>;
+  watched: Awaited<ReturnType<typeof deliver>>;
+  report: Report;
+  failureRows: number;
+  connectSeconds: number;
+  /** engine.lag() calls, and failure events × failures subscriptions, while the watched mapping delivered. */
+  reads: { lag: number; lagMs: number; failureFeed: number };
+  /** Seconds after the delivery until every subscriber had every failure row (or DRAIN_MS). */
+  drainedSeconds: number;
+}
+
+/**
+ * Counts the feeds' reads while the watched mapping delivers: engine.lag() calls (each lag
+ * subscription reads every mapping in scope on each of its wake-ups), and failure events times
+ * the failures subscriptions listening (each reads the mapping, the stream and the rows for
+ * every event: three statements per subscriber).
+ */
+function countReads(engine: Engine, ownListeners: number): { stop(): Figures['reads'] } {
+  const counts = { lag: 0, lagMs: 0, failureFeed: 0 };
+  const lag = engine.lag;
+  engine.lag = async (mappingId: string) => {
+    counts.lag++;
+    const started = performance.now();
+    try {
+      return await lag.call(engine, mappingId);
+    } finally {
+      counts.lagMs += performance.now() - started;
+    }
+  };
+  const off = engine.events.on('failures', () => {
+    counts.failureFeed += engine.events.listenerCount('failures') - 1 - ownListeners;
+  });
+  return {
+    stop() {
+      engine.lag = lag;
+      off();
+      return { ...counts };
+    },
+  };
+}
+
+async function measure(backend: Backend): Promise<Figures> {
+  const count = RECORDS[backend.name];
+  const functionsDir = mkdtempSync(join(tmpdir(), 'shardline-bench-functions-'));
+  writeFileSync(join(functionsDir, 'flaky.mjs'), FLAKY_MODULE);
+  const t = await openTestEngine(backend, { functionsDir, delivery: { heartbeatMs: 200, idlePollMs: 250 } });
+  const app = buildApp({ engine: t.engine });
+  let subscribers: Subscribers | undefined;
+  try {
+    const { engine } = t;
+    await engine.start();
+    const url = await app.start(0, '127.0.0.1');
+    const mappings: Record<string, string> = {};
+    for (const name of ['warmup', 'quiet', 'watched']) {
+      await engine.catalog.create({ name, shardCount: SHARDS });
+      await sqlFill(engine, name, { count: name === 'warmup' ? 8000 : count, recordBytes: RECORD_BYTES, failEvery: FAIL_EVERY });
+      await engine.createFunction({ name: `flaky-${name}`, module: 'flaky.mjs#handler' });
+      const mapping = await engine.createMapping({
+        streamName: name, functionName: `flaky-${name}`, startingPosition: 'TRIM_HORIZON', batchSize: BATCH_SIZE,
+        maximumRetryAttempts: 0, enabled: false,
+      });
+      mappings[name] = mapping.id;
+    }
+    // Warm-up: the same path on a small stream.
+    await deliver(engine, 'warmup', mappings.warmup!, 8000);
+    await engine.deleteMapping(mappings.warmup!);
+
+    const quiet = await deliver(engine, 'quiet', mappings.quiet!, count);
+    await engine.deleteMapping(mappings.quiet!);
+    await sleep(500);
+
+    const engineListeners = engine.events.listenerCount('failures');
+    const connectStarted = performance.now();
+    subscribers = new Subscribers();
+    await subscribers.start(url);
+    const connectSeconds = (performance.now() - connectStarted) / 1000;
+    await sleep(1000); // every failures subscription is set up by now
+    const reads = countReads(engine, engineListeners);
+    const watched = await deliver(engine, 'watched', mappings.watched!, count);
+    const during = reads.stop();
+    const [rows] = await engine.handle.query<{ n: unknown }>(sql`
+      select count(*) as n from failures where mapping_id = ${mappings.watched!}
+         and at >= to_timestamp(${watched.from / 1000}::float8) and at <= to_timestamp(${watched.to / 1000}::float8)`);
+    const failureRows = Number(rows?.n ?? 0);
+    // Failure events still on their way count too: wait (bounded) until every subscriber has every row.
+    let report: Report;
+    const drainDeadline = performance.now() + DRAIN_MS;
+    for (;;) {
+      report = await subscribers.report(watched.from, watched.to);
+      if (!KINDS.includes('failures') || report.failureRowsPerSubscriber.min >= failureRows || performance.now() > drainDeadline) break;
+      await sleep(250);
+    }
+    return { count, quiet, watched, report, failureRows, connectSeconds, reads: during, drainedSeconds: (performance.now() - drainDeadline + DRAIN_MS) / 1000 };
+  } finally {
+    await subscribers?.stop();
+    await app.stop();
+    await t.close();
+    rmSync(functionsDir, { recursive: true, force: true });
+  }
+}
+
+export async function subscribersScenario(): Promise<void> {
+  console.log(
+    `subscribers: ${fmt(SUBSCRIBERS)} graphql-ws subscribers (over ${fmt(SOCKETS)} sockets, in a child process) to ${KINDS.join(' and ')} ` +
+      `while a mapping (batchSize ${BATCH_SIZE}, maximumRetryAttempts 0) delivers ${SHARDS} shards of ${RECORD_BYTES} B records ` +
+      `(${fmt(RECORDS.pglite)} on PGlite, ${fmt(RECORDS.postgres)} on Postgres; 1 in ${FAIL_EVERY} fails its batch) to a module function; ` +
+      `raw: the same delivery with no subscriber`,
+  );
+  const ms = (n: number | null) => (n === null || Number.isNaN(n) ? '—' : `${n.toFixed(0)} ms`);
+  for (const backend of backends) {
+    const f = await measure(backend);
+    const drop = 1 - f.watched.rate / f.quiet.rate;
+    const r = f.report;
+    const partial = (p: { handed: number }) => (p.handed < f.count ? ` (only ${fmt(p.handed)} of ${fmt(f.count)} records in ${PHASE_LIMIT_MS / 1000} s)` : '');
+    console.log(
+      `${'subscribers'.padEnd(11)} ${backend.name.padEnd(9)} delivery with subscribers ${fmt(f.watched.rate).padStart(7)} records/s${partial(f.watched)}   ` +
+        `without ${fmt(f.quiet.rate).padStart(7)} records/s${partial(f.quiet)}   ratio ${(f.watched.rate / f.quiet.rate).toFixed(2)} ` +
+        `(${(drop * 100).toFixed(0)} % lower; target ≤ ${TARGET_DROP * 100} %: ${drop <= TARGET_DROP ? 'met' : 'NOT met'})`,
+    );
+    console.log(
+      `${''.padEnd(21)} failure → subscriber p50 ${ms(r.failures.p50)} p99 ${ms(r.failures.p99)} max ${ms(r.failures.max)} ` +
+        `(${fmt(r.failures.count)} receipts of ${fmt(f.failureRows)} rows; per subscriber ${r.failureRowsPerSubscriber.min}–${r.failureRowsPerSubscriber.max} rows, ` +
+        `the last ${f.drainedSeconds.toFixed(1)} s after the delivery; ` +
+        `target p99 ≤ ${TARGET_DELAY_MS} ms: ${r.failures.p99 !== null && r.failures.p99 <= TARGET_DELAY_MS ? 'met' : 'NOT met'})`,
+    );
+    console.log(
+      `${''.padEnd(21)} lag update → subscriber p50 ${ms(r.lag.p50)} p99 ${ms(r.lag.p99)} max ${ms(r.lag.max)} ` +
+        `(${fmt(r.lag.count)} receipts, ${(r.lag.count / SUBSCRIBERS / f.watched.seconds).toFixed(1)} per subscriber per second); ` +
+        `${SUBSCRIBERS} subscribers connected in ${f.connectSeconds.toFixed(1)} s; during the delivery the feeds made ` +
+        `${fmt(f.reads.lag / f.watched.seconds)} engine.lag() calls/s (${(f.reads.lagMs / Math.max(1, f.reads.lag)).toFixed(1)} ms each on average) and ${fmt(f.reads.failureFeed)} failure-event reads (3 statements each)` +
+        `${r.errors.length ? `; errors: ${r.errors.slice(0, 3).join(' | ')}` : ''}`,
+    );
+  }
+  if (!process.env.DATABASE_URL) console.log('postgres: skipped (set DATABASE_URL to measure on Postgres)');
+}

@@ -1,0 +1,27 @@
+/**
+ * A memo for reads many callers make at once (a thousand subscribers, three resolvers of one
+ * query): callers within `ttlMs` of a read share its promise instead of each going to the
+ * database. Bounded: entries are dropped once stale, and the map never holds more than `max`.
+ */
+export class ShortMemo<T> {
+  readonly #entries = new Map<string, { at: number; value: Promise<T> }>();
+
+  constructor(
+    private readonly ttlMs: number,
+    private readonly max = 10_000,
+  ) {}
+
+  get(key: string, read: () => Promise<T>): Promise<T> {
+    const now = Date.now();
+    const hit = this.#entries.get(key);
+    if (hit && now - hit.at < this.ttlMs) return hit.value;
+    if (this.#entries.size >= this.max) {
+      for (const [k, e] of this.#entries) if (now - e.at >= this.ttlMs) this.#entries.delete(k);
+      if (this.#entries.size >= this.max) this.#entries.clear();
+    }
+    const value = read();
+    this.#entries.set(key, { at: now, value });
+    value.catch(() => this.#entries.delete(key));
+    return value;
+  }
+}
