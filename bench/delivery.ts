@@ -21,6 +21,7 @@ import type { PGlite } from '@electric-sql/pglite';
 import postgres from 'postgres';
 import type { Engine } from '../engine/engine.ts';
 import { type Backend, backends, openTestEngine } from '../test/harness.ts';
+import { countingNoopModule, fmt, sleep } from './common.ts';
 
 const RECORD_BYTES = 1024;
 const SHARDS = 4;
@@ -38,17 +39,9 @@ declare global {
   var __shardlineBenchDelivered: Map<string, number> | undefined;
 }
 
-const NOOP_MODULE = `
-export async function handler(event) {
-  const delivered = (globalThis.__shardlineBenchDelivered ??= new Map());
-  const stream = event.Records[0].eventSourceARN.split('/').pop();
-  delivered.set(stream, (delivered.get(stream) ?? 0) + event.Records.length);
-  return null;
-}`;
+const NOOP_MODULE = countingNoopModule('__shardlineBenchDelivered');
 
 const payload = randomBytes(RECORD_BYTES).toString('base64');
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-const fmt = (n: number) => Math.round(n).toLocaleString('en');
 
 /** Fills a stream with `count` records in putRecords calls of 500, 4 calls at a time. */
 async function fill(engine: Engine, stream: string, count: number): Promise<void> {

@@ -27,6 +27,7 @@ import { openDatabase } from '../engine/db.ts';
 import { DEFAULT_ENGINE_OPTIONS, Engine } from '../engine/engine.ts';
 import { type Backend, backends, openTestEngine } from '../test/harness.ts';
 import { sqlFill } from './sqlFill.ts';
+import { fmt } from './common.ts';
 
 const RECORD_BYTES = 16;
 const SHARDS = 64;
@@ -51,7 +52,6 @@ interface Answer {
   errors?: unknown;
 }
 
-const fmt = (n: number) => Math.round(n).toLocaleString('en');
 
 /** Nearest-rank percentile. */
 function percentile(samples: number[], q: number): number {

@@ -22,6 +22,7 @@ import type { PGlite } from '@electric-sql/pglite';
 import postgres from 'postgres';
 import type { Engine } from '../engine/engine.ts';
 import { type Backend, backends, openTestEngine } from '../test/harness.ts';
+import { sleep } from './common.ts';
 
 const RECORD_BYTES = 1024;
 const SAMPLES = Number(process.env.BENCH_LATENCY_SAMPLES ?? 500);
@@ -42,7 +43,6 @@ export async function handler(event) {
 }`;
 
 const payload = randomBytes(RECORD_BYTES).toString('base64');
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Resolves with what `arm` is given, or fails after SAMPLE_TIMEOUT_MS. */
 function expect(what: string, arm: (resolve: (at: number) => void) => void): Promise<number> {

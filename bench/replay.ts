@@ -25,6 +25,7 @@ import { sql } from 'drizzle-orm';
 import postgres from 'postgres';
 import type { Engine } from '../engine/engine.ts';
 import { type Backend, backends, openTestEngine } from '../test/harness.ts';
+import { countingNoopModule, fmt, sleep } from './common.ts';
 import { sqlFill } from './sqlFill.ts';
 
 const RECORD_BYTES = Number(process.env.BENCH_REPLAY_RECORD_BYTES ?? 1024);
@@ -42,16 +43,8 @@ declare global {
   var __shardlineBenchReplayed: Map<string, number> | undefined;
 }
 
-const NOOP_MODULE = `
-export async function handler(event) {
-  const delivered = (globalThis.__shardlineBenchReplayed ??= new Map());
-  const stream = event.Records[0].eventSourceARN.split('/').pop();
-  delivered.set(stream, (delivered.get(stream) ?? 0) + event.Records.length);
-  return null;
-}`;
+const NOOP_MODULE = countingNoopModule('__shardlineBenchReplayed');
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-const fmt = (n: number) => Math.round(n).toLocaleString('en');
 
 /** Replays the whole stream to the no-op function; returns seconds from startReplay to SUCCEEDED. */
 async function replayAll(engine: Engine, stream: string, count: number): Promise<{ seconds: number; planSeconds: number }> {
