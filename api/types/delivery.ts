@@ -11,9 +11,11 @@ import type { MetricPoint as MetricPointInfo } from '../../engine/metrics/metric
 import { cancellable } from '../../engine/observability/cancellable.ts';
 import { type FailureEvent as FailureEventInfo, watchFailures } from '../../engine/observability/failureFeed.ts';
 import { type LagUpdate as LagUpdateInfo, watchLag } from '../../engine/observability/lagFeed.ts';
+import type { FailureView, InvocationView } from '../../engine/delivery/deliveryLog.ts';
 import { builder } from '../builder.ts';
+
+interface Connection<T> { edges: { cursor: string; node: T }[]; pageInfo: { hasNextPage: boolean; endCursor: string | null } }
 import { FailureKind, FunctionResponseType, InvocationOutcome, LeaseState, MappingState, PositionType } from './enums.ts';
-import { type Unbuilt, notBuilt } from './notBuilt.ts';
 import { PositionInput } from './position.ts';
 import { PageInfo } from './record.ts';
 import { Stream } from './stream.ts';
@@ -53,7 +55,7 @@ export const ShardLag = builder.objectRef<ShardLagInfo>('ShardLag').implement({
   }),
 });
 
-const Invocation = builder.objectRef<Unbuilt>('Invocation').implement({
+const Invocation = builder.objectRef<InvocationView>('Invocation').implement({
   fields: (t) => ({
     id: t.exposeID('id'),
     shardId: t.exposeString('shardId'),
@@ -69,10 +71,10 @@ const Invocation = builder.objectRef<Unbuilt>('Invocation').implement({
     replayId: t.exposeID('replayId', { nullable: true }),
   }),
 });
-const InvocationEdge = builder.objectRef<Unbuilt>('InvocationEdge').implement({
+const InvocationEdge = builder.objectRef<{ cursor: string; node: InvocationView }>('InvocationEdge').implement({
   fields: (t) => ({ cursor: t.exposeString('cursor'), node: t.expose('node', { type: Invocation }) }),
 });
-const InvocationConnection = builder.objectRef<Unbuilt>('InvocationConnection').implement({
+const InvocationConnection = builder.objectRef<Connection<InvocationView>>('InvocationConnection').implement({
   fields: (t) => ({ edges: t.expose('edges', { type: [InvocationEdge] }), pageInfo: t.expose('pageInfo', { type: PageInfo }) }),
 });
 
@@ -94,10 +96,10 @@ export const Failure = builder.objectRef<FailureEventInfo['failure']>('Failure')
     redrivenBy: t.exposeID('redrivenBy', { nullable: true }),
   }),
 });
-const FailureEdge = builder.objectRef<Unbuilt>('FailureEdge').implement({
+const FailureEdge = builder.objectRef<{ cursor: string; node: FailureView }>('FailureEdge').implement({
   fields: (t) => ({ cursor: t.exposeString('cursor'), node: t.expose('node', { type: Failure }) }),
 });
-const FailureConnection = builder.objectRef<Unbuilt>('FailureConnection').implement({
+const FailureConnection = builder.objectRef<Connection<FailureView>>('FailureConnection').implement({
   fields: (t) => ({ edges: t.expose('edges', { type: [FailureEdge] }), pageInfo: t.expose('pageInfo', { type: PageInfo }) }),
 });
 

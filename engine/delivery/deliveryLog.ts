@@ -80,3 +80,6 @@ export function toFailureView(row: typeof failures.$inferSelect, shardIndex: num
     redrivenBy: row.redrivenBy,
   };
 }
+
+export type FailureView = ReturnType<typeof toFailureView>;
+export type InvocationView = Awaited<ReturnType<typeof listInvocations>>['items'][number]['node'];
