@@ -1,3 +1,7 @@
+import type { PGlite } from '@electric-sql/pglite';
+import postgres from 'postgres';
+import type { TestEngine } from '../test/harness.ts';
+
 /** Small pieces the bench scenarios share. */
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -14,3 +18,22 @@ export async function handler(event) {
   delivered.set(stream, (delivered.get(stream) ?? 0) + event.Records.length);
   return null;
 }`;
+
+/** A raw query function through the same driver as the engine's database: the baselines' reader. */
+export type RawQuery = (text: string, params: unknown[]) => Promise<Array<{ seq: string }>>;
+
+/**
+ * A raw reader of the test engine's database: its own postgres.js pool of `connections` on
+ * Postgres, the engine's own instance on PGlite (one process). close() ends the pool.
+ */
+export function rawReader(t: TestEngine, connections: number): { query: RawQuery; close: () => Promise<void> } {
+  if (t.databaseUrl) {
+    const client = postgres(t.databaseUrl, { max: connections, onnotice: () => {} });
+    return {
+      query: (text, params) => client.unsafe(text, params as never[]) as unknown as Promise<Array<{ seq: string }>>,
+      close: () => client.end(),
+    };
+  }
+  const pg = (t.engine.handle.db as unknown as { $client: PGlite }).$client;
+  return { query: async (text, params) => (await pg.query<{ seq: string }>(text, params)).rows, close: async () => {} };
+}

@@ -18,10 +18,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { PGlite } from '@electric-sql/pglite';
-import postgres from 'postgres';
 import type { Engine } from '../engine/engine.ts';
 import { type Backend, backends, openTestEngine } from '../test/harness.ts';
-import { countingNoopModule, fmt, sleep } from './common.ts';
+import { countingNoopModule, fmt, type RawQuery, rawReader, sleep } from './common.ts';
 
 const RECORD_BYTES = 1024;
 const SHARDS = 4;
@@ -77,7 +76,7 @@ async function deliverAll(engine: Engine, stream: string, count: number): Promis
   return { seconds: (performance.now() - started) / 1000, mappingId: mapping.id };
 }
 
-type Query = (text: string, params: unknown[]) => Promise<Array<{ seq: string }>>;
+type Query = RawQuery;
 
 /** Base64 of the data made in SQL: plain encode() (the floor), and the engine's exact expression. */
 const DATA_FLOOR = `encode(r.data, 'base64')`;
@@ -117,19 +116,13 @@ async function measure(backend: Backend): Promise<{ engine: number; raw: number;
   const functionsDir = mkdtempSync(join(tmpdir(), 'shardline-bench-functions-'));
   writeFileSync(join(functionsDir, 'noop.mjs'), NOOP_MODULE);
   const t = await openTestEngine(backend, { functionsDir, delivery: { heartbeatMs: 200, idlePollMs: 250 } });
-  let rawClient: postgres.Sql | undefined;
+  let reader: ReturnType<typeof rawReader> | undefined;
   try {
     const { engine } = t;
     await engine.start();
     await engine.createFunction({ name: 'noop', module: 'noop.mjs#handler' });
-    let query: Query;
-    if (t.databaseUrl) {
-      const client = (rawClient = postgres(t.databaseUrl, { max: SHARDS, onnotice: () => {} }));
-      query = (text, params) => client.unsafe(text, params as never[]) as unknown as Promise<Array<{ seq: string }>>;
-    } else {
-      const pg = (engine.handle.db as unknown as { $client: PGlite }).$client;
-      query = async (text, params) => (await pg.query<{ seq: string }>(text, params)).rows;
-    }
+    reader = rawReader(t, SHARDS);
+    const { query } = reader;
 
     // Warm-up: a small stream delivered the same way, then its mapping deleted.
     for (const name of ['warmup', 'bench']) await engine.catalog.create({ name, shardCount: SHARDS });
@@ -146,7 +139,7 @@ async function measure(backend: Backend): Promise<{ engine: number; raw: number;
     const rawEngineSql = await rawScan(query, DATA_ENGINE, shardKeys, count);
     return { engine: count / seconds, raw, rawEngineSql };
   } finally {
-    await rawClient?.end();
+    await reader?.close();
     await t.close();
     rmSync(functionsDir, { recursive: true, force: true });
   }

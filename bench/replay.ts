@@ -22,10 +22,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { PGlite } from '@electric-sql/pglite';
 import { sql } from 'drizzle-orm';
-import postgres from 'postgres';
 import type { Engine } from '../engine/engine.ts';
 import { type Backend, backends, openTestEngine } from '../test/harness.ts';
-import { countingNoopModule, fmt, sleep } from './common.ts';
+import { countingNoopModule, fmt, type RawQuery, rawReader, sleep } from './common.ts';
 import { sqlFill } from './sqlFill.ts';
 
 const RECORD_BYTES = Number(process.env.BENCH_REPLAY_RECORD_BYTES ?? 1024);
@@ -74,7 +73,7 @@ async function replayAll(engine: Engine, stream: string, count: number): Promise
   return { seconds: (performance.now() - started) / 1000, planSeconds };
 }
 
-type Query = (text: string, params: unknown[]) => Promise<Array<{ seq: string }>>;
+type Query = RawQuery;
 
 const SCAN = `
   select r.seq::text as seq, r.ordinal, (extract(epoch from r.arrived_at) * 1000)::float8 as arrived_ms,
@@ -117,19 +116,13 @@ async function measure(backend: Backend): Promise<Figures> {
   const functionsDir = mkdtempSync(join(tmpdir(), 'shardline-bench-functions-'));
   writeFileSync(join(functionsDir, 'noop.mjs'), NOOP_MODULE);
   const t = await openTestEngine(backend, { functionsDir, delivery: { heartbeatMs: 200, idlePollMs: 250 } });
-  let rawClient: postgres.Sql | undefined;
+  let reader: ReturnType<typeof rawReader> | undefined;
   try {
     const { engine } = t;
     await engine.start();
     await engine.createFunction({ name: 'noop', module: 'noop.mjs#handler' });
-    let query: Query;
-    if (t.databaseUrl) {
-      const client = (rawClient = postgres(t.databaseUrl, { max: SHARDS, onnotice: () => {} }));
-      query = (text, params) => client.unsafe(text, params as never[]) as unknown as Promise<Array<{ seq: string }>>;
-    } else {
-      const pg = (engine.handle.db as unknown as { $client: PGlite }).$client;
-      query = async (text, params) => (await pg.query<{ seq: string }>(text, params)).rows;
-    }
+    reader = rawReader(t, SHARDS);
+    const { query } = reader;
 
     // Warm-up: a small stream replayed the same way.
     for (const name of ['warmup', 'bench']) await engine.catalog.create({ name, shardCount: SHARDS });
@@ -143,7 +136,7 @@ async function measure(backend: Backend): Promise<Figures> {
     const raw4 = await rawScan(query, fill.shardKeys, 'all', count);
     return { count, fillSeconds: fill.seconds, planSeconds, engine: count / seconds, raw1, raw4 };
   } finally {
-    await rawClient?.end();
+    await reader?.close();
     await t.close();
     rmSync(functionsDir, { recursive: true, force: true });
   }
