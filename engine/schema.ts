@@ -336,3 +336,27 @@ export const streamTags = pgTable(
   },
   (t) => [primaryKey({ columns: [t.streamId, t.key] })],
 );
+
+/**
+ * API tokens. The bearer secret is kept only as its SHA-256 (it is random, 256 bits, so a
+ * plain hash is enough). The SigV4 secret access key must be kept as issued: verifying an
+ * AWS signature needs the key itself, as AWS's own service does.
+ */
+export const apiTokens = pgTable(
+  'api_tokens',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    name: text('name').notNull(),
+    scopes: text('scopes').array().notNull(),
+    tokenHash: text('token_hash').notNull(),
+    accessKeyId: text('access_key_id').notNull(),
+    secretAccessKey: text('secret_access_key').notNull(),
+    createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+    revokedAt: timestamp('revoked_at', { withTimezone: true, precision: 3 }),
+  },
+  (t) => [
+    uniqueIndex('api_tokens_hash').on(t.tokenHash),
+    uniqueIndex('api_tokens_access_key').on(t.accessKeyId),
+    uniqueIndex('api_tokens_live_name').on(t.name).where(sql`revoked_at is null`),
+  ],
+);
