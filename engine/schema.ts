@@ -34,6 +34,8 @@ export const streams = pgTable(
     createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
     /** Set by deleteStream; the housekeeper purges the records, then the rows. */
     deletedAt: timestamp('deleted_at', { withTimezone: true, precision: 3 }),
+    /** AWS's per-shard read and write limits, enforced (ProvisionedThroughputExceeded) when true. */
+    enforceThroughput: boolean('enforce_throughput').notNull().default(false),
   },
   (t) => [uniqueIndex('streams_live_name').on(t.name).where(sql`deleted_at is null`)],
 );
@@ -359,4 +361,62 @@ export const apiTokens = pgTable(
     uniqueIndex('api_tokens_access_key').on(t.accessKeyId),
     uniqueIndex('api_tokens_live_name').on(t.name).where(sql`revoked_at is null`),
   ],
+);
+
+/**
+ * Capture sources: a stream on a Kinesis-compatible or DynamoDB Streams endpoint tailed into a
+ * local stream of the same shard layout. Any engine process may run a source: owner, expiry
+ * and epoch work as for leases and replay jobs (engine/capture/captureRunner.ts).
+ */
+export const captureSources = pgTable(
+  'capture_sources',
+  {
+    id: text('id').primaryKey(),
+    kind: text('kind', { enum: ['KINESIS', 'DYNAMODB'] }).notNull(),
+    /** null: the SDK's default endpoint of the region (AWS itself). */
+    endpoint: text('endpoint'),
+    region: text('region').notNull(),
+    /** Kinesis: stream name or ARN; DynamoDB Streams: stream ARN. */
+    sourceStream: text('source_stream').notNull(),
+    streamId: bigint('stream_id', { mode: 'number' }).notNull(),
+    startingPosition: text('starting_position', { enum: ['TRIM_HORIZON', 'LATEST', 'AT_TIMESTAMP'] }).notNull(),
+    startingTimestamp: timestamp('starting_timestamp', { withTimezone: true, precision: 3 }).notNull(),
+    state: text('state', { enum: ['STARTING', 'RUNNING', 'RETRYING', 'STOPPED'] }).notNull(),
+    lastError: text('last_error'),
+    lastErrorAt: timestamp('last_error_at', { withTimezone: true, precision: 3 }),
+    recordsCaptured: bigint('records_captured', { mode: 'number' }).notNull().default(0),
+    owner: text('owner'),
+    expiresAt: timestamp('expires_at', { withTimezone: true, precision: 3 }),
+    epoch: bigint('epoch', { mode: 'number' }).notNull().default(0),
+    createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+    updatedAt: timestamp('updated_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+  },
+  (t) => [uniqueIndex('capture_sources_stream').on(t.streamId)],
+);
+
+/**
+ * A capture source's position in each source shard: the last original sequence number stored
+ * (written in the same transaction as the records, so a restart resumes with no gap and no
+ * duplicate). Sequence numbers stay text: AWS's exceed 64 bits.
+ */
+export const captureShards = pgTable(
+  'capture_shards',
+  {
+    sourceId: text('source_id').notNull().references(() => captureSources.id, { onDelete: 'cascade' }),
+    sourceShardId: text('source_shard_id').notNull(),
+    parentShardId: text('parent_shard_id'),
+    adjacentParentShardId: text('adjacent_parent_shard_id'),
+    hashStart: numeric('hash_start', { precision: 39, scale: 0 }).notNull(),
+    hashEnd: numeric('hash_end', { precision: 39, scale: 0 }).notNull(),
+    /** The local shard, once created (when the parents have been read to their end). */
+    shardKey: bigint('shard_key', { mode: 'number' }),
+    state: text('state', { enum: ['WAITING_FOR_PARENT', 'READING', 'SHARD_END'] }).notNull(),
+    /** Where reading starts when no record has been stored yet. */
+    startType: text('start_type', { enum: ['TRIM_HORIZON', 'LATEST', 'AT_TIMESTAMP', 'SKIP'] }).notNull(),
+    lastSequenceNumber: text('last_sequence_number'),
+    millisBehindLatest: bigint('millis_behind_latest', { mode: 'number' }),
+    recordsCaptured: bigint('records_captured', { mode: 'number' }).notNull().default(0),
+    updatedAt: timestamp('updated_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.sourceId, t.sourceShardId] })],
 );

@@ -1,0 +1,1 @@
+ALTER TABLE "streams" ADD COLUMN "enforce_throughput" boolean DEFAULT false NOT NULL;
