@@ -11,6 +11,8 @@
  *   parent → { type: 'report', from, to }                    figures of the lag updates received in [from, to]
  *                                                            (epoch ms) and of the failure rows recorded then
  *   child  → { type: 'report', … }                           see Report below
+ *   parent → { type: 'cpu' }                                 this process's CPU time so far
+ *   child  → { type: 'cpu', user, system }                   (µs, process.cpuUsage())
  *   parent → { type: 'stop' }                                close every client and exit
  *
  * A sample is Date.now() at receipt minus the event's own time: the failure row's `at` (set by
@@ -32,6 +34,7 @@ export interface Report {
 type Message =
   | { type: 'start'; url: string; subscribers: number; sockets: number; kinds: ('lag' | 'failures')[] }
   | { type: 'report'; from: number; to: number }
+  | { type: 'cpu' }
   | { type: 'stop' };
 
 interface Sample { at: number; delay: number }
@@ -122,6 +125,8 @@ process.on('message', (message: Message) => {
     );
   } else if (message.type === 'report') {
     process.send!(report(message.from, message.to, subscriberCount));
+  } else if (message.type === 'cpu') {
+    process.send!({ type: 'cpu', ...process.cpuUsage() });
   } else {
     void Promise.all(clients.map((c) => c.dispose())).finally(() => process.exit(0));
   }

@@ -19,14 +19,18 @@
  *
  * Figures: delivery records/s without and with the subscribers and the drop (target ≤ 10 %);
  * the p99 delay from a failure row's `at` (and from a lag update's `at`) to its receipt by a
- * subscriber (target ≤ 100 ms), over every (subscriber, event) pair received during phase 2.
+ * subscriber (target ≤ 100 ms), over every (subscriber, event) pair received during phase 2;
+ * and, per phase, the cores used on average by this process (engine and server), by the
+ * subscribers' process, and by the rest of the machine (Postgres, anything else running: on a
+ * 2-core machine they all share the same cores), from process.cpuUsage() and /proc/stat.
  *
  * Runs on PGlite always, and on Postgres (a fresh database, dropped afterwards) when
  * DATABASE_URL is set.
  */
 import { type ChildProcess, fork } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sql } from 'drizzle-orm';
 import { buildApp } from '../api/app.ts';
@@ -54,6 +58,11 @@ const DRAIN_MS = 20_000;
 const TARGET_DELAY_MS = 100;
 const TARGET_DROP = 0.1;
 const ROOT = new URL('..', import.meta.url).pathname;
+/**
+ * Diagnostics: a path; CPU profiles of the engine process during each backend's delivery phases
+ * are written to <path>-<backend>-quiet.cpuprofile and <path>-<backend>-watched.cpuprofile.
+ */
+const PROFILE = process.env.BENCH_SUBSCRIBERS_PROFILE;
 
 declare global {
   // Set by the flaky function written below: records it was handed, per stream name.
@@ -85,6 +94,40 @@ async function deliver(engine: Engine, stream: string, mappingId: string, count:
   const to = Date.now();
   await engine.updateMapping(mappingId, { enabled: false }); // cut short by the limit: no more failures after it
   return { rate: n / seconds, handed: n, seconds, from, to };
+}
+
+/** CPU seconds: this (engine + server) process, the subscribers' process, and the whole machine. */
+interface Cpu { engine: number; clients: number; machine: number }
+
+/** Busy CPU seconds of the whole machine so far (/proc/stat: every state but idle and iowait). */
+function machineCpu(): number {
+  const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const busy = fields.reduce((a, b) => a + b, 0) - fields[3]! - fields[4]!;
+  return busy / 100; // USER_HZ
+}
+
+const processCpu = (u: { user: number; system: number }) => (u.user + u.system) / 1e6;
+
+async function cpuNow(subscribers?: Subscribers): Promise<Cpu> {
+  return { engine: processCpu(process.cpuUsage()), clients: subscribers ? await subscribers.cpu() : 0, machine: machineCpu() };
+}
+
+const cpuSince = (before: Cpu, after: Cpu): Cpu => ({
+  engine: after.engine - before.engine, clients: after.clients - before.clients, machine: after.machine - before.machine,
+});
+
+/** With BENCH_SUBSCRIBERS_PROFILE: starts this process's CPU profiler; the function returned stops it and writes the profile. */
+async function startProfile(): Promise<((path: string) => Promise<void>) | undefined> {
+  if (!PROFILE) return undefined;
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  return async (path) => {
+    const { profile } = await session.post('Profiler.stop');
+    writeFileSync(path, JSON.stringify(profile));
+    session.disconnect();
+  };
 }
 
 class Subscribers {
@@ -120,6 +163,11 @@ class Subscribers {
     return this.#ask({ type: 'report', from, to }, 'report', 30_000);
   }
 
+  /** CPU seconds the subscribers' process has used so far. */
+  async cpu(): Promise<number> {
+    return processCpu(await this.#ask<{ user: number; system: number }>({ type: 'cpu' }, 'cpu', 10_000));
+  }
+
   async stop(): Promise<void> {
     if (this.#child.exitCode !== null) return;
     const exited = new Promise((resolve) => this.#child.once('exit', resolve));
@@ -141,13 +189,14 @@ interface Figures {
   reads: { lag: number; lagMs: number; failureFeed: number };
   /** Seconds after the delivery until every subscriber had every failure row (or DRAIN_MS). */
   drainedSeconds: number;
+  /** CPU seconds used during each delivery phase. */
+  cpu: { quiet: Cpu; watched: Cpu };
 }
 
 /**
- * Counts the feeds' reads while the watched mapping delivers: engine.lag() calls (each lag
- * subscription reads every mapping in scope on each of its wake-ups), and failure events times
- * the failures subscriptions listening (each reads the mapping, the stream and the rows for
- * every event: three statements per subscriber).
+ * Counts the feeds' reads while the watched mapping delivers: engine.lag() calls (the lag
+ * statements that reach the database; engine.recentLag shares one among its callers), and
+ * failure events times the failures subscriptions listening (the messages they cause).
  */
 function countReads(engine: Engine, ownListeners: number): { stop(): Figures['reads'] } {
   const counts = { lag: 0, lagMs: 0, failureFeed: 0 };
@@ -199,7 +248,11 @@ async function measure(backend: Backend): Promise<Figures> {
     await deliver(engine, 'warmup', mappings.warmup!, 8000);
     await engine.deleteMapping(mappings.warmup!);
 
+    const quietProfile = await startProfile();
+    const quietCpu = await cpuNow();
     const quiet = await deliver(engine, 'quiet', mappings.quiet!, count);
+    const quietCpuUsed = cpuSince(quietCpu, await cpuNow());
+    await quietProfile?.(`${PROFILE}-${backend.name}-quiet.cpuprofile`);
     await engine.deleteMapping(mappings.quiet!);
     await sleep(500);
 
@@ -210,7 +263,11 @@ async function measure(backend: Backend): Promise<Figures> {
     const connectSeconds = (performance.now() - connectStarted) / 1000;
     await sleep(1000); // every failures subscription is set up by now
     const reads = countReads(engine, engineListeners);
+    const watchedProfile = await startProfile();
+    const watchedCpu = await cpuNow(subscribers);
     const watched = await deliver(engine, 'watched', mappings.watched!, count);
+    const watchedCpuUsed = cpuSince(watchedCpu, await cpuNow(subscribers));
+    await watchedProfile?.(`${PROFILE}-${backend.name}-watched.cpuprofile`);
     const during = reads.stop();
     const [rows] = await engine.handle.query<{ n: unknown }>(sql`
       select count(*) as n from failures where mapping_id = ${mappings.watched!}
@@ -224,7 +281,8 @@ async function measure(backend: Backend): Promise<Figures> {
       if (!KINDS.includes('failures') || report.failureRowsPerSubscriber.min >= failureRows || performance.now() > drainDeadline) break;
       await sleep(250);
     }
-    return { count, quiet, watched, report, failureRows, connectSeconds, reads: during, drainedSeconds: (performance.now() - drainDeadline + DRAIN_MS) / 1000 };
+    return { count, quiet, watched, report, failureRows, connectSeconds, reads: during, drainedSeconds: (performance.now() - drainDeadline + DRAIN_MS) / 1000,
+      cpu: { quiet: quietCpuUsed, watched: watchedCpuUsed } };
   } finally {
     await subscribers?.stop();
     await app.stop();
@@ -261,8 +319,17 @@ export async function subscribersScenario(): Promise<void> {
       `${''.padEnd(21)} lag update → subscriber p50 ${ms(r.lag.p50)} p99 ${ms(r.lag.p99)} max ${ms(r.lag.max)} ` +
         `(${fmt(r.lag.count)} receipts, ${(r.lag.count / SUBSCRIBERS / f.watched.seconds).toFixed(1)} per subscriber per second); ` +
         `${SUBSCRIBERS} subscribers connected in ${f.connectSeconds.toFixed(1)} s; during the delivery the feeds made ` +
-        `${fmt(f.reads.lag / f.watched.seconds)} engine.lag() calls/s (${(f.reads.lagMs / Math.max(1, f.reads.lag)).toFixed(1)} ms each on average) and ${fmt(f.reads.failureFeed)} failure-event reads (3 statements each)` +
+        `${fmt(f.reads.lag / f.watched.seconds)} lag reads/s (${(f.reads.lagMs / Math.max(1, f.reads.lag)).toFixed(1)} ms each on average) and ${fmt(f.reads.failureFeed)} failure events × failures subscriptions` +
         `${r.errors.length ? `; errors: ${r.errors.slice(0, 3).join(' | ')}` : ''}`,
+    );
+    // Cores in use on average during each phase: this process (engine + server), the subscribers' process, the rest of the machine (Postgres, others).
+    const cores = (c: Cpu, seconds: number) =>
+      `engine+server ${(c.engine / seconds).toFixed(2)}, subscriber clients ${(c.clients / seconds).toFixed(2)}, ` +
+      `rest of the machine ${((c.machine - c.engine - c.clients) / seconds).toFixed(2)} cores`;
+    console.log(
+      `${''.padEnd(21)} CPU without: ${cores(f.cpu.quiet, f.quiet.seconds)}; with: ${cores(f.cpu.watched, f.watched.seconds)}; ` +
+        `engine+server CPU per 1,000 records ${(f.cpu.quiet.engine / f.quiet.handed * 1000 * 1000).toFixed(0)} ms without, ` +
+        `${(f.cpu.watched.engine / f.watched.handed * 1000 * 1000).toFixed(0)} ms with; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`,
     );
   }
   if (!process.env.DATABASE_URL) console.log('postgres: skipped (set DATABASE_URL to measure on Postgres)');

@@ -249,7 +249,7 @@ export class Engine {
    * thousand of them cost one query per mapping, not a thousand.
    */
   recentLag(mappingId: string) {
-    return this.#recentLag.get(mappingId, () => mappingLag(this.handle, mappingId));
+    return this.#recentLag.get(mappingId, () => this.lag(mappingId));
   }
 
   /** A mapping's metrics history in [from, to), summed over shards, in buckets of stepSeconds. */
