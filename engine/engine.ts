@@ -9,6 +9,7 @@
  *   functions    function targets; invoker calls them (HTTP or in-process module)
  *   mappings     event source mappings; poller delivers them (leases, lanes, batches)
  *   tags         tags of KINESIS streams (the Kinesis API's tag operations)
+ *   captures     capture sources; captureRunner tails them into local streams (capture/)
  */
 import type { Config } from './config.ts';
 import { type DatabaseHandle, openDatabase } from './db.ts';
@@ -45,6 +46,8 @@ import { eventSourceMappings } from './schema.ts';
 import { eq } from 'drizzle-orm';
 import { StreamCatalog } from './streams/streamCatalog.ts';
 import { StreamTags } from './streams/tags.ts';
+import { type CaptureInput, CaptureSources } from './capture/captureSources.ts';
+import { CaptureRunner, type CaptureRunnerOptions, DEFAULT_CAPTURE_OPTIONS } from './capture/captureRunner.ts';
 
 export type EngineOptions = Pick<Config, 'region' | 'accountId' | 'dynamoShardRolloverMs' | 'housekeepingIntervalMs' | 'trimBatchSize' | 'functionsDir'> & {
   /** Where background and per-shard failures are reported. (Default: console.error) */
@@ -55,6 +58,8 @@ export type EngineOptions = Pick<Config, 'region' | 'accountId' | 'dynamoShardRo
   metricsStepMs?: number;
   /** How often alert rules are evaluated. (Default: 1000 ms) */
   alertIntervalMs?: number;
+  /** Capture sources: polling, discovery and backoff (engine/capture/captureRunner.ts). */
+  capture?: Partial<Omit<CaptureRunnerOptions, 'leaseTtlMs' | 'heartbeatMs'>>;
 };
 
 export class Engine {
@@ -76,6 +81,9 @@ export class Engine {
   readonly alerts: AlertRules;
   readonly alertEvaluator: AlertEvaluator | undefined;
   readonly tags: StreamTags;
+  readonly captures: CaptureSources;
+  /** Runs capture sources in this process (with delivery; a process that does not deliver does not capture). */
+  readonly captureRunner: CaptureRunner | undefined;
   readonly #onError: (error: Error) => void;
 
   constructor(
@@ -119,6 +127,10 @@ export class Engine {
     }, this.events, this.poller.owner, { leaseTtlMs: delivery.leaseTtlMs, heartbeatMs: delivery.heartbeatMs, maxJobs: 4 });
     this.alertEvaluator = this.poller === undefined ? undefined
       : new AlertEvaluator(handle, this.events, options.alertIntervalMs ?? 1000, this.#onError);
+    this.captures = new CaptureSources(handle, this.catalog, options.region);
+    this.captureRunner = this.poller === undefined ? undefined : new CaptureRunner(handle, this.events, this.poller.owner, {
+      ...DEFAULT_CAPTURE_OPTIONS, ...options.capture, leaseTtlMs: delivery.leaseTtlMs, heartbeatMs: delivery.heartbeatMs,
+    }, this.#onError);
   }
 
   /** POSTs an on-failure record to a mapping's onFailureUrl; problems are reported, not thrown. */
@@ -192,6 +204,22 @@ export class Engine {
 
   redriveFailures(mappingId: string, failureIds?: string[] | null, functionName?: string | null, actor = LOCAL_ACTOR) {
     return this.replays.redrive(mappingId, failureIds, functionName, actor);
+  }
+
+  /** Starts a capture source (or resumes the stopped one into the same local stream). */
+  async startCapture(input: CaptureInput, actor = LOCAL_ACTOR) {
+    const { source, resumed } = await this.captures.start(input);
+    await this.audit.record(resumed ? 'capture.resume' : 'capture.start', `capture:${source.id}`, input, actor);
+    this.events.emit('captures', { sourceId: source.id });
+    return source;
+  }
+
+  async stopCapture(id: string, actor = LOCAL_ACTOR) {
+    const source = await this.captures.stop(id);
+    this.captureRunner?.release(id);
+    await this.audit.record('capture.stop', `capture:${id}`, null, actor);
+    this.events.emit('captures', { sourceId: id });
+    return source;
   }
 
   createFunction(input: Parameters<FunctionCatalog['create']>[0]) {
@@ -290,9 +318,11 @@ export class Engine {
     await this.replayRunner?.start();
     if (this.poller) await this.metricsSampler.start();
     this.alertEvaluator?.start();
+    await this.captureRunner?.start();
   }
 
   async stop(): Promise<void> {
+    await this.captureRunner?.stop();
     await this.alertEvaluator?.stop();
     await this.metricsSampler.stop();
     await this.replayRunner?.stop();

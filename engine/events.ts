@@ -27,6 +27,8 @@ export interface EngineEventMap {
   failures: [event: { mappingId: string; ids: number[]; remote?: boolean }];
   /** An alert fired or resolved. */
   alerts: [event: { alertId: number; remote?: boolean }];
+  /** A capture source was started, stopped or changed state (engine/capture/). */
+  captures: [event: { sourceId: string; remote?: boolean }];
 }
 
 export class EngineEvents {

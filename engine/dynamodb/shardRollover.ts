@@ -10,6 +10,7 @@ import { ShardlineError, invalidArgument } from '../errors.ts';
 import { shards, streams } from '../schema.ts';
 import { type StreamInfo, shardIndexOf } from '../streams/model.ts';
 import { type StreamCatalog, nextSequenceValues } from '../streams/streamCatalog.ts';
+import { refuseCaptureTarget } from '../capture/captureSources.ts';
 
 type ShardRow = typeof shards.$inferSelect;
 
@@ -27,6 +28,7 @@ export class ShardRollover {
       if (locked.kind !== 'DYNAMODB') {
         throw invalidArgument(`Shard rollover applies to DYNAMODB streams; ${streamName} is a KINESIS stream (use splitShard or updateShardCount).`);
       }
+      await refuseCaptureTarget(this.handle, tx, locked, 'a shard rollover');
       const index = shardId == null ? undefined : shardIndexOf(shardId);
       if (shardId != null && index === undefined) {
         throw new ShardlineError('SHARD_NOT_FOUND', `Shard ${shardId} does not exist in stream ${streamName}.`);
@@ -53,6 +55,8 @@ export class ShardRollover {
       .where(and(
         eq(streams.kind, 'DYNAMODB'), isNull(streams.deletedAt), isNull(shards.closedAt),
         lt(shards.createdAt, new Date(now.getTime() - maxAgeMs)),
+        // A capture's local stream rolls over when its source does.
+        sql`not exists (select 1 from capture_sources c where c.stream_id = ${streams.id})`,
       ));
     const names = [...new Set(due.map((d) => d.name))];
     let rolled = 0;

@@ -15,6 +15,7 @@ import { scalings, shards, streams } from '../schema.ts';
 import { evenRanges, parseHashKey } from './hashKeys.ts';
 import { MAX_SHARDS_PER_STREAM, type StreamInfo, shardIndexOf } from './model.ts';
 import { type StreamCatalog, nextSequenceValues } from './streamCatalog.ts';
+import { refuseCaptureTarget } from '../capture/captureSources.ts';
 
 type ShardRow = typeof shards.$inferSelect;
 
@@ -117,6 +118,7 @@ export class Resharding {
       if (locked.kind !== 'KINESIS') {
         throw invalidArgument(`Resharding applies to KINESIS streams; ${streamName} is a DYNAMODB stream, whose shards roll over by themselves.`);
       }
+      await refuseCaptureTarget(this.handle, tx, locked, 'resharding');
       await change(tx, locked);
       return locked;
     });
