@@ -1,0 +1,254 @@
+/**
+ * One capture source running in this process: a discovery loop and one reader per source shard.
+ *
+ * Discovery (every discoveryMs, and at once when a shard reaches its end): describe the source
+ * stream, list its shards, register the new ones (mirrorShards.ts) and start a reader for each
+ * shard whose parents have been read to their end. So children are read after their parents,
+ * across splits and merges, and the local stream gets the source's lineage.
+ *
+ * A shard reader:
+ *   CREATING LOCAL SHARD → ITERATOR → READING ⟲ → SHARD_END (the source shard closed and read to its end)
+ *   The iterator starts after the stored position (the last original sequence number), or at
+ *   the source's starting position when nothing was stored yet. Each page is stored with the new
+ *   position in one transaction (storeCaptured.ts). An empty page waits idlePollMs.
+ *
+ * Errors of the source (unreachable endpoint, stream not found, throttling, …) never end the
+ * run: the source goes to RETRYING with lastError, and the failing loop waits a jittered,
+ * doubling delay (minBackoffMs … maxBackoffMs) and starts again from the stored position.
+ * The first success after that puts the source back to RUNNING. A lost lease (another process
+ * took the source, or it was stopped) ends the run without writing anything more.
+ */
+import { sql } from 'drizzle-orm';
+import type { DatabaseHandle } from '../db.ts';
+import { coerceError } from '../errors.ts';
+import type { EngineEvents } from '../events.ts';
+import type { ViewType } from '../streams/model.ts';
+import {
+  type CaptureLease, type CaptureShardRow, LeaseLost, closeLocalShard, ensureLocalShard, readyShards, registerShards, saveShardLag,
+} from './mirrorShards.ts';
+import type { SourceAddress, SourceClient, SourceDescription, SourceStart } from './sourceClient.ts';
+import { sourceErrorName } from './sourceClient.ts';
+import { storeCaptured } from './storeCaptured.ts';
+
+export interface SourceRunOptions {
+  /** Pause after a GetRecords call that returned nothing. (Default: 1000 ms, AWS's advice) */
+  idlePollMs: number;
+  /** How often the source's shards are listed again. (Default: 10 s) */
+  discoveryMs: number;
+  minBackoffMs: number;
+  maxBackoffMs: number;
+}
+
+export interface SourceRunDeps {
+  handle: DatabaseHandle;
+  events: EngineEvents;
+  onError: (error: Error) => void;
+  createClient: (address: SourceAddress) => SourceClient;
+}
+
+export interface SourceSettings {
+  id: string;
+  kind: 'KINESIS' | 'DYNAMODB';
+  endpoint: string | null;
+  region: string;
+  sourceStream: string;
+  startingPosition: 'TRIM_HORIZON' | 'LATEST' | 'AT_TIMESTAMP';
+  startingTimestamp: Date;
+  state: 'STARTING' | 'RUNNING' | 'RETRYING' | 'STOPPED';
+  stream: { id: number; name: string };
+}
+
+/** Jittered (0.5–1.5×) doubling delay of the nth consecutive failure. */
+export function backoffMs(failures: number, minMs: number, maxMs: number): number {
+  const base = Math.min(maxMs, minMs * 2 ** Math.max(0, failures - 1));
+  return Math.round(base * (0.5 + Math.random()));
+}
+
+export class SourceRun {
+  readonly #readers = new Map<string, Promise<void>>();
+  readonly #sleepers = new Set<() => void>();
+  #stopped = false;
+  #state: SourceSettings['state'];
+  #wakeDiscovery: (() => void) | undefined;
+  #description: SourceDescription | undefined;
+  readonly done: Promise<void>;
+
+  constructor(
+    private readonly deps: SourceRunDeps,
+    private readonly options: SourceRunOptions,
+    private readonly lease: CaptureLease,
+    private readonly source: SourceSettings,
+  ) {
+    this.#state = source.state;
+    this.done = this.#run().catch((raw) => this.deps.onError(coerceError(raw)));
+  }
+
+  get stopped(): boolean {
+    return this.#stopped;
+  }
+
+  /** Ends the run at its next step; `done` settles once every reader has returned. */
+  stop(): void {
+    this.#stopped = true;
+    for (const wake of this.#sleepers) wake();
+  }
+
+  #sleep(ms: number, onWake?: (wake: () => void) => void): Promise<void> {
+    if (this.#stopped) return Promise.resolve();
+    return new Promise((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        this.#sleepers.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      this.#sleepers.add(wake);
+      onWake?.(wake);
+    });
+  }
+
+  async #run(): Promise<void> {
+    const client = this.deps.createClient({
+      kind: this.source.kind, endpoint: this.source.endpoint, region: this.source.region, stream: this.source.sourceStream,
+    });
+    let failures = 0;
+    try {
+      while (!this.#stopped) {
+        try {
+          this.#description ??= await client.describe();
+          const listed = await client.listShards();
+          const rows = await registerShards(this.deps.handle, this.lease, this.#description, listed, this.source.startingPosition);
+          for (const row of readyShards(rows)) {
+            if (this.#readers.has(row.sourceShardId)) continue;
+            const reader = this.#read(client, row).finally(() => this.#readers.delete(row.sourceShardId));
+            this.#readers.set(row.sourceShardId, reader);
+          }
+          failures = 0;
+          await this.#healthy();
+          await this.#sleep(this.options.discoveryMs, (wake) => { this.#wakeDiscovery = wake; });
+        } catch (raw) {
+          if (raw instanceof LeaseLost) break;
+          this.#description = undefined;
+          await this.#failed(raw, null);
+          await this.#sleep(backoffMs(++failures, this.options.minBackoffMs, this.options.maxBackoffMs));
+        }
+      }
+    } finally {
+      this.stop();
+      await Promise.all(this.#readers.values());
+      client.destroy();
+    }
+  }
+
+  #startOf(row: CaptureShardRow, lastSequenceNumber: string | null): SourceStart {
+    if (lastSequenceNumber !== null) return { type: 'AFTER_SEQUENCE_NUMBER', sequenceNumber: lastSequenceNumber };
+    switch (row.startType) {
+      case 'AT_TIMESTAMP':
+        return { type: 'AT_TIMESTAMP', timestamp: this.source.startingTimestamp };
+      case 'LATEST':
+        // Records that arrive after the capture started, also after a restart that found nothing
+        // stored yet. DynamoDB Streams has no AT_TIMESTAMP iterator: there, LATEST as it is.
+        return this.source.kind === 'KINESIS' ? { type: 'AT_TIMESTAMP', timestamp: this.source.startingTimestamp } : { type: 'LATEST' };
+      default:
+        return { type: 'TRIM_HORIZON' };
+    }
+  }
+
+  async #read(client: SourceClient, row: CaptureShardRow): Promise<void> {
+    const { handle } = this.deps;
+    let failures = 0;
+    let iterator: string | null = null;
+    let shardKey = row.shardKey;
+    let lastSequenceNumber = row.lastSequenceNumber;
+    let lag: number | null = null;
+    while (!this.#stopped) {
+      try {
+        if (shardKey === null) {
+          shardKey = await ensureLocalShard(handle, this.lease, row.sourceShardId);
+          this.deps.events.emit('shards', { streamId: this.source.stream.id, streamName: this.source.stream.name });
+        }
+        if (row.startType === 'SKIP' && lastSequenceNumber === null) {
+          await this.#ended(row, shardKey);
+          return;
+        }
+        iterator ??= await client.iterator(row.sourceShardId, this.#startOf(row, lastSequenceNumber));
+        const page = await client.getRecords(iterator);
+        const newest = page.records.at(-1)?.arrival;
+        const millisBehind = page.millisBehindLatest
+          ?? (page.records.length > 0 && newest ? Math.max(0, Date.now() - newest.getTime()) : 0);
+        if (page.records.length > 0) {
+          await storeCaptured(handle, this.lease, {
+            sourceShardId: row.sourceShardId, shardKey, records: page.records, millisBehindLatest: millisBehind,
+            sourceArn: this.#description?.arn ?? this.source.sourceStream, region: this.source.region,
+            viewType: (this.#description?.viewType ?? null) as ViewType | null,
+          });
+          lastSequenceNumber = page.records.at(-1)!.sequenceNumber;
+          lag = millisBehind;
+          this.deps.events.emit('records', { streamId: this.source.stream.id, streamName: this.source.stream.name });
+          this.deps.events.emit('captures', { sourceId: this.source.id });
+        } else if (lag !== millisBehind) {
+          await saveShardLag(handle, this.lease, row.sourceShardId, millisBehind);
+          lag = millisBehind;
+        }
+        if (page.next === null) {
+          await this.#ended(row, shardKey);
+          return;
+        }
+        iterator = page.next;
+        failures = 0;
+        await this.#healthy();
+        if (page.records.length === 0) await this.#sleep(this.options.idlePollMs);
+      } catch (raw) {
+        if (raw instanceof LeaseLost) {
+          this.stop();
+          return;
+        }
+        iterator = null;
+        // An iterator that expired (a long pause) is taken again from the stored position at once.
+        if (sourceErrorName(raw) === 'ExpiredIteratorException' && failures === 0) {
+          failures++;
+          continue;
+        }
+        await this.#failed(raw, row.sourceShardId);
+        await this.#sleep(backoffMs(++failures, this.options.minBackoffMs, this.options.maxBackoffMs));
+      }
+    }
+  }
+
+  /** A source shard read to its end: close the local shard and let discovery start the children. */
+  async #ended(row: CaptureShardRow, shardKey: number): Promise<void> {
+    await closeLocalShard(this.deps.handle, this.lease, row.sourceShardId, shardKey);
+    this.deps.events.emit('shards', { streamId: this.source.stream.id, streamName: this.source.stream.name });
+    this.deps.events.emit('captures', { sourceId: this.source.id });
+    this.#wakeDiscovery?.();
+  }
+
+  async #healthy(): Promise<void> {
+    if (this.#state === 'RUNNING') return;
+    await this.#setState('RUNNING', null);
+  }
+
+  async #failed(raw: unknown, shardId: string | null): Promise<void> {
+    const error = coerceError(raw);
+    const message = `${shardId ? `${shardId}: ` : ''}${sourceErrorName(raw)}: ${error.message}`.slice(0, 2000);
+    await this.#setState('RETRYING', message).catch((again) => {
+      if (!(again instanceof LeaseLost)) this.deps.onError(coerceError(again));
+    });
+  }
+
+  async #setState(state: 'RUNNING' | 'RETRYING', lastError: string | null): Promise<void> {
+    const rows = await this.deps.handle.query(sql`
+      update capture_sources
+         set state = ${state}, updated_at = now(),
+             last_error = coalesce(${lastError}::text, last_error),
+             last_error_at = case when ${lastError}::text is null then last_error_at else now() end
+       where id = ${this.lease.sourceId} and owner = ${this.lease.owner} and epoch = ${this.lease.epoch} and state <> 'STOPPED'
+      returning 1`);
+    if (rows.length === 0) {
+      this.stop();
+      throw new LeaseLost(`Capture source ${this.lease.sourceId} is no longer held.`);
+    }
+    this.#state = state;
+    this.deps.events.emit('captures', { sourceId: this.source.id });
+  }
+}

@@ -1,0 +1,338 @@
+/**
+ * Capture sources against independent implementations, on each backend: kinesalite (Kinesis)
+ * started in this process on a loopback port, and shardline's own DynamoDB Streams API served
+ * by a second server on its own database (there is no DynamoDB Streams emulator on npm).
+ * Records arrive in order per shard with their original sequence numbers; a stop and restart
+ * (and a handover to another engine) resumes with no gap and no duplicate; a split on the
+ * source is followed; source errors are a visible state, never a crash.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { MergeShardsCommand, PutRecordsCommand, SplitShardCommand, CreateStreamCommand } from '@aws-sdk/client-kinesis';
+import { type App, buildApp } from '../api/app.ts';
+import type { CaptureSourceInfo } from '../engine/capture/captureSources.ts';
+import type { Engine } from '../engine/engine.ts';
+import { DEFAULT_ENGINE_OPTIONS, Engine as EngineClass } from '../engine/engine.ts';
+import type { StoredRecord } from '../engine/records/readRecords.ts';
+import { type TestEngine, backends, openTestEngine, rejectsWith, waitFor } from './harness.ts';
+import { type Kinesalite, activeStream, startKinesalite } from './kinesaliteServer.ts';
+
+// Capture reads credentials from the SDK's default provider chain: the environment here.
+process.env.AWS_ACCESS_KEY_ID ??= 'test';
+process.env.AWS_SECRET_ACCESS_KEY ??= 'test';
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
+const FAST = {
+  delivery: { heartbeatMs: 100, leaseTtlMs: 2000, idlePollMs: 50 },
+  capture: { idlePollMs: 25, discoveryMs: 200, minBackoffMs: 50, maxBackoffMs: 400 },
+  onError: () => {},
+};
+
+let streamCounter = 0;
+const uniqueName = (prefix: string) => `${prefix}-${process.pid}-${++streamCounter}`;
+
+/** Every record of a local stream, shard by shard in sequence order. */
+async function readAll(engine: Engine, stream: string): Promise<StoredRecord[]> {
+  const records: StoredRecord[] = [];
+  let after: string | undefined;
+  for (;;) {
+    const page = await engine.reader.page(stream, { first: 1000, after });
+    records.push(...page.records.map((e) => e.record));
+    if (!page.hasNextPage) return records;
+    after = page.endCursor ?? undefined;
+  }
+}
+
+const originSeq = (r: StoredRecord) => (r.origin as { sequenceNumber: string }).sequenceNumber;
+
+/** Puts records into kinesalite; returns what it answered per record: shard and sequence number. */
+async function putSource(k: Kinesalite, stream: string, texts: string[]) {
+  const out: { shardId: string; sequenceNumber: string; text: string; partitionKey: string }[] = [];
+  for (let i = 0; i < texts.length; i += 500) {
+    const chunk = texts.slice(i, i + 500);
+    const result = await k.client.send(new PutRecordsCommand({
+      StreamName: stream, Records: chunk.map((text) => ({ PartitionKey: `pk-${text}`, Data: Buffer.from(text) })),
+    }));
+    assert.equal(result.FailedRecordCount ?? 0, 0);
+    result.Records!.forEach((r, j) => out.push({ shardId: r.ShardId!, sequenceNumber: r.SequenceNumber!, text: chunk[j]!, partitionKey: `pk-${chunk[j]}` }));
+  }
+  return out;
+}
+
+/** What kinesalite holds, per shard in order, as [text, sequence number]. */
+const perShard = (put: { shardId: string; sequenceNumber: string; text: string }[]) => {
+  const shards = new Map<string, [string, string][]>();
+  for (const p of put) (shards.get(p.shardId) ?? shards.set(p.shardId, []).get(p.shardId)!).push([p.text, p.sequenceNumber]);
+  for (const list of shards.values()) list.sort((a, b) => (BigInt(a[1]) < BigInt(b[1]) ? -1 : 1));
+  return shards;
+};
+
+const capturedPerShard = (records: StoredRecord[]) => {
+  const shards = new Map<string, [string, string][]>();
+  for (const r of records) {
+    (shards.get(r.shardId) ?? shards.set(r.shardId, []).get(r.shardId)!).push([Buffer.from(r.data, 'base64').toString(), originSeq(r)]);
+  }
+  return shards;
+};
+
+for (const backend of backends) {
+  describe(`capture sources (${backend.name})`, () => {
+    let t: TestEngine;
+    let k: Kinesalite;
+
+    before(async () => {
+      k = await startKinesalite();
+      t = await openTestEngine(backend, FAST);
+      await t.engine.start();
+    });
+    after(async () => {
+      await t.close();
+      await k.close();
+    });
+
+    async function sourceStream(shards: number): Promise<string> {
+      const name = uniqueName('src');
+      await k.client.send(new CreateStreamCommand({ StreamName: name, ShardCount: shards }));
+      await activeStream(k.client, name);
+      return name;
+    }
+
+    const source = (id: string) => t.engine.captures.get(id);
+    const captured = async (id: string, n: number, message: string) =>
+      waitFor(async () => ((await source(id)).recordsCaptured >= n ? source(id) : undefined), message, 15_000);
+
+    it('stores the records of every source shard in order, with the source layout and original sequence numbers', async () => {
+      const name = await sourceStream(3);
+      const put = await putSource(k, name, Array.from({ length: 300 }, (_, i) => `r${i}`));
+      const started = await t.engine.startCapture({ endpoint: k.endpoint, stream: name, into: `${name}-local` });
+      assert.equal(started.state, 'STARTING');
+      await captured(started.id, 300, 'all 300 records captured');
+      const records = await readAll(t.engine, `${name}-local`);
+      assert.equal(records.length, 300);
+      assert.deepEqual(capturedPerShard(records), perShard(put));
+      const r = records[0]!;
+      assert.equal(r.partitionKey, `pk-${Buffer.from(r.data, 'base64').toString()}`);
+      const origin = r.origin as { sequenceNumber: string; approximateArrivalTimestamp: number; eventSourceARN: string; awsRegion: string };
+      assert.match(origin.sequenceNumber, /^\d{50,}$/, 'kinesalite sequence numbers exceed 64 bits');
+      assert.equal(typeof origin.approximateArrivalTimestamp, 'number');
+      assert.equal(origin.eventSourceARN, `arn:aws:kinesis:us-east-1:000000000000:stream/${name}`);
+      const local = await t.engine.catalog.get(`${name}-local`);
+      assert.equal(local.status, 'ACTIVE');
+      const shards = await t.engine.catalog.shards(local);
+      assert.deepEqual(shards.map((s) => [s.shardId, s.hashKeyRange.startingHashKey, s.hashKeyRange.endingHashKey]), [
+        ['shardId-000000000000', '0', '113427455640312821154458202477256070484'],
+        ['shardId-000000000001', '113427455640312821154458202477256070485', '226854911280625642308916404954512140969'],
+        ['shardId-000000000002', '226854911280625642308916404954512140970', '340282366920938463463374607431768211455'],
+      ]);
+      const lag = await t.engine.captures.lag(started.id);
+      assert.equal(lag.length, 3);
+      assert.ok(lag.every((l) => l.state === 'READING' && l.millisBehindLatest !== null));
+      assert.equal(lag.reduce((sum, l) => sum + l.recordsCaptured, 0), 300);
+      // Records put later are tailed.
+      const more = await putSource(k, name, ['late-1', 'late-2']);
+      await captured(started.id, 302, 'records put later captured');
+      const all = capturedPerShard(await readAll(t.engine, `${name}-local`));
+      for (const m of more) assert.deepEqual(all.get(m.shardId)!.at(-1)?.[1] === m.sequenceNumber || all.get(m.shardId)!.some((x) => x[1] === m.sequenceNumber), true);
+      assert.equal((await t.engine.stopCapture(started.id)).state, 'STOPPED');
+    });
+
+    it('a stop and restart mid-way, and a handover to another engine, resume with no gap and no duplicate', async () => {
+      const name = await sourceStream(2);
+      const into = `${name}-local`;
+      const put = await putSource(k, name, Array.from({ length: 1000 }, (_, i) => `a${i}`));
+      const started = await t.engine.startCapture({ endpoint: k.endpoint, stream: name, into });
+      await waitFor(async () => (await source(started.id)).recordsCaptured > 0, 'capture under way', 15_000);
+      const stopped = await t.engine.stopCapture(started.id);
+      assert.equal(stopped.state, 'STOPPED');
+      const atStop = (await source(started.id)).recordsCaptured;
+      put.push(...await putSource(k, name, Array.from({ length: 500 }, (_, i) => `b${i}`)));
+      // Stopped: nothing more is stored.
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      assert.equal((await source(started.id)).recordsCaptured, atStop);
+      assert.equal((await readAll(t.engine, into)).length, atStop);
+      await rejectsWith(t.engine.startCapture({ endpoint: k.endpoint, stream: 'other', into }), 'CONFLICT', /captures KINESIS stream/);
+      const resumed = await t.engine.startCapture({ endpoint: k.endpoint, stream: name, into });
+      assert.equal(resumed.id, started.id);
+      await rejectsWith(t.engine.startCapture({ endpoint: k.endpoint, stream: name, into }), 'CONFLICT', /already running/);
+      await captured(started.id, 1500, 'all 1500 records captured after the restart');
+
+      // Handover: a second engine on the same database takes the source when the first stops.
+      const second = new EngineClass(t.engine.handle, { ...DEFAULT_ENGINE_OPTIONS, ...FAST });
+      await second.start();
+      try {
+        assert.deepEqual(second.captureRunner!.running(), []);
+        await t.engine.captureRunner!.stop();
+        await waitFor(() => second.captureRunner!.running().includes(started.id), 'the second engine runs the source', 10_000);
+        put.push(...await putSource(k, name, Array.from({ length: 200 }, (_, i) => `c${i}`)));
+        await captured(started.id, 1700, 'records put after the handover captured');
+      } finally {
+        await second.stop();
+        await t.engine.captureRunner!.start();
+      }
+      const records = await readAll(t.engine, into);
+      assert.equal(records.length, 1700, 'no duplicate');
+      assert.deepEqual(capturedPerShard(records), perShard(put), 'no gap, same order per shard');
+      await t.engine.stopCapture(started.id);
+    });
+
+    it('follows a split and a merge on the source: children after their parents, lineage kept', async () => {
+      const name = await sourceStream(2);
+      const into = `${name}-local`;
+      const put = await putSource(k, name, Array.from({ length: 100 }, (_, i) => `before${i}`));
+      const started = await t.engine.startCapture({ endpoint: k.endpoint, stream: name, into });
+      await captured(started.id, 100, 'records before the split captured');
+      await k.client.send(new SplitShardCommand({
+        StreamName: name, ShardToSplit: 'shardId-000000000000', NewStartingHashKey: '85070591730234615865843651857942052864',
+      }));
+      await activeStream(k.client, name);
+      put.push(...await putSource(k, name, Array.from({ length: 100 }, (_, i) => `split${i}`)));
+      await k.client.send(new MergeShardsCommand({
+        StreamName: name, ShardToMerge: 'shardId-000000000003', AdjacentShardToMerge: 'shardId-000000000001',
+      }));
+      await activeStream(k.client, name);
+      put.push(...await putSource(k, name, Array.from({ length: 100 }, (_, i) => `merge${i}`)));
+      await captured(started.id, 300, 'records after the split and merge captured');
+      const local = await t.engine.catalog.get(into);
+      const shards = await t.engine.catalog.shards(local);
+      assert.deepEqual(shards.map((s) => [s.shardId, s.parentShardId, s.adjacentParentShardId, s.closedAt !== null]), [
+        ['shardId-000000000000', null, null, true],
+        ['shardId-000000000001', null, null, true],
+        ['shardId-000000000002', 'shardId-000000000000', null, false],
+        ['shardId-000000000003', 'shardId-000000000000', null, true],
+        ['shardId-000000000004', 'shardId-000000000003', 'shardId-000000000001', false],
+      ]);
+      const byId = new Map(shards.map((s) => [s.shardId, s]));
+      for (const child of shards.filter((s) => s.parentShardId)) {
+        for (const parent of [child.parentShardId, child.adjacentParentShardId].filter((p) => p !== null)) {
+          assert.ok(byId.get(parent!)!.closedAt!.getTime() <= child.createdAt.getTime(), `${child.shardId} created after ${parent} closed`);
+        }
+      }
+      assert.deepEqual(shards[4]!.hashKeyRange, { startingHashKey: '85070591730234615865843651857942052864', endingHashKey: '340282366920938463463374607431768211455' });
+      const records = await readAll(t.engine, into);
+      assert.equal(records.length, 300);
+      assert.deepEqual(capturedPerShard(records), perShard(put));
+      const lag = await t.engine.captures.lag(started.id);
+      assert.deepEqual(lag.map((l) => [l.sourceShardId, l.shardId, l.state]), [
+        ['shardId-000000000000', 'shardId-000000000000', 'SHARD_END'],
+        ['shardId-000000000001', 'shardId-000000000001', 'SHARD_END'],
+        ['shardId-000000000002', 'shardId-000000000002', 'READING'],
+        ['shardId-000000000003', 'shardId-000000000003', 'SHARD_END'],
+        ['shardId-000000000004', 'shardId-000000000004', 'READING'],
+      ]);
+      await rejectsWith(t.engine.splitShard(into, 'shardId-000000000002', '100'), 'CONFLICT', /capture source/);
+      await t.engine.stopCapture(started.id);
+    });
+
+    it('LATEST captures only records put after the start, also across a restart before any arrived', async () => {
+      const name = await sourceStream(1);
+      await putSource(k, name, ['old-1', 'old-2']);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      const started = await t.engine.startCapture({ endpoint: k.endpoint, stream: name, into: `${name}-local`, from: 'LATEST' });
+      await waitFor(async () => (await t.engine.captures.lag(started.id)).length === 1 && (await source(started.id)).state === 'RUNNING', 'running', 10_000);
+      await t.engine.stopCapture(started.id);
+      await putSource(k, name, ['new-1']);
+      await t.engine.startCapture({ endpoint: k.endpoint, stream: name, into: `${name}-local`, from: 'LATEST' });
+      await putSource(k, name, ['new-2']);
+      await captured(started.id, 2, 'the two new records captured');
+      const records = await readAll(t.engine, `${name}-local`);
+      assert.deepEqual(records.map((r) => Buffer.from(r.data, 'base64').toString()), ['new-1', 'new-2']);
+      await t.engine.stopCapture(started.id);
+    });
+
+    it('an unreachable endpoint and a missing stream are a RETRYING state with lastError, and the source recovers', async () => {
+      const missing = await t.engine.startCapture({ endpoint: k.endpoint, stream: 'no-such-stream', into: uniqueName('missing') });
+      const failing = await waitFor(async () => {
+        const s = await source(missing.id);
+        return s.state === 'RETRYING' && s.lastError ? s : undefined;
+      }, 'missing stream reported', 10_000);
+      assert.match(failing.lastError!, /ResourceNotFoundException/);
+      assert.ok(failing.lastErrorAt instanceof Date);
+      // The stream appears: the source recovers by itself.
+      await k.client.send(new CreateStreamCommand({ StreamName: 'no-such-stream', ShardCount: 1 }));
+      await activeStream(k.client, 'no-such-stream');
+      await putSource(k, 'no-such-stream', ['x']);
+      await captured(missing.id, 1, 'captured once the stream exists');
+      assert.equal((await source(missing.id)).state, 'RUNNING');
+      await t.engine.stopCapture(missing.id);
+
+      const unreachable = await t.engine.startCapture({ endpoint: 'http://127.0.0.1:9', stream: 'anything', into: uniqueName('down') });
+      const down: CaptureSourceInfo = await waitFor(async () => {
+        const s = await source(unreachable.id);
+        return s.state === 'RETRYING' && s.lastError ? s : undefined;
+      }, 'unreachable endpoint reported', 10_000);
+      assert.match(down.lastError!, /ECONNREFUSED|connect/i);
+      await t.engine.stopCapture(unreachable.id);
+    });
+
+    it('rejects bad input naming the field, writing nothing', async () => {
+      const before = (await t.engine.captures.list()).length;
+      await rejectsWith(t.engine.startCapture({ stream: 'bad name!' }), 'INVALID_ARGUMENT', /stream must be/);
+      await rejectsWith(t.engine.startCapture({ stream: 's', endpoint: 'ftp://x' }), 'INVALID_ARGUMENT', /endpoint must be/);
+      await rejectsWith(t.engine.startCapture({ stream: 's', region: 'nowhere' }), 'INVALID_ARGUMENT', /region/);
+      await rejectsWith(t.engine.startCapture({ stream: 's', from: 'AT_TIMESTAMP' }), 'INVALID_ARGUMENT', /timestamp is required/);
+      await rejectsWith(t.engine.startCapture({ stream: 's', kind: 'DYNAMODB' }), 'INVALID_ARGUMENT', /DynamoDB stream ARN/);
+      await t.engine.createStream({ name: 'taken-local', shardCount: 1 });
+      await rejectsWith(t.engine.startCapture({ stream: 's', into: 'taken-local' }), 'STREAM_EXISTS', /not the target of a capture/);
+      await rejectsWith(t.engine.stopCapture('nope'), 'CAPTURE_NOT_FOUND');
+      assert.equal((await t.engine.captures.list()).length, before);
+    });
+
+    describe('DynamoDB streams', () => {
+      let sourceEngine: TestEngine;
+      let app: App;
+      let endpoint: string;
+
+      before(async () => {
+        sourceEngine = await openTestEngine(backend, { delivery: false });
+        app = buildApp({ engine: sourceEngine.engine, logError: () => {} });
+        endpoint = new URL(await app.start(0, '127.0.0.1')).origin;
+      });
+      after(async () => {
+        await app.stop();
+        await sourceEngine.close();
+      });
+
+      it('captures a DYNAMODB stream through @aws-sdk/client-dynamodb-streams, images and original sequence numbers kept', async () => {
+        const table = await sourceEngine.engine.createStream({ name: uniqueName('table'), kind: 'DYNAMODB', shardCount: 2, viewType: 'NEW_AND_OLD_IMAGES' });
+        const written = await sourceEngine.engine.writeItems(table.name, [
+          { keys: { pk: { S: 'a' } }, newImage: { pk: { S: 'a' }, n: { N: '1' }, b: { B: Buffer.from('bytes').toString('base64') } } },
+          { keys: { pk: { S: 'b' } }, newImage: { pk: { S: 'b' }, n: { N: '1' } } },
+          { keys: { pk: { S: 'a' } }, newImage: { pk: { S: 'a' }, n: { N: '2' } } },
+          { keys: { pk: { S: 'b' } } },
+        ]);
+        const started = await t.engine.startCapture({ kind: 'DYNAMODB', endpoint, stream: table.arn, into: `${table.name}-local` });
+        await captured(started.id, 4, 'the four changes captured');
+        const local = await t.engine.catalog.get(`${table.name}-local`);
+        assert.equal(local.kind, 'DYNAMODB');
+        assert.equal(local.viewType, 'NEW_AND_OLD_IMAGES');
+        const records = await readAll(t.engine, local.name);
+        const bySource = new Map(written.records.map((w) => [w.sequenceNumber, w.shardId]));
+        assert.equal(records.length, 4);
+        for (const r of records) {
+          const origin = r.origin as { SequenceNumber: string; eventSourceARN: string; eventID: string };
+          assert.equal(bySource.get(origin.SequenceNumber), r.shardId, 'same shard as the source');
+          assert.equal(origin.eventSourceARN, table.arn);
+          assert.equal(r.eventID, origin.eventID);
+        }
+        const a = records.filter((r) => (r.keys as { pk: { S: string } }).pk.S === 'a');
+        assert.deepEqual(a.map((r) => r.eventName), ['INSERT', 'MODIFY']);
+        assert.deepEqual(a[0]!.newImage, { pk: { S: 'a' }, n: { N: '1' }, b: { B: Buffer.from('bytes').toString('base64') } });
+        assert.deepEqual(a[1]!.oldImage, { pk: { S: 'a' }, n: { N: '1' }, b: { B: Buffer.from('bytes').toString('base64') } });
+        const b = records.filter((r) => (r.keys as { pk: { S: string } }).pk.S === 'b');
+        assert.deepEqual(b.map((r) => r.eventName), ['INSERT', 'REMOVE']);
+        // A rollover on the source is followed like a split.
+        await sourceEngine.engine.rolloverShards(table.name);
+        await sourceEngine.engine.writeItems(table.name, [{ keys: { pk: { S: 'c' } }, newImage: { pk: { S: 'c' } } }]);
+        await captured(started.id, 5, 'the change after the rollover captured');
+        const shards = await t.engine.catalog.shards(local);
+        assert.deepEqual(shards.map((s) => [s.shardId, s.parentShardId, s.closedAt !== null]), [
+          ['shardId-000000000000', null, true],
+          ['shardId-000000000001', null, true],
+          ['shardId-000000000002', 'shardId-000000000000', false],
+          ['shardId-000000000003', 'shardId-000000000001', false],
+        ]);
+        await t.engine.stopCapture(started.id);
+      });
+    });
+  });
+}
