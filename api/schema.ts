@@ -10,5 +10,6 @@ import './types/delivery.ts';
 import './types/replay.ts';
 import './types/alert.ts';
 import './types/audit.ts';
+import './types/capture.ts';
 
 export const schema = builder.toSchema({ sortSchema: false });

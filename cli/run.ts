@@ -8,7 +8,7 @@ import type { Command } from './command.ts';
 import { CliError, EXIT, UsageError } from './errors.ts';
 import { GraphQLClient } from './graphqlClient.ts';
 
-export const CLIENT_COMMANDS = ['replay', 'seek', 'redrive', 'lag', 'tail', 'put'] as const;
+export const CLIENT_COMMANDS = ['replay', 'seek', 'redrive', 'lag', 'tail', 'put', 'capture'] as const;
 export type ClientCommandName = (typeof CLIENT_COMMANDS)[number];
 
 async function load(name: ClientCommandName): Promise<Command> {
@@ -19,6 +19,7 @@ async function load(name: ClientCommandName): Promise<Command> {
     case 'lag': return (await import('./commands/lag.ts')).lag;
     case 'tail': return (await import('./commands/tail.ts')).tail;
     case 'put': return (await import('./commands/put.ts')).put;
+    case 'capture': return (await import('./commands/capture.ts')).capture;
   }
 }
 

@@ -5,7 +5,7 @@
  * Configuration comes from the environment, as for `npm start` (see the README).
  *
  * Scripting commands speak to a running server over GraphQL only (cli/run.ts):
- *   shardline replay | seek | redrive | lag | tail | put   (--help on each)
+ *   shardline replay | seek | redrive | lag | tail | put | capture   (--help on each)
  * The engine is imported only by serve and worker, so the scripting commands start quickly
  * and never touch a database.
  */
@@ -25,6 +25,7 @@ Scripting (over GraphQL to a running server; --url, --token, --json on each; --h
   lag       records behind and iterator age of mappings, per shard
   tail      print records as they are written, one JSON line each
   put       write records read from stdin, one JSON object per line
+  capture   tail a stream of a Kinesis (or DynamoDB Streams) endpoint into a local stream; --list, --stop ID
 
 exit codes: 0 ok, 2 bad argument, 3 job failed or cancelled (--wait) or records failed (put),
             4 server unreachable, 5 GraphQL error`;
