@@ -14,12 +14,18 @@ import { GraphQLError } from 'graphql';
 import { createYoga } from 'graphql-yoga';
 import { WebSocketServer } from 'ws';
 import type { Engine } from '../engine/engine.ts';
+import { DEFAULT_LIMITS, type Limits } from '../engine/config.ts';
+import type { Principal } from '../engine/auth/scopes.ts';
 import type { Context } from './builder.ts';
+import { authenticate } from './auth/authenticate.ts';
+import { SubscriptionGuard } from './auth/subscriptionGuard.ts';
+import { useQueryLimits } from './queryLimits.ts';
 import { type ErrorLogger, createMaskError, useContractErrorCodes, withContractCode } from './errors.ts';
 import type { AwsApiOptions } from './aws/context.ts';
 import { awsApi } from './aws/service.ts';
 import { serveH2c } from './http/h2c.ts';
-import { httpRoutes } from './http/routes.ts';
+import { useSharedSubscriptionExecution } from './sharedSubscriptionExecution.ts';
+import { metricsRoute, pathOf, publicRoutes } from './http/routes.ts';
 import { schema } from './schema.ts';
 
 export interface AppOptions {
@@ -28,6 +34,8 @@ export interface AppOptions {
   logError?: ErrorLogger;
   /** Settings of the AWS wire APIs (iterator lifetimes, clock …). */
   aws?: AwsApiOptions;
+  /** Request limits (body size, query depth and cost, subscriptions per connection). (Default: DEFAULT_LIMITS) */
+  limits?: Partial<Limits>;
 }
 
 export interface App {
@@ -40,22 +48,52 @@ export interface App {
   stop(): Promise<void>;
 }
 
-export function buildApp({ engine, logError = (e) => console.error('shardline: unexpected error', e), aws = {} }: AppOptions): App {
-  const context: Context = { engine };
-  const yoga = createYoga<Record<string, unknown>, Context>({
+export function buildApp({ engine, logError = (e) => console.error('shardline: unexpected error', e), aws = {}, limits: given = {} }: AppOptions): App {
+  const limits: Limits = { ...DEFAULT_LIMITS, ...given };
+  const yoga = createYoga<{ principal?: Principal }, Context>({
     schema,
-    context: () => context,
+    // The principal was established before yoga saw the request (authenticated below, or at connection_init).
+    context: ({ principal }) => ({ engine, principal: principal! }),
     graphiql: { subscriptionsProtocol: 'WS' },
     landingPage: false,
     maskedErrors: { maskError: createMaskError(logError) },
     logging: false,
-    plugins: [useContractErrorCodes()],
+    plugins: [useContractErrorCodes(), useQueryLimits(limits), useSharedSubscriptionExecution()],
   });
-  // AWS API calls (an X-Amz-Target) and /metrics, /healthz and /readyz are answered in front of yoga.
-  const awsRequests = awsApi(engine, aws, logError);
-  const routes = httpRoutes(engine, logError);
+  // AWS API calls (an X-Amz-Target; SigV4-checked there) and the public routes are answered in
+  // front of yoga; /metrics and GraphQL need an authenticated principal.
+  const awsRequests = awsApi(engine, { maxBodyBytes: limits.maxBodyBytes, ...aws }, logError);
+  const open = publicRoutes(engine, logError);
+  const metrics = metricsRoute(engine, logError);
+  const refuse = (res: ServerResponse, status: number, code: string, message: string, extra: Record<string, string> = {}) => {
+    if (res.headersSent) return;
+    const body = JSON.stringify({ errors: [{ message, extensions: { code } }] });
+    res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), ...extra }).end(body);
+  };
+  const guarded = async (req: IncomingMessage, res: ServerResponse) => {
+    // GraphiQL's page (a browser's GET) carries no data; its queries are authenticated like any other.
+    const graphiqlPage = req.method === 'GET' && String(req.headers.accept ?? '').includes('text/html') && pathOf(req) === yoga.graphqlEndpoint;
+    if (req.method === 'POST') {
+      const declared = req.headers['content-length'];
+      // HTTP/1.1 ends a body at its Content-Length, so checking the declared size bounds what is read.
+      if (declared === undefined && req.httpVersion !== '2.0') {
+        return refuse(res, 411, 'INVALID_ARGUMENT', 'A request body needs a Content-Length header.', { connection: 'close' });
+      }
+      if (Number(declared) > limits.maxBodyBytes) {
+        return refuse(res, 413, 'LIMIT_EXCEEDED', `The request body of ${declared} bytes exceeds the limit of ${limits.maxBodyBytes} bytes (SHARDLINE_MAX_BODY_BYTES).`, { connection: 'close' });
+      }
+    }
+    const auth = graphiqlPage ? undefined : await authenticate(engine, req.headers.authorization);
+    if (auth?.error) return refuse(res, 401, auth.error.code, auth.error.message, { 'www-authenticate': 'Bearer realm="shardline"' });
+    if (auth && metrics(req, res, auth.principal)) return;
+    await yoga(req, res, { principal: auth?.principal });
+  };
   const handle = (req: IncomingMessage, res: ServerResponse) => {
-    if (!awsRequests(req, res) && !routes(req, res)) void yoga(req, res);
+    if (awsRequests(req, res) || open(req, res)) return;
+    guarded(req, res).catch((error) => {
+      logError(error);
+      refuse(res, 500, 'INTERNAL', 'Internal error; the server log has the details.');
+    });
   };
   const server = createServer(handle);
   // node:http2's compatibility request/response carry what these handlers use.
@@ -64,16 +102,22 @@ export function buildApp({ engine, logError = (e) => console.error('shardline: u
     handle(req as unknown as IncomingMessage, res as unknown as ServerResponse));
   const protocols = serveH2c(server, http2Server);
   const wsServer = new WebSocketServer({ server, path: yoga.graphqlEndpoint });
+  const guard = new SubscriptionGuard(engine, limits.maxSubscriptionsPerConnection);
   const wsDisposable = useServer(
     {
       execute: (args: { rootValue: { execute: (a: unknown) => unknown } }) => args.rootValue.execute(args),
       subscribe: (args: { rootValue: { subscribe: (a: unknown) => unknown } }) => args.rootValue.subscribe(args),
+      onConnect: guard.onConnect,
+      onClose: guard.onClose,
       onSubscribe: async (ctx: WsContext<Record<string, unknown>, Extra>, _id: string, payload: SubscribePayload) => {
+        const admitted = guard.admit(ctx);
+        if (admitted.errors) return admitted.errors;
         const { schema: envelopedSchema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
           ...ctx,
           req: ctx.extra.request,
           socket: ctx.extra.socket,
           params: payload,
+          principal: admitted.principal,
         });
         let document;
         try {
@@ -111,6 +155,7 @@ export function buildApp({ engine, logError = (e) => console.error('shardline: u
         });
       }),
     stop: async () => {
+      guard.dispose();
       await wsDisposable.dispose();
       for (const client of wsServer.clients) client.terminate();
       await new Promise<void>((resolve) => wsServer.close(() => resolve()));

@@ -3,10 +3,13 @@
  * each lives in api/types/<type>.ts and api/schema.ts imports them all.
  */
 import SchemaBuilder from '@pothos/core';
+import type { Principal } from '../engine/auth/scopes.ts';
 import type { Engine } from '../engine/engine.ts';
 
 export interface Context {
   engine: Engine;
+  /** Who the request acts as; its name is the audit log's actor (api/auth/). */
+  principal: Principal;
 }
 
 export const builder = new SchemaBuilder<{

@@ -11,5 +11,9 @@ import './types/replay.ts';
 import './types/alert.ts';
 import './types/audit.ts';
 import './types/capture.ts';
+import './types/token.ts';
 
-export const schema = builder.toSchema({ sortSchema: false });
+import { requireScopes } from './auth/fieldScopes.ts';
+
+/** Every root field checks the request's scopes (api/auth/fieldScopes.ts). */
+export const schema = requireScopes(builder.toSchema({ sortSchema: false }));

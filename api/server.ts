@@ -3,7 +3,7 @@
  * SHARDLINE_DATA_DIR unless DATABASE_URL is set), applies migrations, starts the engine and
  * serves GraphQL and subscriptions. SIGINT/SIGTERM stop it cleanly.
  */
-import { ConfigError, loadConfig } from '../engine/config.ts';
+import { ConfigError, isLoopbackHost, loadConfig } from '../engine/config.ts';
 import { openEngine } from '../engine/engine.ts';
 import { buildApp } from './app.ts';
 
@@ -18,12 +18,21 @@ async function main(): Promise<void> {
     }
     throw error;
   }
-  const engine = await openEngine(config);
+  const engine = await openEngine({ ...config, writeRequestsPerSecond: config.limits.writeRequestsPerSecond });
+  const authenticated = await engine.tokens.authRequired();
+  if (!authenticated && !isLoopbackHost(config.host)) {
+    console.error(`shardline: refusing to listen on ${config.host} without authentication. Set SHARDLINE_ADMIN_TOKEN, or create a token (shardline token create --name NAME --scopes admin), or listen on 127.0.0.1.`);
+    await engine.handle.close();
+    process.exit(1);
+  }
   await engine.start();
-  const app = buildApp({ engine });
+  const app = buildApp({ engine, limits: config.limits });
   const url = await app.start(config.port, config.host);
   const database = config.databaseUrl ? 'Postgres (DATABASE_URL)' : `embedded PGlite in ${config.dataDir}`;
   console.log(`shardline serving ${url} (GraphiQL in a browser, graphql-ws on the same path) on ${database}`);
+  console.log(authenticated
+    ? 'shardline: authentication on: every request needs a token (Authorization: Bearer …; SigV4 on the AWS APIs).'
+    : 'shardline: local mode: no API token is configured, so nothing is authenticated and the server listens on this machine only. Set SHARDLINE_ADMIN_TOKEN or create a token to turn authentication on.');
 
   let stopping = false;
   const stop = async (signal: string) => {

@@ -2,6 +2,7 @@
  * The `shardline` command.
  *   shardline serve    GraphQL API, subscriptions and the engine (what `npm start` runs)
  *   shardline worker   the engine only: delivers mappings beside other processes on one Postgres
+ *   shardline token    create, list and revoke API tokens (on the database, like worker)
  * Configuration comes from the environment, as for `npm start` (see the README).
  *
  * Scripting commands speak to a running server over GraphQL only (cli/run.ts):
@@ -11,12 +12,13 @@
  */
 import { CLIENT_COMMANDS, isClientCommand, runClientCommand } from './run.ts';
 
-const USAGE = `usage: shardline <serve|worker|${CLIENT_COMMANDS.join('|')}> [options]`;
+const USAGE = `usage: shardline <serve|worker|token|${CLIENT_COMMANDS.join('|')}> [options]`;
 
 const HELP = `${USAGE}
 
   serve     GraphQL API, subscriptions and the engine (what npm start runs)
   worker    the engine only: delivers mappings beside other processes on one Postgres
+  token     create, list and revoke API tokens: shardline token create --name N --scopes read,operate
 
 Scripting (over GraphQL to a running server; --url, --token, --json on each; --help for details):
   replay    re-deliver a window of a stream to a function (a replay job)
@@ -38,7 +40,7 @@ async function worker(): Promise<void> {
     console.error('shardline worker: DATABASE_URL must point at the Postgres the other processes use (PGlite is one process).');
     process.exit(1);
   }
-  const engine = await openEngine(config);
+  const engine = await openEngine({ ...config, writeRequestsPerSecond: config.limits.writeRequestsPerSecond });
   await engine.start();
   console.log(`shardline worker ${engine.poller?.owner} delivering from ${new URL(config.databaseUrl).host}`);
   const stop = async () => {
@@ -62,6 +64,9 @@ async function main(): Promise<void> {
     await import('../api/server.ts');
   } else if (command === 'worker') {
     await worker();
+  } else if (command === 'token') {
+    const { runTokenCommand } = await import('./tokenCommand.ts');
+    await exitWith(await runTokenCommand(rest));
   } else if (isClientCommand(command)) {
     await exitWith(await runClientCommand(command, rest));
   } else if (command === 'help' || command === '--help' || command === '-h') {

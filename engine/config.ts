@@ -30,9 +30,42 @@ export interface Config {
   functionsDir: string;
   /** Delivery: lease expiry, heartbeat and idle poll. (Defaults: 10 s, 1000 ms, 250 ms) */
   delivery: { leaseTtlMs: number; heartbeatMs: number; idlePollMs: number };
+  /** Bootstraps authentication: a bearer token with every scope, never stored. (Default: unset) */
+  adminToken: string | undefined;
+  /** Limits that keep the server up (api/queryLimits.ts, api/app.ts). */
+  limits: Limits;
 }
 
+export interface Limits {
+  /** Largest request body, GraphQL and AWS APIs alike. (Default: 16 MiB) */
+  maxBodyBytes: number;
+  /** Deepest GraphQL selection. (Default: 12) */
+  maxQueryDepth: number;
+  /** Largest GraphQL query cost (GraphQL Armor's: a field weighs 1, an object 2, each level 1.5×, a literal `first` multiplies). (Default: 100,000: one page of 1,000 records) */
+  maxQueryCost: number;
+  /** Most aliases in one GraphQL operation. (Default: 30) */
+  maxAliases: number;
+  /** Open subscriptions on one graphql-ws connection. (Default: 100) */
+  maxSubscriptionsPerConnection: number;
+  /** Write requests per second per token (putRecords, writeItems, importRecords, Kinesis writes); 0 = unlimited. (Default: 100) */
+  writeRequestsPerSecond: number;
+}
+
+export const DEFAULT_LIMITS: Limits = {
+  maxBodyBytes: 16 * 1024 * 1024,
+  maxQueryDepth: 12,
+  maxQueryCost: 100_000,
+  maxAliases: 30,
+  maxSubscriptionsPerConnection: 100,
+  writeRequestsPerSecond: 100,
+};
+
 export class ConfigError extends Error {}
+
+/** Local mode (no token configured) may only listen where nobody else can reach it. */
+export function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
 
 type Env = Record<string, string | undefined>;
 
@@ -56,6 +89,10 @@ export function loadConfig(env: Env = process.env): Config {
   if (!/^[a-z]{2}(-[a-z]+)+-\d$/.test(region)) throw new ConfigError(`SHARDLINE_REGION must look like us-east-1, got "${region}".`);
   const accountId = env.SHARDLINE_ACCOUNT_ID?.trim() || '000000000000';
   if (!/^\d{12}$/.test(accountId)) throw new ConfigError(`SHARDLINE_ACCOUNT_ID must be 12 digits, got "${accountId}".`);
+  const adminToken = env.SHARDLINE_ADMIN_TOKEN?.trim() || undefined;
+  if (adminToken !== undefined && (adminToken.length < 24 || !/^[\x21-\x7e]+$/.test(adminToken))) {
+    throw new ConfigError('SHARDLINE_ADMIN_TOKEN must be at least 24 printable characters without spaces (e.g. openssl rand -hex 32).');
+  }
   return {
     port: integer(env, 'PORT', 4000, 0, 65535),
     host,
@@ -71,6 +108,15 @@ export function loadConfig(env: Env = process.env): Config {
       leaseTtlMs: integer(env, 'SHARDLINE_LEASE_TTL_SECONDS', 10, 1, 3600) * SECOND,
       heartbeatMs: integer(env, 'SHARDLINE_HEARTBEAT_MS', 1000, 10, 60_000),
       idlePollMs: integer(env, 'SHARDLINE_IDLE_POLL_MS', 250, 5, 60_000),
+    },
+    adminToken,
+    limits: {
+      maxBodyBytes: integer(env, 'SHARDLINE_MAX_BODY_BYTES', DEFAULT_LIMITS.maxBodyBytes, 1024, 1024 * 1024 * 1024),
+      maxQueryDepth: integer(env, 'SHARDLINE_MAX_QUERY_DEPTH', DEFAULT_LIMITS.maxQueryDepth, 2, 100),
+      maxQueryCost: integer(env, 'SHARDLINE_MAX_QUERY_COST', DEFAULT_LIMITS.maxQueryCost, 10, 10_000_000),
+      maxAliases: integer(env, 'SHARDLINE_MAX_ALIASES', DEFAULT_LIMITS.maxAliases, 1, 10_000),
+      maxSubscriptionsPerConnection: integer(env, 'SHARDLINE_MAX_SUBSCRIPTIONS_PER_CONNECTION', DEFAULT_LIMITS.maxSubscriptionsPerConnection, 1, 100_000),
+      writeRequestsPerSecond: integer(env, 'SHARDLINE_WRITE_RATE_LIMIT', DEFAULT_LIMITS.writeRequestsPerSecond, 0, 1_000_000),
     },
   } satisfies Config;
 }

@@ -10,6 +10,7 @@
  *   mappings     event source mappings; poller delivers them (leases, lanes, batches)
  *   tags         tags of KINESIS streams (the Kinesis API's tag operations)
  *   captures     capture sources; captureRunner tails them into local streams (capture/)
+ *   tokens       API tokens, scopes and authentication (auth/)
  */
 import type { Config } from './config.ts';
 import { type DatabaseHandle, openDatabase } from './db.ts';
@@ -19,6 +20,8 @@ import { Housekeeper } from './housekeeper.ts';
 import { migrate } from './migrate.ts';
 import { Notifier } from './notifier.ts';
 import { AuditLog, LOCAL_ACTOR } from './audit.ts';
+import { ApiTokens } from './auth/apiTokens.ts';
+import { WriteRateLimiter } from './auth/writeRateLimiter.ts';
 import { seekMapping } from './mappings/seek.ts';
 import { listCheckpointMoves } from './mappings/checkpointLedgerView.ts';
 import { restoreCheckpoints } from './mappings/restoreCheckpoints.ts';
@@ -60,6 +63,10 @@ export type EngineOptions = Pick<Config, 'region' | 'accountId' | 'dynamoShardRo
   alertIntervalMs?: number;
   /** Capture sources: polling, discovery and backoff (engine/capture/captureRunner.ts). */
   capture?: Partial<Omit<CaptureRunnerOptions, 'leaseTtlMs' | 'heartbeatMs'>>;
+  /** SHARDLINE_ADMIN_TOKEN: bootstraps authentication (engine/auth/apiTokens.ts). */
+  adminToken?: string;
+  /** Write requests per second per token; 0 = unlimited. (Default: 100) */
+  writeRequestsPerSecond?: number;
 };
 
 export class Engine {
@@ -84,6 +91,9 @@ export class Engine {
   readonly captures: CaptureSources;
   /** Runs capture sources in this process (with delivery; a process that does not deliver does not capture). */
   readonly captureRunner: CaptureRunner | undefined;
+  /** API tokens and authentication. */
+  readonly tokens: ApiTokens;
+  readonly writeLimiter: WriteRateLimiter;
   readonly #onError: (error: Error) => void;
 
   constructor(
@@ -105,6 +115,8 @@ export class Engine {
     this.mappings = new MappingCatalog(handle, this.catalog);
     this.notifier = new Notifier(handle, this.events, this.#onError);
     this.audit = new AuditLog(handle);
+    this.tokens = new ApiTokens(handle, this.events, this.audit, { adminToken: options.adminToken });
+    this.writeLimiter = new WriteRateLimiter(options.writeRequestsPerSecond ?? 100);
     this.metricsSampler = new MetricsSampler(handle, { stepMs: options.metricsStepMs, onError: this.#onError });
     this.alerts = new AlertRules(handle, this.mappings);
     this.replays = new ReplayJobs(handle, this.catalog, this.reader, this.mappings, this.functions, this.audit, this.events, options);

@@ -29,6 +29,8 @@ export interface EngineEventMap {
   alerts: [event: { alertId: number; remote?: boolean }];
   /** A capture source was started, stopped or changed state (engine/capture/). */
   captures: [event: { sourceId: string; remote?: boolean }];
+  /** An API token was revoked. */
+  tokens: [event: { tokenId: number; remote?: boolean }];
 }
 
 export class EngineEvents {

@@ -22,7 +22,8 @@ type Message =
   | { o: string; k: 'replays'; j: string }
   | { o: string; k: 'leases'; m: string }
   | { o: string; k: 'failures'; m: string; i: number[] }
-  | { o: string; k: 'alerts'; a: number };
+  | { o: string; k: 'alerts'; a: number }
+  | { o: string; k: 'tokens'; t: number };
 
 export class Notifier {
   readonly #origin = randomBytes(6).toString('hex');
@@ -52,6 +53,7 @@ export class Notifier {
       this.events.on('leases', (e) => { if (!e.remote) this.#publish({ o: this.#origin, k: 'leases', m: e.mappingId }); }),
       this.events.on('failures', (e) => { if (!e.remote) this.#publish({ o: this.#origin, k: 'failures', m: e.mappingId, i: e.ids }); }),
       this.events.on('alerts', (e) => { if (!e.remote) this.#publish({ o: this.#origin, k: 'alerts', a: e.alertId }); }),
+      this.events.on('tokens', (e) => { if (!e.remote) this.#publish({ o: this.#origin, k: 'tokens', t: e.tokenId }); }),
     ];
   }
 
@@ -80,6 +82,7 @@ export class Notifier {
     else if (message.k === 'leases') this.events.emit('leases', { mappingId: message.m, remote: true });
     else if (message.k === 'failures') this.events.emit('failures', { mappingId: message.m, ids: message.i, remote: true });
     else if (message.k === 'alerts') this.events.emit('alerts', { alertId: message.a, remote: true });
+    else if (message.k === 'tokens') this.events.emit('tokens', { tokenId: message.t, remote: true });
     else this.events.emit(message.k, { streamId: message.s, streamName: message.n, remote: true });
   }
 }

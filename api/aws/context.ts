@@ -2,6 +2,7 @@
  * What the wire operations share: the engine, the ARN context, the clock (injectable, so tests
  * can expire iterators), the token codec and the iterator lifetimes.
  */
+import type { Principal } from '../../engine/auth/scopes.ts';
 import type { Engine } from '../../engine/engine.ts';
 import { TokenCodec } from './iterators.ts';
 
@@ -29,6 +30,8 @@ export interface AwsContext {
   kinesisIteratorTtlMs: number;
   dynamodbIteratorTtlMs: number;
   nextTokenTtlMs: number;
+  /** Who the call acts as (set per request; the audit log's actor). */
+  principal?: Principal;
 }
 
 export function awsContext(engine: Engine, options: AwsApiOptions = {}): AwsContext {

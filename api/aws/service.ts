@@ -5,11 +5,13 @@
  * shape, runs the operation and writes its output or error. Works alike over HTTP/1.1 and
  * HTTP/2 (h2c): it only uses what node:http and node:http2's compatibility API share.
  *
- * Authentication is not checked yet: any Authorization header (SigV4 or none) is accepted.
+ * Once authentication is on, every call is SigV4-verified and scope-checked before its operation
+ * runs (api/aws/awsAuthorization.ts).
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Engine } from '../../engine/engine.ts';
+import { authorizeAwsCall } from './awsAuthorization.ts';
 import { type AwsApiOptions, type AwsContext, awsContext } from './context.ts';
 import { DYNAMODB_STREAMS_SERVICE } from './dynamodbStreams/operations.ts';
 import { KINESIS_SERVICE } from './kinesis/operations.ts';
@@ -40,6 +42,7 @@ export interface Service {
 /** What node:http's and node:http2's compatibility request and response have in common here. */
 export interface WireRequest extends AsyncIterable<Buffer | string> {
   method?: string;
+  url?: string;
   httpVersion?: string;
   headers: IncomingHttpHeaders;
 }
@@ -116,8 +119,9 @@ export function awsApi(engine: Engine, options: AwsApiOptions, logError: (error:
       if (!operation || req.method !== 'POST') {
         throw new AwsError('UnknownOperationException', target ? `Unknown operation ${target}.` : 'The request has no X-Amz-Target.');
       }
+      const principal = await authorizeAwsCall(engine, { method: req.method ?? 'POST', url: req.url ?? '/', headers: req.headers, body }, service!.targetPrefix, operationName);
       const input = parseInput(operation.shape, decodeBody(body, format), format);
-      const output = await operation.run(ctx, input);
+      const output = await operation.run({ ...ctx, principal }, input);
       send(res, 200, output === undefined ? Buffer.alloc(0) : encodeBody(output, format), responseType);
     } catch (raw) {
       let error = raw instanceof AwsError ? raw : service?.mapError(ctx, raw) ?? raw;

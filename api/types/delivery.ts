@@ -311,16 +311,16 @@ builder.mutationFields((t) => ({
   createEventSourceMapping: t.field({
     type: EventSourceMapping,
     args: { input: t.arg({ type: EventSourceMappingInput, required: true }) },
-    resolve: (_root, { input }, ctx) => ctx.engine.createMapping(input),
+    resolve: (_root, { input }, ctx) => ctx.engine.createMapping(input, ctx.principal.name),
   }),
   updateEventSourceMapping: t.field({
     type: EventSourceMapping,
     args: { id: t.arg.id({ required: true }), input: t.arg({ type: UpdateEventSourceMappingInput, required: true }) },
-    resolve: (_root, args, ctx) => ctx.engine.updateMapping(String(args.id), args.input),
+    resolve: (_root, args, ctx) => ctx.engine.updateMapping(String(args.id), args.input, ctx.principal.name),
   }),
   deleteEventSourceMapping: t.boolean({
     args: { id: t.arg.id({ required: true }) },
-    resolve: (_root, args, ctx) => ctx.engine.deleteMapping(String(args.id)),
+    resolve: (_root, args, ctx) => ctx.engine.deleteMapping(String(args.id), ctx.principal.name),
   }),
   seekEventSourceMapping: t.field({
     type: EventSourceMapping,
@@ -329,13 +329,13 @@ builder.mutationFields((t) => ({
       position: t.arg({ type: PositionInput, required: true }),
       shardIds: t.arg.stringList(),
     },
-    resolve: (_root, args, ctx) => ctx.engine.seekMapping(String(args.id), args.position, args.shardIds),
+    resolve: (_root, args, ctx) => ctx.engine.seekMapping(String(args.id), args.position, args.shardIds, ctx.principal.name),
   }),
   restoreCheckpoints: t.field({
     type: EventSourceMapping,
     description: 'Undo for checkpoint moves: puts each checkpoint back where it stood before the first seek or discard after `at`.',
     args: { mappingId: t.arg.id({ required: true }), at: t.arg({ type: 'DateTime', required: true }) },
-    resolve: (_root, args, ctx) => ctx.engine.restoreCheckpoints(String(args.mappingId), args.at),
+    resolve: (_root, args, ctx) => ctx.engine.restoreCheckpoints(String(args.mappingId), args.at, ctx.principal.name),
   }),
 }));
 

@@ -72,15 +72,15 @@ builder.queryFields((t) => ({
 builder.mutationFields((t) => ({
   startReplay: t.field({
     type: ReplayJob, args: { input: t.arg({ type: ReplayInput, required: true }) },
-    resolve: (_root, { input }, ctx) => ctx.engine.startReplay({ ...input, mappingId: input.mappingId == null ? null : String(input.mappingId) }),
+    resolve: (_root, { input }, ctx) => ctx.engine.startReplay({ ...input, mappingId: input.mappingId == null ? null : String(input.mappingId) }, ctx.principal.name),
   }),
-  pauseReplay: t.field({ type: ReplayJob, args: { id: t.arg.id({ required: true }) }, resolve: (_root, args, ctx) => ctx.engine.replays.pause(String(args.id), 'local') }),
-  resumeReplay: t.field({ type: ReplayJob, args: { id: t.arg.id({ required: true }) }, resolve: (_root, args, ctx) => ctx.engine.replays.resume(String(args.id), 'local') }),
-  cancelReplay: t.field({ type: ReplayJob, args: { id: t.arg.id({ required: true }) }, resolve: (_root, args, ctx) => ctx.engine.replays.cancel(String(args.id), 'local') }),
+  pauseReplay: t.field({ type: ReplayJob, args: { id: t.arg.id({ required: true }) }, resolve: (_root, args, ctx) => ctx.engine.replays.pause(String(args.id), ctx.principal.name) }),
+  resumeReplay: t.field({ type: ReplayJob, args: { id: t.arg.id({ required: true }) }, resolve: (_root, args, ctx) => ctx.engine.replays.resume(String(args.id), ctx.principal.name) }),
+  cancelReplay: t.field({ type: ReplayJob, args: { id: t.arg.id({ required: true }) }, resolve: (_root, args, ctx) => ctx.engine.replays.cancel(String(args.id), ctx.principal.name) }),
   redriveFailures: t.field({
     type: ReplayJob,
     args: { mappingId: t.arg.id({ required: true }), failureIds: t.arg.idList(), functionName: t.arg.string() },
-    resolve: (_root, args, ctx) => ctx.engine.redriveFailures(String(args.mappingId), args.failureIds?.map(String), args.functionName),
+    resolve: (_root, args, ctx) => ctx.engine.redriveFailures(String(args.mappingId), args.failureIds?.map(String), args.functionName, ctx.principal.name),
   }),
 }));
 

@@ -81,16 +81,16 @@ builder.mutationFields((t) => ({
   createStream: t.field({
     type: Stream,
     args: { input: t.arg({ type: CreateStreamInput, required: true }) },
-    resolve: (_root, { input }, ctx) => ctx.engine.createStream(input),
+    resolve: (_root, { input }, ctx) => ctx.engine.createStream(input, ctx.principal.name),
   }),
   deleteStream: t.boolean({
     args: { name: t.arg.string({ required: true }) },
-    resolve: (_root, args, ctx) => ctx.engine.deleteStream(args.name),
+    resolve: (_root, args, ctx) => ctx.engine.deleteStream(args.name, ctx.principal.name),
   }),
   updateRetention: t.field({
     type: Stream,
     args: { name: t.arg.string({ required: true }), retentionHours: t.arg.int({ required: true }) },
-    resolve: (_root, args, ctx) => ctx.engine.updateRetention(args.name, args.retentionHours),
+    resolve: (_root, args, ctx) => ctx.engine.updateRetention(args.name, args.retentionHours, ctx.principal.name),
   }),
   splitShard: t.field({
     type: Stream,
@@ -99,7 +99,7 @@ builder.mutationFields((t) => ({
       shardId: t.arg.string({ required: true }),
       newStartingHashKey: t.arg.string({ required: true }),
     },
-    resolve: (_root, a, ctx) => ctx.engine.splitShard(a.streamName, a.shardId, a.newStartingHashKey),
+    resolve: (_root, a, ctx) => ctx.engine.splitShard(a.streamName, a.shardId, a.newStartingHashKey, ctx.principal.name),
   }),
   mergeShards: t.field({
     type: Stream,
@@ -108,12 +108,12 @@ builder.mutationFields((t) => ({
       shardId: t.arg.string({ required: true }),
       adjacentShardId: t.arg.string({ required: true }),
     },
-    resolve: (_root, a, ctx) => ctx.engine.mergeShards(a.streamName, a.shardId, a.adjacentShardId),
+    resolve: (_root, a, ctx) => ctx.engine.mergeShards(a.streamName, a.shardId, a.adjacentShardId, ctx.principal.name),
   }),
   updateShardCount: t.field({
     type: Stream,
     args: { streamName: t.arg.string({ required: true }), targetShardCount: t.arg.int({ required: true }) },
-    resolve: (_root, a, ctx) => ctx.engine.updateShardCount(a.streamName, a.targetShardCount),
+    resolve: (_root, a, ctx) => ctx.engine.updateShardCount(a.streamName, a.targetShardCount, ctx.principal.name),
   }),
   rolloverShards: t.field({
     type: Stream,

@@ -61,13 +61,13 @@ export async function createStream(ctx: AwsContext, input: {
     throw invalidArgument(`Failed to add tags to stream ${input.StreamName} under account ${ctx.accountId} because a given stream cannot have more than ${TAG_LIMITS.maxTagsPerStream} tags associated with it.`);
   }
   const shardCount = input.ShardCount ?? DEFAULT_SHARD_COUNT;
-  await onStream(ctx, input.StreamName, () => ctx.engine.createStream({ name: input.StreamName, kind: 'KINESIS', shardCount }));
+  await onStream(ctx, input.StreamName, () => ctx.engine.createStream({ name: input.StreamName, kind: 'KINESIS', shardCount }, ctx.principal?.name));
   if (tags.length > 0) await addTags(ctx, input.StreamName, tags);
 }
 
 export async function deleteStream(ctx: AwsContext, input: StreamRef): Promise<void> {
   const stream = await findStream(ctx, input);
-  await onStream(ctx, stream.name, () => ctx.engine.deleteStream(stream.name));
+  await onStream(ctx, stream.name, () => ctx.engine.deleteStream(stream.name, ctx.principal?.name));
 }
 
 export async function describeStream(ctx: AwsContext, input: StreamRef & { Limit?: number; ExclusiveStartShardId?: string }) {
@@ -232,7 +232,7 @@ export async function splitShard(ctx: AwsContext, input: StreamRef & { ShardToSp
     throw invalidArgument(`NewStartingHashKey ${input.NewStartingHashKey} used in SplitShard() on shard ${shard.shardId} in stream ${stream.name} `
       + `under account ${ctx.accountId} is not both greater than one plus the shard's StartingHashKey ${start} and less than the shard's EndingHashKey ${end}.`);
   }
-  await onStream(ctx, stream.name, () => ctx.engine.splitShard(stream.name, shard.shardId, input.NewStartingHashKey));
+  await onStream(ctx, stream.name, () => ctx.engine.splitShard(stream.name, shard.shardId, input.NewStartingHashKey, ctx.principal?.name));
 }
 
 export async function mergeShards(ctx: AwsContext, input: StreamRef & { ShardToMerge: string; AdjacentShardToMerge: string }): Promise<void> {
@@ -246,13 +246,13 @@ export async function mergeShards(ctx: AwsContext, input: StreamRef & { ShardToM
     throw invalidArgument(`Shards ${first.shardId} and ${second.shardId} in stream ${stream.name} under account ${ctx.accountId} `
       + 'are not an adjacent pair of shards eligible for merging');
   }
-  await onStream(ctx, stream.name, () => ctx.engine.mergeShards(stream.name, first.shardId, second.shardId));
+  await onStream(ctx, stream.name, () => ctx.engine.mergeShards(stream.name, first.shardId, second.shardId, ctx.principal?.name));
 }
 
 export async function updateShardCount(ctx: AwsContext, input: StreamRef & { TargetShardCount: number; ScalingType: string }) {
   const stream = await findStream(ctx, input);
   const current = (await ctx.engine.catalog.shards(stream, 'OPEN')).length;
-  await onStream(ctx, stream.name, () => ctx.engine.updateShardCount(stream.name, input.TargetShardCount));
+  await onStream(ctx, stream.name, () => ctx.engine.updateShardCount(stream.name, input.TargetShardCount, ctx.principal?.name));
   return { StreamName: stream.name, CurrentShardCount: current, TargetShardCount: input.TargetShardCount, StreamARN: stream.arn };
 }
 
@@ -273,7 +273,7 @@ export async function increaseRetention(ctx: AwsContext, input: StreamRef & { Re
     throw invalidArgument(`Requested retention period (${hours} hours) for stream ${stream.name} can not be shorter than existing retention period `
       + `(${stream.retentionHours} hours). Use DecreaseRetentionPeriod API.`);
   }
-  await onStream(ctx, stream.name, () => ctx.engine.updateRetention(stream.name, hours));
+  await onStream(ctx, stream.name, () => ctx.engine.updateRetention(stream.name, hours, ctx.principal?.name));
 }
 
 export async function decreaseRetention(ctx: AwsContext, input: StreamRef & { RetentionPeriodHours: number }): Promise<void> {
@@ -284,7 +284,7 @@ export async function decreaseRetention(ctx: AwsContext, input: StreamRef & { Re
     throw invalidArgument(`Requested retention period (${hours} hours) for stream ${stream.name} can not be longer than existing retention period `
       + `(${stream.retentionHours} hours). Use IncreaseRetentionPeriod API.`);
   }
-  await onStream(ctx, stream.name, () => ctx.engine.updateRetention(stream.name, hours));
+  await onStream(ctx, stream.name, () => ctx.engine.updateRetention(stream.name, hours, ctx.principal?.name));
 }
 
 export async function addTagsToStream(ctx: AwsContext, input: StreamRef & { Tags: Record<string, string> }): Promise<void> {

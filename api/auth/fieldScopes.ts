@@ -1,0 +1,77 @@
+/**
+ * Which scope each root field needs, checked in one place: every Query, Mutation and
+ * Subscription field of the served schema is wrapped with a check of the request's principal.
+ * Queries and subscriptions need `read` (tokens: `admin`); a mutation not listed here needs
+ * `admin`, so a new mutation is closed until it is classified.
+ */
+import type { GraphQLFieldResolver, GraphQLObjectType, GraphQLSchema } from 'graphql';
+import type { Engine } from '../../engine/engine.ts';
+import { hasScope, type Principal, type Scope } from '../../engine/auth/scopes.ts';
+import { ShardlineError } from '../../engine/errors.ts';
+
+type Rule = Scope | ((args: Record<string, any>) => Scope);
+
+export const QUERY_SCOPES: Record<string, Rule> = { apiTokens: 'admin' };
+
+export const MUTATION_SCOPES: Record<string, Rule> = {
+  putRecords: 'produce',
+  writeItems: 'produce',
+  importRecords: 'produce',
+  startReplay: 'operate',
+  pauseReplay: 'operate',
+  resumeReplay: 'operate',
+  cancelReplay: 'operate',
+  redriveFailures: 'operate',
+  seekEventSourceMapping: 'operate',
+  restoreCheckpoints: 'operate',
+  createAlertRule: 'operate',
+  deleteAlertRule: 'operate',
+  // Enabling or disabling a mapping is an operator's action; changing its settings is an admin's.
+  updateEventSourceMapping: (args) => {
+    const keys = Object.keys(args.input ?? {}).filter((k) => args.input[k] !== undefined);
+    return keys.length > 0 && keys.every((k) => k === 'enabled') ? 'operate' : 'admin';
+  },
+};
+
+function forbidden(principal: Principal, field: string, scope: Scope): ShardlineError {
+  return new ShardlineError('FORBIDDEN',
+    `${field} needs the "${scope}" scope; token "${principal.name}" has ${principal.scopes.map((s) => `"${s}"`).join(', ')}.`);
+}
+
+function check(context: { principal?: Principal; engine?: Engine } | undefined, field: string, rule: Rule, args: Record<string, any>): void {
+  const principal = context?.principal;
+  if (!principal) throw new ShardlineError('UNAUTHENTICATED', 'Authentication required.');
+  const scope = typeof rule === 'function' ? rule(args) : rule;
+  if (!hasScope(principal, scope)) throw forbidden(principal, field, scope);
+  // Record writes take from the token's write rate limit (engine/auth/writeRateLimiter.ts).
+  if (scope === 'produce') context!.engine?.writeLimiter.take(principal);
+}
+
+function guard(type: GraphQLObjectType | null | undefined, rules: Record<string, Rule>, fallback: Scope): void {
+  if (!type) return;
+  for (const field of Object.values(type.getFields())) {
+    const rule: Rule = rules[field.name] ?? fallback;
+    const name = `${type.name}.${field.name}`;
+    if (field.subscribe) {
+      const subscribe: GraphQLFieldResolver<unknown, unknown> = field.subscribe;
+      field.subscribe = (root, args, context, info) => {
+        check(context, name, rule, args);
+        return subscribe(root, args, context, info);
+      };
+    } else if (field.resolve) {
+      const resolve: GraphQLFieldResolver<unknown, unknown> = field.resolve;
+      field.resolve = (root, args, context, info) => {
+        check(context, name, rule, args);
+        return resolve(root, args, context, info);
+      };
+    }
+  }
+}
+
+/** Wraps the schema's root fields with their scope checks (in place; returns the schema). */
+export function requireScopes(schema: GraphQLSchema): GraphQLSchema {
+  guard(schema.getQueryType(), QUERY_SCOPES, 'read');
+  guard(schema.getMutationType(), MUTATION_SCOPES, 'admin');
+  guard(schema.getSubscriptionType(), {}, 'read');
+  return schema;
+}
