@@ -344,3 +344,29 @@ for (const backend of backends) {
     });
   });
 }
+
+describe('dashboard behind a token (pglite, headless Chromium)', { skip: noBrowser }, () => {
+  it('asks for a token, then shows the streams and goes live with it', async () => {
+    const t = await openTestEngine(backends[0]!);
+    const app = buildApp({ engine: t.engine, logError: () => {} });
+    const url = await app.start(0, '127.0.0.1');
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true, timeout: 30_000 });
+    try {
+      await t.engine.createStream({ name: 'guarded-orders', shardCount: 1 });
+      const reader = await t.engine.tokens.create({ name: 'dashboard', scopes: 'read' }, 'test');
+      const page = await browser.newPage();
+      await page.goto(new URL('/', url).toString());
+      await page.locator('#sign-in').waitFor({ state: 'visible', timeout: 10_000 });
+      assert.match(await page.locator('#sign-in').innerText(), /Token required/);
+      await page.locator('#sign-in input[name=token]').fill(reader.token);
+      await page.locator('#sign-in button').click();
+      await page.locator('#streams', { hasText: 'guarded-orders' }).waitFor({ state: 'visible', timeout: 10_000 });
+      await page.locator('#connection[data-state=connected]').waitFor({ state: 'attached', timeout: 10_000 });
+      assert.equal(await page.locator('#sign-in').count(), 0);
+    } finally {
+      await browser.close();
+      await app.stop();
+      await t.close();
+    }
+  });
+});

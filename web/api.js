@@ -1,8 +1,44 @@
 // GraphQL for the dashboard: queries and mutations over fetch, subscriptions over graphql-ws,
-// both on /graphql of the server that served this page.
+// both on /graphql of the server that served this page. When the server requires a token, the
+// dashboard asks for one (kept in this browser's localStorage) and sends it as
+// "Authorization: Bearer …" and in graphql-ws's connection_init payload.
 import { createClient } from 'graphql-ws';
 
 const ENDPOINT = '/graphql';
+const TOKEN_KEY = 'shardline.token';
+
+// A link may carry the token in its fragment (#token=…): taken once, then removed from the address bar.
+const fromLink = /(?:^#|&)token=([^&]+)/.exec(location.hash);
+if (fromLink) {
+  localStorage.setItem(TOKEN_KEY, decodeURIComponent(fromLink[1]));
+  history.replaceState(null, '', location.pathname + location.search);
+}
+
+const authorization = () => {
+  const token = localStorage.getItem(TOKEN_KEY);
+  return token ? `Bearer ${token}` : undefined;
+};
+
+let asking = false;
+/** Shows the sign-in form once; a token entered there is kept and the page reloads with it. */
+function askForToken(reason) {
+  if (asking) return;
+  asking = true;
+  const dialog = document.createElement('form');
+  dialog.id = 'sign-in';
+  dialog.className = 'sign-in';
+  dialog.innerHTML = `<h2>Token required</h2><p></p>
+    <label>API token with the read scope <input name="token" type="password" autocomplete="off" required></label>
+    <button type="submit">Open the dashboard</button>`;
+  dialog.querySelector('p').textContent = reason;
+  dialog.addEventListener('submit', (event) => {
+    event.preventDefault();
+    localStorage.setItem(TOKEN_KEY, dialog.elements.token.value.trim());
+    location.reload();
+  });
+  document.body.prepend(dialog);
+  dialog.elements.token.focus();
+}
 
 /** An error of the API, with its `extensions.code` when it has one. */
 export class ApiError extends Error {
@@ -25,7 +61,11 @@ export async function gql(query, variables = {}) {
   try {
     response = await fetch(ENDPOINT, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json, application/json' },
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/graphql-response+json, application/json',
+        ...(authorization() ? { authorization: authorization() } : {}),
+      },
       body: JSON.stringify({ query, variables }),
     });
   } catch (error) {
@@ -37,7 +77,11 @@ export async function gql(query, variables = {}) {
   } catch {
     throw new ApiError(`the server answered ${response.status} ${response.statusText} without a GraphQL response`, `HTTP_${response.status}`);
   }
-  if (body.errors?.length) throw fromGraphQLErrors(body.errors);
+  if (body.errors?.length) {
+    const error = fromGraphQLErrors(body.errors);
+    if (error.code === 'UNAUTHENTICATED') askForToken(error.message);
+    throw error;
+  }
   if (!response.ok) throw new ApiError(`the server answered ${response.status} ${response.statusText}`, `HTTP_${response.status}`);
   return body.data;
 }
@@ -63,8 +107,16 @@ function wsClient() {
     url: `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}${ENDPOINT}`,
     lazy: true,
     keepAlive: 10_000,
+    connectionParams: () => (authorization() ? { authorization: authorization() } : {}),
     retryAttempts: Infinity,
-    shouldRetry: () => true,
+    // 4401: no valid token; 4403: the token was revoked. Retrying cannot help; ask instead.
+    shouldRetry: (event) => {
+      if (event?.code === 4401 || event?.code === 4403) {
+        askForToken(event.reason || 'The server needs a valid token.');
+        return false;
+      }
+      return true;
+    },
     retryWait: async (retries) => new Promise((r) => setTimeout(r, Math.min(500 * 2 ** retries, 5000))),
     on: {
       connecting: () => setConnection('connecting'),
