@@ -5,7 +5,7 @@
  */
 import { desc } from 'drizzle-orm';
 import type { Database, DatabaseHandle } from './db.ts';
-import { invalidArgument, limitExceeded } from './errors.ts';
+import { pageSize } from './pageSize.ts';
 import { auditLog } from './schema.ts';
 
 export const LOCAL_ACTOR = 'local';
@@ -22,8 +22,6 @@ export class AuditLog {
   }
 
   async list(first = 100): Promise<AuditEntry[]> {
-    if (!Number.isInteger(first) || first < 1) throw invalidArgument(`first must be between 1 and 1000, got ${first}.`);
-    if (first > 1000) throw limitExceeded(`first must be at most 1000, got ${first}.`);
-    return this.handle.db.select().from(auditLog).orderBy(desc(auditLog.id)).limit(first);
+    return this.handle.db.select().from(auditLog).orderBy(desc(auditLog.id)).limit(pageSize(first));
   }
 }

@@ -30,6 +30,9 @@ export interface CaptureShardRow {
 /** Thrown inside a transaction when the lease is no longer held: it rolls back. */
 export class LeaseLost extends Error {}
 
+/** The local stream of the source was deleted: the capture stops (there is nowhere to store). */
+export class LocalStreamGone extends Error {}
+
 /** Locks the source row if this owner still holds it at this epoch; throws LeaseLost otherwise. */
 export async function checkLease(handle: DatabaseHandle, tx: Database, lease: CaptureLease, recordsAdded = 0): Promise<void> {
   const rows = await handle.query(sql`
@@ -73,6 +76,10 @@ export async function registerShards(
 ): Promise<CaptureShardRow[]> {
   return handle.transaction(async (tx) => {
     await checkLease(handle, tx, lease);
+    const live = await handle.query(sql`
+      select 1 from streams st join capture_sources c on c.stream_id = st.id
+       where c.id = ${lease.sourceId} and st.deleted_at is null`, tx);
+    if (live.length === 0) throw new LocalStreamGone('The local stream of this capture source has been deleted; the capture stopped.');
     await handle.query(sql`
       update streams st
          set status = 'ACTIVE',
@@ -123,7 +130,7 @@ export async function ensureLocalShard(handle: DatabaseHandle, lease: CaptureLea
     // Shard changes of one stream are serial: the stream row lock, as streamCatalog.ts and resharding.ts take it.
     const [stream] = await handle.query<{ next: number; kind: string }>(sql`
       select next_shard_index as next, kind from streams where id = ${streamId} and deleted_at is null for update`, tx);
-    if (!stream) throw new LeaseLost(`The local stream of capture source ${lease.sourceId} has been deleted.`);
+    if (!stream) throw new LocalStreamGone('The local stream of this capture source has been deleted; the capture stopped.');
     const [row] = await handle.query<{ shard_key: unknown; parent: string | null; adjacent: string | null; hs: string; he: string }>(sql`
       select shard_key, parent_shard_id as parent, adjacent_parent_shard_id as adjacent, hash_start::text as hs, hash_end::text as he
         from capture_shards where source_id = ${lease.sourceId} and source_shard_id = ${sourceShardId}`, tx);

@@ -24,7 +24,7 @@ import { coerceError } from '../errors.ts';
 import type { EngineEvents } from '../events.ts';
 import type { ViewType } from '../streams/model.ts';
 import {
-  type CaptureLease, type CaptureShardRow, LeaseLost, closeLocalShard, ensureLocalShard, readyShards, registerShards, saveShardLag,
+  type CaptureLease, type CaptureShardRow, LeaseLost, LocalStreamGone, closeLocalShard, ensureLocalShard, readyShards, registerShards, saveShardLag,
 } from './mirrorShards.ts';
 import type { SourceAddress, SourceClient, SourceDescription, SourceStart } from './sourceClient.ts';
 import { sourceErrorName } from './sourceClient.ts';
@@ -128,6 +128,10 @@ export class SourceRun {
           await this.#sleep(this.options.discoveryMs, (wake) => { this.#wakeDiscovery = wake; });
         } catch (raw) {
           if (raw instanceof LeaseLost) break;
+          if (raw instanceof LocalStreamGone) {
+            await this.#stopFor(raw.message);
+            break;
+          }
           this.#description = undefined;
           await this.#failed(raw, null);
           await this.#sleep(backoffMs(++failures, this.options.minBackoffMs, this.options.maxBackoffMs));
@@ -203,6 +207,10 @@ export class SourceRun {
           this.stop();
           return;
         }
+        if (raw instanceof LocalStreamGone) {
+          this.#wakeDiscovery?.();
+          return;
+        }
         iterator = null;
         // An iterator that expired (a long pause) is taken again from the stored position at once.
         if (sourceErrorName(raw) === 'ExpiredIteratorException' && failures === 0) {
@@ -221,6 +229,15 @@ export class SourceRun {
     this.deps.events.emit('shards', { streamId: this.source.stream.id, streamName: this.source.stream.name });
     this.deps.events.emit('captures', { sourceId: this.source.id });
     this.#wakeDiscovery?.();
+  }
+
+  /** Stops the source for good (its local stream is gone), saying why in lastError. */
+  async #stopFor(reason: string): Promise<void> {
+    await this.deps.handle.query(sql`
+      update capture_sources set state = 'STOPPED', owner = null, expires_at = null, epoch = epoch + 1,
+             last_error = ${reason}, last_error_at = now(), updated_at = now()
+       where id = ${this.lease.sourceId} and owner = ${this.lease.owner} and epoch = ${this.lease.epoch}`);
+    this.deps.events.emit('captures', { sourceId: this.source.id });
   }
 
   async #healthy(): Promise<void> {

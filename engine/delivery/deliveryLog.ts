@@ -1,19 +1,18 @@
 /** Reading the invocation and failure logs of a mapping: newest first, keyset pages by id. */
 import { and, desc, eq, lt } from 'drizzle-orm';
 import type { DatabaseHandle } from '../db.ts';
-import { invalidArgument, limitExceeded } from '../errors.ts';
+import { MAX_PAGE_SIZE, pageSize } from '../pageSize.ts';
+import { invalidArgument } from '../errors.ts';
 import { failures, invocations, shards } from '../schema.ts';
 import { shardIdOf } from '../streams/model.ts';
 import { formatSequenceNumber } from '../streams/sequenceNumbers.ts';
 
-export const LOG_PAGE = { default: 50, max: 1000 };
+export const LOG_PAGE = { default: 50, max: MAX_PAGE_SIZE };
 
 export interface LogPage<T> { items: { cursor: string; node: T }[]; hasNextPage: boolean; endCursor: string | null }
 
 function pageArgs(first: number | null | undefined, after: string | null | undefined): { limit: number; before?: number } {
-  const limit = first ?? LOG_PAGE.default;
-  if (!Number.isInteger(limit) || limit < 1) throw invalidArgument(`first must be between 1 and ${LOG_PAGE.max}, got ${limit}.`);
-  if (limit > LOG_PAGE.max) throw limitExceeded(`first must be at most ${LOG_PAGE.max}, got ${limit}.`);
+  const limit = pageSize(first ?? LOG_PAGE.default, LOG_PAGE.max);
   if (after == null) return { limit };
   if (!/^\d+$/.test(after)) throw invalidArgument('after is not a cursor returned by this API.');
   return { limit, before: Number(after) };

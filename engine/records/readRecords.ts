@@ -13,7 +13,8 @@
  */
 import { sql } from 'drizzle-orm';
 import type { DatabaseHandle } from '../db.ts';
-import { ShardlineError, invalidArgument, limitExceeded } from '../errors.ts';
+import { MAX_PAGE_SIZE, pageSize } from '../pageSize.ts';
+import { ShardlineError, invalidArgument } from '../errors.ts';
 import type { ShardInfo, StreamInfo } from '../streams/model.ts';
 import { formatSequenceNumber, parseSequenceNumber } from '../streams/sequenceNumbers.ts';
 import type { StreamCatalog } from '../streams/streamCatalog.ts';
@@ -43,7 +44,7 @@ interface ShardPosition { after: bigint; lowMs: number }
 /** Per-shard read positions, keyed by shard index. */
 export type Positions = Map<number, ShardPosition>;
 
-export const PAGE_LIMITS = { default: 100, max: 1000 };
+export const PAGE_LIMITS = { default: 100, max: MAX_PAGE_SIZE };
 const MAX_SEQ = (1n << 63n) - 1n;
 /** Years 1 to 9999: inside Postgres' timestamp range. */
 const MIN_TIMESTAMP_MS = -62_135_596_800_000;
@@ -180,9 +181,7 @@ export class RecordReader {
 
   /** One page of Stream.records. */
   async page(streamName: string, args: { shardId?: string | null; from?: Position | null; first?: number | null; after?: string | null }): Promise<RecordPage> {
-    const first = args.first ?? PAGE_LIMITS.default;
-    if (!Number.isInteger(first) || first < 1) throw invalidArgument(`first must be between 1 and ${PAGE_LIMITS.max}, got ${first}.`);
-    if (first > PAGE_LIMITS.max) throw limitExceeded(`first must be at most ${PAGE_LIMITS.max}, got ${first}.`);
+    const first = pageSize(args.first ?? PAGE_LIMITS.default, PAGE_LIMITS.max);
     const stream = await this.catalog.get(streamName);
     const shards = await this.scope(stream, args.shardId);
     const positions = args.after != null ? restrict(decodeCursor(args.after), shards) : await this.resolve(shards, args.from);
