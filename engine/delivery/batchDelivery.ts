@@ -46,6 +46,8 @@ export interface Progress {
   invocation?: InvocationRow;
   failures: FailureRow[];
   retrying: boolean;
+  /** True when the batch has more to deliver after this step (bisected halves, an expired prefix). */
+  pending?: boolean;
   consecutiveFailures: number;
   iteratorAgeMs?: number;
   /** Tumbling windows: the state to keep for the open window, or 'CLOSE' after its final invocation. */
@@ -147,6 +149,7 @@ export async function deliverBatch(
         destinationRecord,
       }],
       retrying: false,
+      pending: segments.length > 1,
       consecutiveFailures: 0,
     });
     if (ok && settings.onFailureUrl) await deps.postOnFailure(settings.onFailureUrl, destinationRecord);
@@ -207,7 +210,7 @@ export async function deliverBatch(
         if (window) windowState = verdict.state;
         const ok = await sink.commit({
           invocation: { ...base, outcome: 'OK', error: null },
-          done: doneUpTo(s), failures: [], retrying: false, consecutiveFailures: 0, iteratorAgeMs,
+          done: doneUpTo(s), failures: [], retrying: false, pending: segments.length > 1, consecutiveFailures: 0, iteratorAgeMs,
           ...(window ? { window: window.final && lastSegment ? 'CLOSE' as const : { start: window.start, state: windowState } } : {}),
         });
         if (!ok) return 'LOST';
