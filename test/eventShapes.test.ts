@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import {
-  MAX_PAYLOAD_BYTES, buildEvent, buildEventRecord, epochSeconds, eventOverheadBytes, eventRecordBytes, fitToPayload,
+  MAX_PAYLOAD_BYTES, buildEvent, buildEventRecord, epochSeconds, eventOverheadBytes, eventRecordBytes, eventRecordSizer, fitToPayload,
 } from '../engine/delivery/eventShapes.ts';
 import { type StoredRecord, dynamodbObject } from '../engine/records/readRecords.ts';
 import type { StreamInfo } from '../engine/streams/model.ts';
@@ -168,6 +168,44 @@ describe('payload budget', () => {
     assert.equal(n, 5);
     assert.ok(sent(rs.slice(0, n)) <= MAX_PAYLOAD_BYTES);
     assert.ok(sent(rs.slice(0, n + 1)) > MAX_PAYLOAD_BYTES);
+  });
+
+  it('sizes an event record from its fields exactly as its serialised JSON, whatever the characters', () => {
+    // Strings with quotes, backslashes, control characters, non-ASCII, astral and lone surrogates.
+    const awkward = ['', 'p', 'a"b\\c', 'line\nbreak\u0000\u001f\u007f', 'é', 'ключ', '🚀x', '\ud800', 'a\udc00b', '\u2028\u2029', 'x'.repeat(256)];
+    const arrivals = [0, 1, 999, 1000, 1763900000000, 1763900000100, 1545084650987, 253402300799999];
+    const kinesisSize = eventRecordSizer(kinesisStream, ctx);
+    const dynamodbSize = eventRecordSizer(dynamodbStream, ctx);
+    const otherCtx = { region: 'ap-southeast-2', accountId: '000000000000' };
+    const otherSize = eventRecordSizer(stream('KINESIS', 'arn:aws:kinesis:ap-southeast-2:000000000000:stream/"quoted"é'), otherCtx);
+    let checked = 0;
+    for (const [i, text] of awkward.entries()) {
+      for (const ms of arrivals) {
+        const record = stored({
+          partitionKey: text, eventID: `shardId-000000000000:${text}`, sequenceNumber: `4960${ms}`,
+          data: Buffer.from(text + i).toString('base64'), approximateArrivalTimestamp: new Date(ms),
+        });
+        assert.equal(kinesisSize(record), eventRecordBytes(buildEventRecord(kinesisStream, record, ctx)), JSON.stringify(text));
+        const otherStream = stream('KINESIS', 'arn:aws:kinesis:ap-southeast-2:000000000000:stream/"quoted"é');
+        assert.equal(otherSize(record), eventRecordBytes(buildEventRecord(otherStream, record, otherCtx)));
+        checked += 2;
+      }
+      for (const expected of dynamodbFixture) {
+        const base = dynamodbStored(expected);
+        const data = JSON.parse(base.data) as Json;
+        const variants: StoredRecord[] = [
+          { ...base, eventID: text, eventName: text },
+          { ...base, eventName: null },
+          { ...base, data: JSON.stringify({ ...data, Keys: { [text]: { S: text } } }) },
+          { ...base, origin: { eventID: 'x', userIdentity: { type: 'Service', principalId: text } } },
+        ];
+        for (const record of variants) {
+          assert.equal(dynamodbSize(record), eventRecordBytes(buildEventRecord(dynamodbStream, record, ctx)), JSON.stringify(text));
+          checked++;
+        }
+      }
+    }
+    assert.ok(checked > 200);
   });
 
   it('accounts for the window fields through the overhead', () => {

@@ -229,7 +229,7 @@ describe('invoker: HTTP functions', () => {
     return server;
   }
 
-  const invoke = (fn: FunctionInfo) => invoker.invoke(fn, payload, event, 'req-1');
+  const invoke = (fn: FunctionInfo) => invoker.invoke(fn, event, 'req-1');
 
   function assertFailure(result: InvokeResult, outcome: InvokeResult['outcome'], ...patterns: RegExp[]) {
     assert.equal(result.outcome, outcome, JSON.stringify(result));
@@ -381,7 +381,7 @@ describe('invoker: module functions', () => {
 
   const modFn = (module: string, extra: Partial<FunctionInfo> = {}): FunctionInfo =>
     ({ name: 'mod-fn', url: null, module, timeoutSeconds: 3, reservedConcurrency: null, ...extra });
-  const invoke = (fn: FunctionInfo, ev: unknown = event) => invoker.invoke(fn, JSON.stringify(ev), ev, 'req-42');
+  const invoke = (fn: FunctionInfo, ev: unknown = event) => invoker.invoke(fn, ev, 'req-42');
 
   it('passes the event object itself and returns the value as OK; the module is loaded once', async () => {
     const first = await invoke(modFn('echo.mjs#handler'));
@@ -424,7 +424,7 @@ describe('invoker: module functions', () => {
   });
 
   it('gives a Lambda-like context whose remaining time decreases', async () => {
-    const result = await invoker.invoke(modFn('context.mjs#handler', { name: 'ctx-fn', timeoutSeconds: 7 }), '{}', {}, 'req-ctx');
+    const result = await invoker.invoke(modFn('context.mjs#handler', { name: 'ctx-fn', timeoutSeconds: 7 }), {}, 'req-ctx');
     assert.equal(result.outcome, 'OK');
     const body = (result as { body: { fields: Record<string, unknown>; first: number; second: number } }).body;
     const { logStreamName, ...fields } = body.fields;
@@ -492,7 +492,7 @@ describe('invoker: reservedConcurrency', () => {
   it('runs at most reservedConcurrency invocations at once; the others wait, then run', async () => {
     max = 0;
     const fn = httpFn(server.url, { name: 'limited', reservedConcurrency: 2 });
-    const results = Array.from({ length: 5 }, (_, i) => invoker.invoke(fn, payload, event, `r${i}`));
+    const results = Array.from({ length: 5 }, (_, i) => invoker.invoke(fn, event, `r${i}`));
     for (let answered = 0; answered < 5; answered++) {
       const expected = Math.min(2, 5 - answered);
       // inFlight lags the server by one response in transit, so wait for both to agree.
@@ -510,7 +510,7 @@ describe('invoker: reservedConcurrency', () => {
   it('without a limit runs every invocation at once', async () => {
     max = 0;
     const fn = httpFn(server.url, { name: 'unlimited' });
-    const results = Array.from({ length: 5 }, (_, i) => invoker.invoke(fn, payload, event, `u${i}`));
+    const results = Array.from({ length: 5 }, (_, i) => invoker.invoke(fn, event, `u${i}`));
     await waitFor(() => held.length === 5, '5 requests held at once');
     while (held.length > 0) answerOne();
     assert.ok((await Promise.all(results)).every((r) => r.outcome === 'OK'));
@@ -519,7 +519,7 @@ describe('invoker: reservedConcurrency', () => {
 
   it('throttles a function with reservedConcurrency 0 without invoking it', async () => {
     const before = server.received.length;
-    const result = await invoker.invoke(httpFn(server.url, { name: 'zero', reservedConcurrency: 0 }), payload, event, 'z');
+    const result = await invoker.invoke(httpFn(server.url, { name: 'zero', reservedConcurrency: 0 }), event, 'z');
     assert.equal(result.outcome, 'THROTTLED');
     assert.match(errorOf(result), /reservedConcurrency is 0/);
     assert.equal(server.received.length, before);
@@ -528,14 +528,14 @@ describe('invoker: reservedConcurrency', () => {
   it('close() ends invocations in flight and waiting ones as THROTTLED', async () => {
     const closing = new Invoker({ functionsDir: tmpdir(), region: 'us-east-1', accountId: '000000000000' });
     const fn = httpFn(server.url, { name: 'closing', reservedConcurrency: 1 });
-    const running = closing.invoke(fn, payload, event, 'c1');
-    const waiting = closing.invoke(fn, payload, event, 'c2');
+    const running = closing.invoke(fn, event, 'c1');
+    const waiting = closing.invoke(fn, event, 'c2');
     await waitFor(() => held.length === 1, 'first request held');
     await closing.close();
     const [a, b] = await Promise.all([running, waiting]);
     assert.equal(a.outcome, 'THROTTLED');
     assert.equal(b.outcome, 'THROTTLED');
     held.splice(0);
-    assert.equal((await closing.invoke(fn, payload, event, 'c3')).outcome, 'THROTTLED');
+    assert.equal((await closing.invoke(fn, event, 'c3')).outcome, 'THROTTLED');
   });
 });

@@ -181,10 +181,9 @@ export async function deliverBatch(
       start: window.start, end: window.end, state: windowState ?? {}, shardId: batch.shard.shardId,
       eventSourceARN: batch.stream.arn, isFinalInvokeForWindow: window.final && lastSegment, isWindowTerminatedEarly: false,
     } : undefined);
-    const payload = JSON.stringify(event);
     const startedAt = new Date();
     const iteratorAgeMs = Math.max(0, Math.round(startedAt.getTime() - records[s.to - 1]!.arrivalMs));
-    const result = await deps.invoker.invoke(fn, payload, event, randomUUID());
+    const result = await deps.invoker.invoke(fn, event, randomUUID());
     const base = { ...range(s), attempt: s.attempt, durationMs: Math.round(result.durationMs), startedAt };
 
     if (result.outcome === 'THROTTLED') {
@@ -202,7 +201,8 @@ export async function deliverBatch(
     let errorMessage = '';
     if (result.outcome === 'OK') {
       const verdict = judgeResponse(result.body, {
-        sequenceNumbers: records.slice(s.from, s.to).map((r) => r.record.sequenceNumber),
+        // Only a partial batch response names records.
+        sequenceNumbers: settings.reportBatchItemFailures ? records.slice(s.from, s.to).map((r) => r.record.sequenceNumber) : [],
         reportBatchItemFailures: settings.reportBatchItemFailures,
         tumbling: window !== undefined,
       });
@@ -299,7 +299,7 @@ export async function closeWindow(
       start: target.window.start, end: target.window.end, state: target.window.state ?? {}, shardId: target.shard.shardId,
       eventSourceARN: target.stream.arn, isFinalInvokeForWindow: true, isWindowTerminatedEarly: false,
     });
-    const result = await deps.invoker.invoke(fn, JSON.stringify(event), event, randomUUID());
+    const result = await deps.invoker.invoke(fn, event, randomUUID());
     const ok = result.outcome === 'OK'
       && judgeResponse(result.body, { sequenceNumbers: [], reportBatchItemFailures: false, tumbling: true }).verdict === 'SUCCESS';
     if (ok) return (await sink.commit({ done: null, failures: [], retrying: false, consecutiveFailures: 0, window: 'CLOSE' })) ? 'DONE' : 'LOST';

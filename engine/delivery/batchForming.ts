@@ -4,7 +4,7 @@
  * before it would pass the 6 MB invocation payload limit.
  */
 import type { StreamInfo } from '../streams/model.ts';
-import { type EventContext, buildEventRecord, eventRecordBytes, MAX_PAYLOAD_BYTES } from './eventShapes.ts';
+import { type EventContext, buildEventRecord, eventRecordSizer, MAX_PAYLOAD_BYTES } from './eventShapes.ts';
 import { type CompiledFilters, matchesFilters } from './filterPatterns.ts';
 import type { LaneRecord } from './laneReader.ts';
 
@@ -26,10 +26,11 @@ export function formBatch(stream: StreamInfo, filters: CompiledFilters, page: La
   let bytes = ENVELOPE_BYTES;
   let pageEnd = page[0]!;
   let cut = false;
+  const sizeOf = eventRecordSizer(stream, ctx);
   for (const item of page) {
     const eventRecord = buildEventRecord(stream, item.record, ctx);
     if (matchesFilters(filters, stream.kind, eventRecord)) {
-      const size = eventRecordBytes(eventRecord) + 1;
+      const size = sizeOf(item.record) + 1;
       if (records.length > 0 && bytes + size > MAX_PAYLOAD_BYTES) {
         cut = true;
         break;

@@ -80,6 +80,50 @@ export function eventRecordBytes(eventRecord: Record<string, unknown>): number {
   return Buffer.byteLength(JSON.stringify(eventRecord), 'utf8');
 }
 
+/**
+ * The exact UTF-8 size of the event record buildEventRecord makes for a stored record, without
+ * serialising it: the fixed part (keys, constants, the stream's ARN) is measured once, the
+ * variable fields are added from their lengths. Batches are cut at the payload limit with it,
+ * so every record of every batch is measured, and an in-process function is never serialised.
+ */
+export function eventRecordSizer(stream: StreamInfo, ctx: EventContext): (record: StoredRecord) => number {
+  const template: StoredRecord = {
+    eventID: '', shardId: '', shardKey: 0, sequenceNumber: '', partitionKey: '', data: stream.kind === 'KINESIS' ? '' : 'null',
+    approximateArrivalTimestamp: new Date(0), sizeBytes: 0, eventName: '', keys: null, newImage: null, oldImage: null, origin: null,
+  };
+  if (stream.kind === 'KINESIS') {
+    // Four empty strings ("" each) and an arrival time of 0 ("0") in the template.
+    const fixed = eventRecordBytes(buildEventRecord(stream, template, ctx)) - 4 * 2 - 1;
+    return (record) => fixed + jsonStringBytes(record.partitionKey) + jsonStringBytes(record.sequenceNumber)
+      // Base64 (readRecords makes it without line breaks): no character needs escaping.
+      + record.data.length + 2
+      + jsonNumberBytes(epochSeconds(record.approximateArrivalTimestamp)) + jsonStringBytes(record.eventID);
+  }
+  // Two empty strings and a `dynamodb` of null in the template. readRecords serialises the
+  // `dynamodb` object compactly with JSON.stringify, so re-serialising its parse has its length.
+  const fixed = eventRecordBytes(buildEventRecord(stream, template, ctx)) - 2 * 2 - 4;
+  return (record) => {
+    const identity = userIdentityOf(record.origin);
+    return fixed + jsonStringBytes(record.eventID)
+      + (record.eventName === null ? 4 : jsonStringBytes(record.eventName))
+      + Buffer.byteLength(record.data, 'utf8')
+      + (identity === undefined ? 0 : Buffer.byteLength(`,"userIdentity":${JSON.stringify(identity)}`, 'utf8'));
+  };
+}
+
+/** UTF-8 size of a string as JSON: quotes around printable ASCII, else what JSON.stringify makes. */
+function jsonStringBytes(value: string): number {
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) return Buffer.byteLength(JSON.stringify(value), 'utf8');
+  }
+  return value.length + 2;
+}
+
+function jsonNumberBytes(value: number): number {
+  return Number.isFinite(value) ? String(value).length : 4;
+}
+
 /** Size of the event around its records (`{"Records":[]}` plus any window fields). */
 export function eventOverheadBytes(window?: WindowContext): number {
   return Buffer.byteLength(JSON.stringify(buildEvent([], window)), 'utf8');

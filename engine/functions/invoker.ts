@@ -59,7 +59,11 @@ export class Invoker {
     return this.slots.get(name)?.active ?? 0;
   }
 
-  async invoke(fn: FunctionInfo, payload: string, event: unknown, requestId: string): Promise<InvokeResult> {
+  /**
+   * Invokes fn with the event. An HTTP function is sent its JSON; a module function is handed
+   * the object itself, so in-process delivery never serialises.
+   */
+  async invoke(fn: FunctionInfo, event: unknown, requestId: string): Promise<InvokeResult> {
     if (this.closed) return { ...CLOSED, durationMs: 0 };
     if (fn.reservedConcurrency === 0) {
       return {
@@ -72,7 +76,7 @@ export class Invoker {
     const started = performance.now();
     try {
       const result = fn.url !== null
-        ? await this.invokeHttp(fn, fn.url, payload)
+        ? await this.invokeHttp(fn, fn.url, JSON.stringify(event))
         : await this.invokeModule(fn, event, requestId);
       return { ...result, durationMs: Math.round(performance.now() - started) } as InvokeResult;
     } finally {
