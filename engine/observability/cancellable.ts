@@ -41,11 +41,15 @@ export function waitForWake(signal: AbortSignal, timeoutMs: number, register: (w
 /**
  * A bounded queue of engine events for one subscriber: events pushed while it is busy wait
  * here (the oldest dropped past `max`, so a slow subscriber cannot grow memory without
- * bound); `take` waits for at least one, or the abort.
+ * bound); `take` waits for at least one, or the abort, and throws once the feed has failed. A
+ * wait costs no timer and the abort is listened to once per queue: a feed may push to thousands
+ * of queues per event.
  */
 export class EventQueue<T> {
-  readonly #items: T[] = [];
-  #wake: () => void = () => {};
+  #items: T[] = [];
+  #wake: (() => void) | undefined;
+  #abortHeard = false;
+  #failed: { error: unknown } | undefined;
   dropped = 0;
 
   constructor(private readonly max = 10_000) {}
@@ -56,14 +60,33 @@ export class EventQueue<T> {
       this.#items.shift();
       this.dropped++;
     }
-    this.#wake();
+    this.#notify();
+  }
+
+  /** Ends the subscriber's wait: its next take() throws `error`. */
+  fail(error: unknown): void {
+    this.#failed = { error };
+    this.#notify();
   }
 
   /** Every queued item, once at least one is there; empty when aborted. */
   async take(signal: AbortSignal): Promise<T[]> {
-    while (this.#items.length === 0 && !signal.aborted) {
-      await waitForWake(signal, 60_000, (w) => { this.#wake = w; });
+    if (this.#items.length === 0 && !signal.aborted && !this.#failed) {
+      if (!this.#abortHeard) {
+        this.#abortHeard = true;
+        signal.addEventListener('abort', () => this.#notify(), { once: true });
+      }
+      await new Promise<void>((resolve) => { this.#wake = resolve; });
     }
-    return this.#items.splice(0, this.#items.length);
+    if (this.#failed) throw this.#failed.error;
+    const items = this.#items;
+    this.#items = [];
+    return items;
+  }
+
+  #notify(): void {
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
   }
 }

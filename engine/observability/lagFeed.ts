@@ -4,11 +4,18 @@
  * coalesced to at most one per mapping every COALESCE_MS, and at least every HEARTBEAT_MS while
  * anything is behind (a stuck lane is never silent). Wake-ups come from engine events (from
  * any process, through the notifier); the figures are read from the database.
+ *
+ * One hub per engine serves every subscriber: while anyone subscribes it listens to the
+ * engine's events, reads each watched mapping's figures at most once per COALESCE_MS on one
+ * timer, and puts the same LagUpdate objects in the inbox of every subscriber in scope. Only a
+ * subscriber's first state is read for it alone (through engine.recentLag, shared within 250 ms).
+ * An inbox keeps the latest update per mapping: a subscriber that does not keep up skips the
+ * figures it had no time to send (counted in `dropped`) and never holds more than one update
+ * per mapping.
  */
 import type { Engine } from '../engine.ts';
 import type { ShardLag } from '../delivery/lag.ts';
 import type { MappingInfo } from '../mappings/mappingCatalog.ts';
-import { waitForWake } from './cancellable.ts';
 
 export interface LagUpdate {
   mappingId: string;
@@ -21,6 +28,9 @@ export interface LagUpdate {
 
 const COALESCE_MS = 250;
 const HEARTBEAT_MS = 2000;
+
+interface Scope { mappingId?: string | null; streamName?: string | null }
+interface Watched { mapping: MappingInfo; streamName: string }
 
 export async function lagUpdate(engine: Engine, mapping: MappingInfo, streamName: string): Promise<LagUpdate> {
   const shards = await engine.recentLag(mapping.id);
@@ -35,59 +45,224 @@ export async function lagUpdate(engine: Engine, mapping: MappingInfo, streamName
   };
 }
 
-export async function* watchLag(engine: Engine, scope: { mappingId?: string | null; streamName?: string | null }, signal: AbortSignal): AsyncGenerator<LagUpdate> {
-  const inScope = async (): Promise<{ mapping: MappingInfo; streamName: string }[]> => {
-    const mappings = scope.mappingId ? [await engine.mappings.get(scope.mappingId)] : await engine.mappings.list(scope.streamName ?? null);
-    const out = [];
-    for (const mapping of mappings) {
-      const stream = await engine.catalog.findById(mapping.streamId);
-      if (stream && (!scope.streamName || stream.name === scope.streamName)) out.push({ mapping, streamName: stream.name });
-    }
-    return out;
-  };
-  const dirty = new Set<string>();
-  let wake: () => void = () => {};
-  const mark = (mappingId: string | undefined) => {
-    if (mappingId) dirty.add(mappingId);
-    wake();
-  };
-  let streamToMappings = new Map<number, string[]>();
-  const offs = [
-    engine.events.on('leases', (e) => mark(e.mappingId)),
-    engine.events.on('records', (e) => { for (const id of streamToMappings.get(e.streamId) ?? []) mark(id); }),
-    engine.events.on('mappings', () => mark('*')),
-  ];
-  try {
-    let mappings = await inScope();
-    const last = new Map<string, { fingerprint: string; at: number }>();
-    let first = true;
-    while (!signal.aborted) {
-      if (dirty.has('*')) mappings = await inScope();
-      streamToMappings = new Map();
-      for (const { mapping } of mappings) {
-        streamToMappings.set(mapping.streamId, [...(streamToMappings.get(mapping.streamId) ?? []), mapping.id]);
+const fingerprintOf = (update: LagUpdate) => JSON.stringify(update.shards);
+
+const covers = (scope: Scope, mappingId: string, streamName: string) =>
+  (!scope.mappingId || scope.mappingId === mappingId) && (!scope.streamName || scope.streamName === streamName);
+
+/** One subscriber's updates not yet sent: the latest per mapping. */
+class LagInbox {
+  readonly #pending = new Map<string, { update: LagUpdate; fingerprint: string; heartbeat: boolean }>();
+  /** What was last handed to the subscriber, per mapping. */
+  readonly #sent = new Map<string, { fingerprint: string; at: number }>();
+  #wake: (() => void) | undefined;
+  #abortHeard = false;
+  #failed: { error: unknown } | undefined;
+  dropped = 0;
+
+  constructor(readonly scope: Scope) {}
+
+  put(update: LagUpdate, fingerprint: string, heartbeat: boolean): void {
+    if (this.#pending.has(update.mappingId)) this.dropped++;
+    this.#pending.set(update.mappingId, { update, fingerprint, heartbeat });
+    this.#notify();
+  }
+
+  fail(error: unknown): void {
+    this.#failed = { error };
+    this.#notify();
+  }
+
+  /** Notes an update handed to the subscriber outside the inbox (its first state). */
+  sent(update: LagUpdate): void {
+    this.#sent.set(update.mappingId, { fingerprint: fingerprintOf(update), at: update.at.getTime() });
+  }
+
+  /**
+   * The pending updates, once there is one: none older than what the subscriber already has,
+   * and no change it has already seen (heartbeats always go).
+   */
+  async take(signal: AbortSignal): Promise<LagUpdate[]> {
+    for (;;) {
+      if (this.#pending.size === 0 && !signal.aborted && !this.#failed) {
+        if (!this.#abortHeard) {
+          this.#abortHeard = true;
+          signal.addEventListener('abort', () => this.#notify(), { once: true });
+        }
+        await new Promise<void>((resolve) => { this.#wake = resolve; });
       }
-      const now = Date.now();
-      const due = mappings.filter(({ mapping }) => first || dirty.has(mapping.id) || dirty.has('*')
-        || now - (last.get(mapping.id)?.at ?? 0) >= HEARTBEAT_MS);
-      dirty.clear();
-      for (const { mapping, streamName } of due) {
-        const update = await lagUpdate(engine, mapping, streamName);
-        const fingerprint = JSON.stringify(update.shards);
-        const previous = last.get(mapping.id);
-        const heartbeat = now - (previous?.at ?? 0) >= HEARTBEAT_MS && update.recordsBehind > 0;
-        if (first || previous?.fingerprint !== fingerprint || heartbeat) {
-          last.set(mapping.id, { fingerprint, at: now });
-          yield update;
-        } else if (previous) {
-          previous.at = now;
+      if (this.#failed) throw this.#failed.error;
+      if (signal.aborted) return [];
+      const out: LagUpdate[] = [];
+      for (const { update, fingerprint, heartbeat } of this.#pending.values()) {
+        const sent = this.#sent.get(update.mappingId);
+        const at = update.at.getTime();
+        if (sent && (at < sent.at || (!heartbeat && fingerprint === sent.fingerprint))) continue;
+        this.#sent.set(update.mappingId, { fingerprint, at });
+        out.push(update);
+      }
+      this.#pending.clear();
+      if (out.length) return out;
+    }
+  }
+
+  #notify(): void {
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+  }
+}
+
+const ALL = '*';
+
+class LagHub {
+  readonly #inboxes = new Set<LagInbox>();
+  /** The distinct scopes subscribed to, with their subscriber counts. */
+  readonly #scopes = new Map<string, { scope: Scope; count: number }>();
+  #offs: (() => void)[] = [];
+  /** Every mapping with its stream's name; undefined until read, and after a mapping changed. */
+  #mappings: Watched[] | undefined;
+  readonly #dirty = new Set<string>();
+  /** What was last pushed (or checked) per mapping. */
+  readonly #last = new Map<string, { fingerprint: string; at: number }>();
+  #timer: NodeJS.Timeout | undefined;
+  #timerDue = 0;
+  #running = false;
+  #lastRun = 0;
+
+  constructor(private readonly engine: Engine) {}
+
+  join(inbox: LagInbox): () => void {
+    this.#inboxes.add(inbox);
+    const key = `${inbox.scope.mappingId ?? ''}\u0000${inbox.scope.streamName ?? ''}`;
+    const scope = this.#scopes.get(key);
+    if (scope) scope.count++;
+    else this.#scopes.set(key, { scope: inbox.scope, count: 1 });
+    if (this.#offs.length === 0) {
+      const { events } = this.engine;
+      this.#offs = [
+        events.on('leases', (e) => this.#mark(e.mappingId)),
+        events.on('records', (e) => {
+          if (!this.#mappings) return this.#mark(ALL);
+          for (const { mapping } of this.#mappings) if (mapping.streamId === e.streamId) this.#mark(mapping.id);
+        }),
+        events.on('mappings', () => {
+          this.#mappings = undefined;
+          this.#mark(ALL);
+        }),
+      ];
+      this.#schedule(Date.now() + COALESCE_MS);
+    }
+    return () => {
+      if (!this.#inboxes.delete(inbox)) return;
+      const left = this.#scopes.get(key)!;
+      if (--left.count === 0) this.#scopes.delete(key);
+      if (this.#inboxes.size > 0) return;
+      for (const off of this.#offs) off();
+      this.#offs = [];
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+      this.#mappings = undefined;
+      this.#dirty.clear();
+      this.#last.clear();
+    };
+  }
+
+  #mark(mappingId: string): void {
+    this.#dirty.add(mappingId);
+    this.#schedule(this.#lastRun + COALESCE_MS);
+  }
+
+  /** One timer for every subscriber: runs at `due` (or sooner, if already set for sooner). */
+  #schedule(due: number): void {
+    if (this.#running || this.#offs.length === 0) return; // a run reschedules when it ends
+    if (this.#timer) {
+      if (this.#timerDue <= due) return;
+      clearTimeout(this.#timer);
+    }
+    this.#timerDue = due;
+    this.#timer = setTimeout(() => void this.#run(), Math.max(0, due - Date.now()));
+  }
+
+  async #run(): Promise<void> {
+    this.#timer = undefined;
+    this.#running = true;
+    this.#lastRun = Date.now();
+    const dirty = new Set(this.#dirty);
+    this.#dirty.clear();
+    try {
+      this.#mappings ??= await this.#readMappings();
+      const scopes = [...this.#scopes.values()].map((s) => s.scope);
+      for (const { mapping, streamName } of this.#mappings) {
+        if (this.#offs.length === 0) return; // everyone left meanwhile
+        if (!scopes.some((scope) => covers(scope, mapping.id, streamName))) continue;
+        const now = Date.now();
+        const last = this.#last.get(mapping.id);
+        const checkDue = last !== undefined && now - last.at >= HEARTBEAT_MS;
+        if (last && !checkDue && !dirty.has(mapping.id) && !dirty.has(ALL)) continue;
+        const update = await lagUpdate(this.engine, mapping, streamName);
+        const fingerprint = fingerprintOf(update);
+        const heartbeat = checkDue && update.recordsBehind > 0;
+        if (last?.fingerprint !== fingerprint || heartbeat) {
+          this.#last.set(mapping.id, { fingerprint, at: now });
+          for (const inbox of this.#inboxes) if (covers(inbox.scope, mapping.id, streamName)) inbox.put(update, fingerprint, heartbeat);
+        } else if (checkDue) {
+          last.at = now; // checked: unchanged and nothing behind
         }
       }
-      first = false;
-      await waitForWake(signal, COALESCE_MS, () => {});
-      if (dirty.size === 0) await waitForWake(signal, HEARTBEAT_MS, (w) => { wake = w; });
+    } catch (error) {
+      // As when each subscriber read for itself: a failed read ends the subscriptions with the error.
+      for (const inbox of this.#inboxes) inbox.fail(error);
+    } finally {
+      this.#running = false;
+      if (this.#offs.length > 0) {
+        // Next: the coalescing period after this run if anything changed meanwhile, else the
+        // earliest heartbeat (or check of figures that change without an event, such as ages).
+        let due = this.#lastRun + HEARTBEAT_MS;
+        for (const { at } of this.#last.values()) due = Math.min(due, at + HEARTBEAT_MS);
+        if (this.#dirty.size > 0) due = Math.min(due, this.#lastRun + COALESCE_MS);
+        this.#schedule(Math.max(due, this.#lastRun + COALESCE_MS));
+      }
     }
+  }
+
+  async #readMappings(): Promise<Watched[]> {
+    const out: Watched[] = [];
+    for (const mapping of await this.engine.mappings.list(null)) {
+      const stream = await this.engine.catalog.findById(mapping.streamId);
+      if (stream) out.push({ mapping, streamName: stream.name });
+    }
+    const ids = new Set(out.map((w) => w.mapping.id));
+    for (const id of this.#last.keys()) if (!ids.has(id)) this.#last.delete(id);
+    return out;
+  }
+}
+
+const hubs = new WeakMap<Engine, LagHub>();
+
+async function mappingsInScope(engine: Engine, scope: Scope): Promise<Watched[]> {
+  const mappings = scope.mappingId ? [await engine.mappings.get(scope.mappingId)] : await engine.mappings.list(scope.streamName ?? null);
+  const out: Watched[] = [];
+  for (const mapping of mappings) {
+    const stream = await engine.catalog.findById(mapping.streamId);
+    if (stream && (!scope.streamName || stream.name === scope.streamName)) out.push({ mapping, streamName: stream.name });
+  }
+  return out;
+}
+
+export async function* watchLag(engine: Engine, scope: Scope, signal: AbortSignal): AsyncGenerator<LagUpdate> {
+  let hub = hubs.get(engine);
+  if (!hub) hubs.set(engine, (hub = new LagHub(engine)));
+  const inbox = new LagInbox(scope);
+  const leave = hub.join(inbox); // before the first state is read: no change after it is missed
+  try {
+    for (const { mapping, streamName } of await mappingsInScope(engine, scope)) {
+      const update = await lagUpdate(engine, mapping, streamName);
+      inbox.sent(update);
+      yield update;
+    }
+    while (!signal.aborted) yield* await inbox.take(signal);
   } finally {
-    for (const off of offs) off();
+    leave();
   }
 }
