@@ -114,13 +114,13 @@ export class ReplayJobs {
     const scope = await scopeShards(this.reader, stream, input.shardIds);
     const starts = await windowStart(this.reader, scope, input.from);
     const ends = await windowEnd(this.handle, this.reader, scope, input.to);
-    const ranges: PlannedRange[] = [];
-    for (const shard of scope) {
+    // The shards are counted at once (on Postgres, over several connections).
+    const ranges: PlannedRange[] = await Promise.all(scope.map(async (shard) => {
       const afterSeq = starts.get(shard.key)!;
       const endSeq = ends.get(shard.key)!;
       const { total, bytes } = await countRange(this.handle, stream, shard, afterSeq, endSeq, filters, this.ctx);
-      ranges.push({ shard, afterSeq, endSeq, total, bytes });
-    }
+      return { shard, afterSeq, endSeq, total, bytes };
+    }));
     const dryRun = input.dryRun ?? false;
     const id = randomUUID();
     await this.handle.transaction(async (tx) => {

@@ -7,9 +7,9 @@
  * write is fenced by the epoch — pause and cancel bump it, so the process running the job stops
  * at its next step and a job survives the death of its process, resuming at its cursors.
  *
- * A job runs in its own lane: one batch in flight, ranges in shard order (a parent shard's range
- * before its children's), at most ratePerSecond records a second, so it never starves the live
- * mappings of the function.
+ * A job runs in its own lane: one batch in flight (the next page is read meanwhile), ranges in
+ * shard order (a parent shard's range before its children's), at most ratePerSecond records a
+ * second, so it never starves the live mappings of the function.
  *
  * States: STOPPED → (start) RUNNING → (stop) STOPPING → STOPPED.
  */
@@ -21,7 +21,7 @@ import { compileFilterPatterns } from '../delivery/filterPatterns.ts';
 import { type LaneRecord, readLane } from '../delivery/laneReader.ts';
 import { coerceError } from '../errors.ts';
 import type { EngineEvents } from '../events.ts';
-import { failures, invocations, replayCursors, replayJobs, shards } from '../schema.ts';
+import { replayCursors, replayJobs, shards } from '../schema.ts';
 import type { StreamCatalog } from '../streams/streamCatalog.ts';
 import { toShardInfo } from '../streams/streamCatalog.ts';
 
@@ -30,8 +30,12 @@ type CursorRow = typeof replayCursors.$inferSelect;
 
 export interface ReplayRunnerOptions { leaseTtlMs: number; heartbeatMs: number; maxJobs: number }
 
+/** Progress events of a job at most this often (watchers coalesce to 100 ms anyway); the last is never dropped. */
+const PROGRESS_EVENT_MS = 100;
+
 export class ReplayRunner {
   readonly #running = new Map<string, { epoch: number; done: Promise<void> }>();
+  readonly #progress = new Map<string, { at: number; timer: NodeJS.Timeout | undefined }>();
   #state: 'STOPPED' | 'RUNNING' | 'STOPPING' = 'STOPPED';
   #timer: NodeJS.Timeout | undefined;
   #ticking: Promise<void> | undefined;
@@ -49,7 +53,8 @@ export class ReplayRunner {
   async start(): Promise<void> {
     if (this.#state !== 'STOPPED') return;
     this.#state = 'RUNNING';
-    this.#off = this.events.on('replays', () => this.#poke());
+    // New jobs and jobs handed back wake the runner; the progress of its own jobs does not.
+    this.#off = this.events.on('replays', (e) => { if (!this.#running.has(e.jobId)) this.#poke(); });
     await this.#tick();
     this.#schedule();
   }
@@ -104,7 +109,11 @@ export class ReplayRunner {
     for (const { id, epoch } of claimed) {
       const done = this.#run(id, Number(epoch))
         .catch((raw) => this.deps.onError(coerceError(raw)))
-        .finally(() => this.#running.delete(id));
+        .finally(() => {
+          this.#running.delete(id);
+          this.#flushProgress(id);
+          this.#poke(); // a slot is free
+        });
       this.#running.set(id, { epoch: Number(epoch), done });
       this.events.emit('replays', { jobId: id });
     }
@@ -142,19 +151,27 @@ export class ReplayRunner {
     try {
       for (const { c, shard: shardRow } of cursors) {
         const shard = toShardInfo(shardRow);
-        let position = c.cursorSeq ?? c.afterSeq;
+        const limit = rate ? Math.min(job.settings.batchSize, rate) : job.settings.batchSize;
+        const read = (after: bigint) => {
+          const pending = readLane(this.handle, stream, shard, { index: 0, count: 1 }, after, limit, c.endSeq)
+            .then((page) => ({ page, batch: page.length > 0 ? formBatch(stream, filters, page, this.deps) : undefined }));
+          pending.catch(() => {}); // awaited below; not an unhandled rejection while a batch is delivered
+          return pending;
+        };
+        let next = read(c.cursorSeq ?? c.afterSeq);
         for (;;) {
-          if (stopped()) return;
-          const limit = rate ? Math.min(job.settings.batchSize, rate) : job.settings.batchSize;
-          const page = await readLane(this.handle, stream, shard, { index: 0, count: 1 }, position, limit, c.endSeq);
-          if (page.length === 0) {
+          if (stopped()) return void (await next.catch(() => {}));
+          const { batch } = await next;
+          if (!batch) {
             if (!(await this.#advance(job, epoch, c, null, true))) return;
             break;
           }
-          const batch = formBatch(stream, filters, page, this.deps);
+          // The next page starts where this batch ends, which is where delivery continues once
+          // the batch is DONE: it is read while this one is invoked and committed, and dropped
+          // otherwise. Only progress commits move the cursor, one batch at a time and in order.
+          next = read(batch.pageEnd.seq);
           if (batch.records.length === 0) {
-            if (!(await this.#advance(job, epoch, c, batch.pageEnd, false))) return;
-            position = batch.pageEnd.seq;
+            if (!(await this.#advance(job, epoch, c, batch.pageEnd, false))) return void (await next.catch(() => {}));
             continue;
           }
           if (rate) {
@@ -165,8 +182,7 @@ export class ReplayRunner {
           const result = await deliverBatch(this.deps, settings,
             { stream, shard, records: batch.records, eventRecords: batch.eventRecords, pageEnd: batch.pageEnd },
             this.#sink(job, epoch, c, batch.records), stopped);
-          if (result !== 'DONE') return;
-          position = batch.pageEnd.seq;
+          if (result !== 'DONE') return void (await next.catch(() => {}));
         }
       }
       await this.#finish(job, epoch, 'SUCCEEDED', job.error);
@@ -188,46 +204,99 @@ export class ReplayRunner {
     return ok;
   }
 
+  /**
+   * Persists a step of a batch in one statement (a single round trip, atomic as a transaction):
+   * the job's counters, fenced by owner and epoch (a pause or cancel bumps the epoch, so the
+   * update finds no row and nothing else is written), the cursor, the invocation and any
+   * failure rows.
+   */
   #sink(job: JobRow, epoch: number, c: CursorRow, records: LaneRecord[]): BatchSink {
-    let counted = c.cursorSeq ?? c.afterSeq;
+    // Records of this batch already counted as delivered: those up to the cursor.
+    const start = c.cursorSeq ?? c.afterSeq;
+    let counted = 0;
+    while (counted < records.length && records[counted]!.seq <= start) counted++;
     const logMappingId = job.mappingId ?? `replay:${job.id}`;
     return {
       commit: async (progress: Progress) => {
         const discarded = progress.failures
           .filter((f) => f.kind === 'RETRIES_EXHAUSTED' || f.kind === 'RECORD_EXPIRED')
           .reduce((sum, f) => sum + f.recordCount, 0);
-        const doneCount = progress.done
-          ? records.filter((r) => r.seq > counted && r.seq <= progress.done!.seq).length
-          : 0;
-        let failureIds: number[] = [];
-        const ok = await this.handle.transaction(async (tx) => {
-          if (!(await this.#holds(tx, job.id, epoch))) return false;
-          await tx.update(replayJobs).set({
-            deliveredRecords: sql`${replayJobs.deliveredRecords} + ${Math.max(0, doneCount - discarded)}`,
-            failedRecords: sql`${replayJobs.failedRecords} + ${discarded}`,
-          }).where(eq(replayJobs.id, job.id));
-          if (progress.done) {
-            await tx.update(replayCursors).set({
-              cursorSeq: progress.done.seq,
-              delivered: sql`${replayCursors.delivered} + ${Math.max(0, doneCount - discarded)}`,
-            }).where(and(eq(replayCursors.jobId, job.id), eq(replayCursors.idx, c.idx)));
-          }
-          if (progress.invocation) {
-            await tx.insert(invocations).values({ mappingId: logMappingId, shardKey: c.shardKey, lane: 0, replayId: job.id, ...progress.invocation });
-          }
-          if (progress.failures.length > 0) {
-            failureIds = (await tx.insert(failures)
-              .values(progress.failures.map((f) => ({ mappingId: logMappingId, shardKey: c.shardKey, ...f })))
-              .returning({ id: failures.id })).map((r) => r.id);
-          }
-          return true;
-        });
+        let upTo = counted;
+        if (progress.done) while (upTo < records.length && records[upTo]!.seq <= progress.done.seq) upTo++;
+        const delivered = Math.max(0, upTo - counted - discarded);
+        const held = sql`exists (select 1 from held)`;
+        const steps = [sql`
+          held as (
+            update replay_jobs set delivered_records = delivered_records + ${delivered}::int, failed_records = failed_records + ${discarded}::int
+             where id = ${job.id} and owner = ${this.owner} and epoch = ${epoch} and state = 'RUNNING'
+            returning id)`];
+        if (progress.done) {
+          steps.push(sql`
+          moved as (
+            update replay_cursors set cursor_seq = ${String(progress.done.seq)}::bigint, delivered = delivered + ${delivered}::int
+             where job_id = ${job.id} and idx = ${c.idx}::int and ${held})`);
+        }
+        if (progress.invocation) {
+          const i = progress.invocation;
+          steps.push(sql`
+          logged as (
+            insert into invocations (mapping_id, shard_key, lane, replay_id, first_seq, last_seq, record_count, attempt, outcome, duration_ms, error, started_at)
+            select ${logMappingId}, ${c.shardKey}::bigint, 0, ${job.id}, ${String(i.firstSeq)}::bigint, ${String(i.lastSeq)}::bigint,
+                   ${i.recordCount}::int, ${i.attempt}::int, ${i.outcome}, ${i.durationMs}::int, ${i.error}, ${i.startedAt.toISOString()}::timestamptz
+             where ${held})`);
+        }
+        if (progress.failures.length > 0) {
+          const rows = JSON.stringify(progress.failures.map((f) => ({
+            kind: f.kind, first_seq: String(f.firstSeq), last_seq: String(f.lastSeq), record_count: f.recordCount,
+            attempt: f.attempt, message: f.message, destination_record: f.destinationRecord,
+          })));
+          steps.push(sql`
+          failed as (
+            insert into failures (mapping_id, shard_key, kind, first_seq, last_seq, record_count, attempt, message, destination_record)
+            select ${logMappingId}, ${c.shardKey}::bigint, f.kind, f.first_seq, f.last_seq, f.record_count, f.attempt, f.message, f.destination_record
+              from jsonb_to_recordset(${rows}::jsonb) with ordinality as f(kind text, first_seq bigint, last_seq bigint, record_count int,
+                   attempt int, message text, destination_record jsonb, n bigint)
+             where ${held}
+             order by f.n
+            returning id)`);
+        }
+        const [row] = await this.handle.query<{ held: unknown; ids: unknown }>(sql`
+          with ${sql.join(steps, sql`,`)}
+          select (select count(*) from held)::int as held,
+                 ${progress.failures.length > 0 ? sql`(select coalesce(json_agg(id order by id), '[]') from failed)` : sql`'[]'::json`} as ids`);
+        const ok = Number(row?.held ?? 0) === 1;
+        const failureIds = ok ? (typeof row!.ids === 'string' ? JSON.parse(row!.ids) as unknown[] : row!.ids as unknown[]).map(Number) : [];
         if (ok && failureIds.length > 0) this.events.emit('failures', { mappingId: logMappingId, ids: failureIds });
-        if (ok && progress.done) counted = progress.done.seq;
-        if (ok) this.events.emit('replays', { jobId: job.id });
+        if (ok && progress.done) counted = upTo;
+        if (ok) this.#progressed(job.id);
         return ok;
       },
     };
+  }
+
+  /** A progress event for watchers, coalesced per job to one every PROGRESS_EVENT_MS. */
+  #progressed(jobId: string): void {
+    let entry = this.#progress.get(jobId);
+    if (!entry) this.#progress.set(jobId, (entry = { at: 0, timer: undefined }));
+    if (entry.timer) return;
+    const emit = () => {
+      entry.timer = undefined;
+      entry.at = Date.now();
+      this.events.emit('replays', { jobId });
+    };
+    const wait = entry.at + PROGRESS_EVENT_MS - Date.now();
+    if (wait <= 0) emit();
+    else entry.timer = setTimeout(emit, wait);
+  }
+
+  /** Emits a job's pending progress event now (its run ended). */
+  #flushProgress(jobId: string): void {
+    const entry = this.#progress.get(jobId);
+    this.#progress.delete(jobId);
+    if (entry?.timer) {
+      clearTimeout(entry.timer);
+      this.events.emit('replays', { jobId });
+    }
   }
 
   async #finish(job: JobRow, epoch: number, state: 'SUCCEEDED' | 'FAILED', error: string | null): Promise<void> {
