@@ -144,6 +144,7 @@ export class Lane {
         const nextIsLater = page.length > 0 && windowStartOf(page[0]!.arrivalMs, tumblingMs) > open.getTime();
         const endedIdle = page.length === 0 && (Date.now() >= openEnd + WINDOW_CLOSE_GRACE_MS || shard.closedAt !== null);
         if (nextIsLater || endedIdle) {
+          if (!(await this.#save({ state: 'PROCESSING', durable: false }))) return;
           const result = await closeWindow(deps, settings, {
             stream, shard, window: { start: open, end: new Date(openEnd), state: this.#lease.windowState },
           }, this.#sink(), this.#stoppedOrChanged(mapping));
@@ -200,7 +201,9 @@ export class Lane {
         continue;
       }
 
-      await this.#save({ state: 'PROCESSING', durable: false });
+      // The fence before any invocation: a lease taken from this process since it was read
+      // (stolen, or expired and claimed) makes this write fail, and nothing is invoked.
+      if (!(await this.#save({ state: 'PROCESSING', durable: false }))) return;
       const result = await deliverBatch(deps, settings, {
         stream, shard, records: batch.records, eventRecords: batch.eventRecords, pageEnd: batch.pageEnd,
         ...(window ? { window } : {}),
@@ -239,7 +242,8 @@ export class Lane {
     return {
       commit: async (progress: Progress) => {
         const lease = this.#lease;
-        const state: LeaseState = progress.retrying ? 'RETRYING' : 'IDLE';
+        // A batch with more to deliver after this step stays PROCESSING, so it is not stolen mid-batch.
+        const state: LeaseState = progress.retrying ? 'RETRYING' : progress.pending ? 'PROCESSING' : 'IDLE';
         let failureIds: number[] = [];
         const saved = await this.deps.handle.transaction(async (tx) => {
           const ok = await this.deps.leases.save(tx, lease, {

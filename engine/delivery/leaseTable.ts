@@ -126,6 +126,9 @@ export class LeaseTable {
    * Takes leases from the most loaded owner while this owner is below its fair share and that
    * owner above it (KCL-style lease stealing: how a newly started process gets its share).
    * The victim learns it at its next renewal; the epoch bump fences its checkpoint writes.
+   * Only a lease between batches (IDLE, or WAITING_FOR_PARENT) is taken: a lane writes
+   * PROCESSING, fenced by its epoch, before it invokes, so a lease taken here cannot have a batch
+   * in flight, and its old lane cannot start one — a shard is never served by two processes.
    */
   async steal(): Promise<Lease[]> {
     const rows = await this.handle.query<LeaseRow>(sql`
@@ -140,7 +143,7 @@ export class LeaseTable {
       taken as (
         select l.mapping_id, l.shard_key, l.lane from leases l
           join active a on a.mapping_id = l.mapping_id and a.shard_key = l.shard_key and a.lane = l.lane
-         where l.owner = (select owner from victim) and l.expires_at > now()
+         where l.owner = (select owner from victim) and l.expires_at > now() and l.state in ('IDLE', 'WAITING_FOR_PARENT')
          order by l.shard_key desc, l.lane desc, l.mapping_id
          limit greatest(0, least((select n from target) - (select n from mine), (select n from victim) - (select n from target)))
          for update of l skip locked)
