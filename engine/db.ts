@@ -22,6 +22,13 @@ export interface DatabaseHandle {
   kind: DriverKind;
   /** Rows of a raw statement, whichever driver ran it. */
   query<T = Record<string, unknown>>(statement: SQL, executor?: Database): Promise<T[]>;
+  /**
+   * Like query, as a prepared statement: on Postgres the driver parses it once per connection
+   * and then sends one round trip per run, where an unnamed statement with parameters takes
+   * two (a describe, then the bind). For hot statements whose text does not vary: each
+   * distinct text stays prepared on every connection.
+   */
+  prepared<T = Record<string, unknown>>(statement: SQL, executor?: Database): Promise<T[]>;
   /** Runs fn in a transaction, retrying serialization failures and deadlocks a few times. */
   transaction<T>(fn: (tx: Database) => Promise<T>): Promise<T>;
   /**
@@ -48,6 +55,14 @@ export function rowsOf<T>(result: unknown): T[] {
 }
 
 const RETRYABLE = new Set(['40001', '40P01']);
+
+/** The parts of a drizzle database (or transaction) that prepared() uses. */
+interface DrizzleInternals {
+  dialect: { sqlToQuery(statement: SQL): { sql: string; params: unknown[] } };
+  session: {
+    prepareQuery(query: { sql: string; params: unknown[] }, fields: undefined, name: string, arrayMode: boolean): { execute(): Promise<unknown> };
+  };
+}
 
 export async function openDatabase(options: OpenOptions): Promise<DatabaseHandle> {
   let db: Database;
@@ -82,6 +97,13 @@ export async function openDatabase(options: OpenOptions): Promise<DatabaseHandle
     kind,
     async query<T>(statement: SQL, executor: Database = db) {
       return rowsOf<T>(await executor.execute(statement));
+    },
+    async prepared<T>(statement: SQL, executor: Database = db) {
+      if (kind !== 'postgres') return rowsOf<T>(await executor.execute(statement));
+      // drizzle's execute() never prepares; its session does when the query is given a name
+      // (postgres.js names and caches the statement itself, per connection).
+      const { dialect, session } = executor as unknown as DrizzleInternals;
+      return rowsOf<T>(await session.prepareQuery(dialect.sqlToQuery(statement), undefined, 'shardline', false).execute());
     },
     async transaction<T>(fn: (tx: Database) => Promise<T>) {
       for (let attempt = 1; ; attempt++) {

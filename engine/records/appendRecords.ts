@@ -1,22 +1,26 @@
 /**
  * The one write path for records (putRecords, writeItems, importRecords all end here).
  *
- * Inside the caller's transaction it (1) locks the target shard rows in key order and moves
- * their last_arrival forward, (2) takes sequence numbers, (3) inserts the rows with one
- * INSERT … SELECT FROM unnest. Because the shard lock is held until commit, records of a shard
- * become visible in sequence order: a reader keyed on (shard, seq) never sees a later record
- * before an earlier one, so a cursor can never skip a record that commits late.
+ * One statement (a prepared one: a single round trip) that (1) locks the target shard rows in
+ * key order and moves their last_arrival and record_count forward, (2) only then, and only if
+ * every target shard is still open, takes sequence numbers, and (3) inserts the rows from
+ * unnest with their dense per-shard ordinals. Because the shard lock is held until commit,
+ * records of a shard become visible in sequence order: a reader keyed on (shard, seq) never
+ * sees a later record before an earlier one, so a cursor can never skip a record that commits
+ * late. When a target shard has closed nothing is inserted and ShardMovedError is thrown.
  *
- * Hand-written SQL through drizzle's `sql`: one statement per step with array parameters is
- * several times faster than a query-builder insert of 500 rows. The base64 payloads travel as
- * one comma-joined text parameter (base64 has no commas) rather than a text[] literal, which
- * the driver would otherwise escape character by character; the trailing comma and slice keep
- * empty payloads (string_to_array('') is an empty array).
+ * The statement is atomic on its own when the rows target one shard (nothing is written for a
+ * closed shard), so putRecords runs it outside a transaction; with several shards, run it in
+ * the caller's transaction, which the error rolls back (the other shards' counts moved).
+ *
+ * The base64 payloads travel as one comma-joined text parameter (base64 has no commas) rather
+ * than a text[] literal, which the driver would otherwise escape character by character; the
+ * trailing comma and slice keep empty payloads (string_to_array('') is an empty array).
  */
 import { sql } from 'drizzle-orm';
 import type { Database, DatabaseHandle } from '../db.ts';
 import type { ShardInfo, StreamInfo } from '../streams/model.ts';
-import { type StreamCatalog, nextSequenceValues } from '../streams/streamCatalog.ts';
+import type { StreamCatalog } from '../streams/streamCatalog.ts';
 import { ensurePartitionsForDatabaseTime, isMissingPartition } from './partitions.ts';
 
 export interface PendingRecord {
@@ -34,48 +38,60 @@ export interface PendingRecord {
 /** A shard closed (or its stream was deleted) between routing and locking: route again. */
 export class ShardMovedError extends Error {}
 
-export async function appendRecords(handle: DatabaseHandle, tx: Database, rows: PendingRecord[]): Promise<bigint[]> {
+/** Appends the rows; returns their sequence numbers in row order. */
+export async function appendRecords(handle: DatabaseHandle, executor: Database | undefined, rows: PendingRecord[]): Promise<bigint[]> {
   if (rows.length === 0) return [];
   const counts = new Map<number, number>();
   for (const r of rows) counts.set(r.shardKey, (counts.get(r.shardKey) ?? 0) + 1);
   const keys = [...counts.keys()].sort((a, b) => a - b);
-  const locked = await handle.query<{ key: unknown; count: unknown }>(sql`
+  const [result] = await handle.prepared<{ seqs: string[] | string | null }>(sql`
     with locked as (
       select key from shards where key = any(${sql.param(keys)}::bigint[]) order by key for update
+    ), grown as (
+      update shards s
+         set last_arrival = greatest(coalesce(s.last_arrival, clock_timestamp()), clock_timestamp()),
+             record_count = s.record_count + c.n
+        from locked
+        join unnest(${sql.param(keys)}::bigint[], ${sql.param(keys.map((k) => counts.get(k)!))}::int[]) as c(k, n) on c.k = locked.key
+       where s.key = locked.key and s.closed_at is null
+         and exists (select 1 from streams st where st.id = s.stream_id and st.deleted_at is null)
+      returning s.key, s.record_count - c.n as before, s.last_arrival
+    ), seqs as (
+      -- The one-time filter waits for every shard row of grown (so for its lock) before the
+      -- first nextval; sorted, the numbers go to the rows in order.
+      select array_agg(v order by v) as v from (
+        select nextval('record_seq') as v from generate_series(1, ${rows.length}::int)
+         where (select count(*) from grown) = ${keys.length}::int
+      ) taken
+    ), input as (
+      select u.*, row_number() over (partition by u.k order by u.i) as rank
+        from unnest(
+          ${sql.param(rows.map((r) => r.shardKey))}::bigint[],
+          ${sql.param(rows.map((r) => r.partitionKey))}::text[],
+          (string_to_array(${rows.map((r) => r.dataBase64).join(',')}::text || ',', ','))[1:${rows.length}::int],
+          ${sql.param(rows.map((r) => r.sizeBytes))}::int[],
+          ${sql.param(rows.map((r) => r.eventName ?? null))}::text[],
+          ${sql.param(rows.map((r) => r.eventId ?? null))}::text[],
+          ${sql.param(rows.map((r) => (r.origin === undefined || r.origin === null ? null : JSON.stringify(r.origin))))}::text[]
+        ) with ordinality as u(k, pk, d, z, en, ei, o, i)
+    ), inserted as (
+      insert into records (shard_key, seq, ordinal, arrived_at, partition_key, data, size_bytes, event_name, event_id, origin)
+      select u.k, seqs.v[u.i], g.before + u.rank, g.last_arrival, u.pk, decode(u.d, 'base64'), u.z, u.en, u.ei, u.o::jsonb
+        from input u join grown g on g.key = u.k cross join seqs
+       where seqs.v is not null
+      returning 1
     )
-    update shards s
-       set last_arrival = greatest(coalesce(s.last_arrival, clock_timestamp()), clock_timestamp()),
-           record_count = s.record_count + c.n
-      from locked
-      join unnest(${sql.param(keys)}::bigint[], ${sql.param(keys.map((k) => counts.get(k)!))}::int[]) as c(k, n) on c.k = locked.key
-     where s.key = locked.key and s.closed_at is null
-       and exists (select 1 from streams st where st.id = s.stream_id and st.deleted_at is null)
-    returning s.key, s.record_count as count`, tx);
-  if (locked.length !== keys.length) throw new ShardMovedError('A target shard closed; routing again.');
-  // Dense ordinals: each shard's rows take the numbers just below its new record count.
-  const nextOrdinal = new Map(locked.map((r) => [Number(r.key), Number(r.count) - counts.get(Number(r.key))! + 1]));
-  const ordinals = rows.map((r) => {
-    const ordinal = nextOrdinal.get(r.shardKey)!;
-    nextOrdinal.set(r.shardKey, ordinal + 1);
-    return ordinal;
-  });
-  const seqs = await nextSequenceValues(handle, tx, rows.length);
-  await tx.execute(sql`
-    insert into records (shard_key, seq, ordinal, arrived_at, partition_key, data, size_bytes, event_name, event_id, origin)
-    select u.k, u.s, u.n, sh.last_arrival, u.pk, decode(u.d, 'base64'), u.z, u.en, u.ei, u.o::jsonb
-      from unnest(
-        ${sql.param(rows.map((r) => r.shardKey))}::bigint[],
-        ${sql.param(seqs.map(String))}::bigint[],
-        ${sql.param(ordinals)}::bigint[],
-        ${sql.param(rows.map((r) => r.partitionKey))}::text[],
-        (string_to_array(${rows.map((r) => r.dataBase64).join(',')}::text || ',', ','))[1:${rows.length}::int],
-        ${sql.param(rows.map((r) => r.sizeBytes))}::int[],
-        ${sql.param(rows.map((r) => r.eventName ?? null))}::text[],
-        ${sql.param(rows.map((r) => r.eventId ?? null))}::text[],
-        ${sql.param(rows.map((r) => (r.origin === undefined || r.origin === null ? null : JSON.stringify(r.origin))))}::text[]
-      ) as u(k, s, n, pk, d, z, en, ei, o)
-      join shards sh on sh.key = u.k`);
-  return seqs;
+    select (select v::text[] from seqs) as seqs, (select count(*) from inserted)::int as n`, executor);
+  const raw = result?.seqs ?? null;
+  const seqs = typeof raw === 'string' ? parseTextArray(raw) : raw;
+  if (!seqs || seqs.length !== rows.length) throw new ShardMovedError('A target shard closed; routing again.');
+  return seqs.map((v) => BigInt(v));
+}
+
+/** PGlite may hand a text[] back as its literal: {1,2,3} (numbers need no quoting). */
+function parseTextArray(literal: string): string[] {
+  const inner = literal.slice(1, -1);
+  return inner === '' ? [] : inner.split(',');
 }
 
 /**

@@ -4,8 +4,9 @@
  * most 1 MiB. AWS rejects a call that breaks a field constraint as a whole, so these are
  * whole-request errors and nothing is written.
  *
- * A valid call is written as one transaction per target shard, run side by side: concurrent
- * calls then queue on each shard's lock for a fraction of a call instead of the whole call.
+ * A valid call is written as one statement per target shard (its own transaction), run side
+ * by side: concurrent calls then queue on each shard's lock for a fraction of a call instead of
+ * the whole call.
  * Like AWS PutRecords the call is not atomic across records: a shard whose write fails leaves
  * its records with a per-record errorCode (InternalFailure) and failedRecordCount counts them,
  * while records with the same partition key always share a shard and keep their order.
@@ -70,7 +71,7 @@ export function validatePutRecords(records: PutRecordInput[]): Validated[] {
   }
   let total = 0;
   const validated = records.map((record, i) => {
-    const keyChars = [...record.partitionKey].length;
+    const keyChars = codePoints(record.partitionKey);
     if (keyChars < 1 || keyChars > PUT_LIMITS.maxPartitionKeyChars) {
       throw invalidArgument(`records[${i}].partitionKey must be 1–256 characters, got ${keyChars}.`);
     }
@@ -103,6 +104,22 @@ export function validatePutRecords(records: PutRecordInput[]): Validated[] {
   return validated;
 }
 
+/** Characters as AWS counts them (code points: a surrogate pair is one), without an array per key. */
+function codePoints(value: string): number {
+  let n = value.length;
+  for (let i = 0; i < value.length - 1; i++) {
+    const c = value.charCodeAt(i);
+    if (c >= 0xd800 && c <= 0xdbff) {
+      const next = value.charCodeAt(i + 1);
+      if (next >= 0xdc00 && next <= 0xdfff) {
+        n--;
+        i++;
+      }
+    }
+  }
+  return n;
+}
+
 /**
  * A closed target shard means a reshard committed in between; routing again always makes
  * progress then, so this only bounds a pathological storm of reshards.
@@ -132,7 +149,9 @@ export async function putRecords(
     const groups = new Map<ShardInfo, number[]>();
     for (const i of pending) {
       const shard = router.route(valid[i]!.hashKey);
-      groups.set(shard, [...(groups.get(shard) ?? []), i]);
+      const group = groups.get(shard);
+      if (group) group.push(i);
+      else groups.set(shard, [i]);
     }
     const retry: number[] = [];
     await Promise.all([...groups].map(async ([shard, indexes]) => {
@@ -140,7 +159,8 @@ export async function putRecords(
         shardKey: shard.key, partitionKey: valid[i]!.partitionKey, dataBase64: valid[i]!.data, sizeBytes: valid[i]!.size,
       }));
       try {
-        const seqs = await handle.transaction((tx) => appendRecords(handle, tx, rows));
+        // One statement per shard, atomic on its own (appendRecords): no transaction around it.
+        const seqs = await appendRecords(handle, undefined, rows);
         indexes.forEach((i, j) => {
           entries[i] = { shardId: shard.shardId, sequenceNumber: formatSequenceNumber(seqs[j]!), errorCode: null, errorMessage: null };
         });
