@@ -99,12 +99,12 @@ builder.mutationFields((t) => ({
     type: CaptureSource,
     description: 'Starts tailing a stream of another endpoint into a local stream of the same shard layout (or resumes the stopped capture into `into`).',
     args: { input: t.arg({ type: StartCaptureInput, required: true }) },
-    resolve: (_root, { input }, ctx) => ctx.engine.startCapture(input),
+    resolve: (_root, { input }, ctx) => ctx.engine.startCapture(input, ctx.principal.name),
   }),
   stopCapture: t.field({
     type: CaptureSource,
     description: 'Stops a capture source; its position is kept, and startCapture into the same local stream resumes it.',
     args: { id: t.arg.id({ required: true }) },
-    resolve: (_root, args, ctx) => ctx.engine.stopCapture(String(args.id)),
+    resolve: (_root, args, ctx) => ctx.engine.stopCapture(String(args.id), ctx.principal.name),
   }),
 }));
