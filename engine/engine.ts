@@ -11,6 +11,7 @@
  *   tags         tags of KINESIS streams (the Kinesis API's tag operations)
  *   captures     capture sources; captureRunner tails them into local streams (capture/)
  *   tokens       API tokens, scopes and authentication (auth/)
+ *   throughput   AWS's per-shard rate limits for streams that enforce them, in this process (streams/shardThroughput.ts)
  */
 import type { Config } from './config.ts';
 import { type DatabaseHandle, openDatabase } from './db.ts';
@@ -33,7 +34,7 @@ import { ReplayRunner } from './replay/replayRunner.ts';
 import { MetricsSampler } from './metrics/metricsSampler.ts';
 import { AlertEvaluator } from './alerts/alertEvaluator.ts';
 import { AlertRules } from './alerts/alertRules.ts';
-import type { StreamKind, ViewType } from './streams/model.ts';
+import type { ShardInfo, StreamInfo, StreamKind, ViewType } from './streams/model.ts';
 import { importRecords } from './records/importRecords.ts';
 import { type PutRecordInput, putRecords } from './records/putRecords.ts';
 import { RecordReader } from './records/readRecords.ts';
@@ -49,6 +50,7 @@ import { eventSourceMappings } from './schema.ts';
 import { eq } from 'drizzle-orm';
 import { StreamCatalog } from './streams/streamCatalog.ts';
 import { StreamTags } from './streams/tags.ts';
+import { ShardThroughput } from './streams/shardThroughput.ts';
 import { type CaptureInput, CaptureSources } from './capture/captureSources.ts';
 import { CaptureRunner, type CaptureRunnerOptions, DEFAULT_CAPTURE_OPTIONS } from './capture/captureRunner.ts';
 
@@ -67,6 +69,8 @@ export type EngineOptions = Pick<Config, 'region' | 'accountId' | 'dynamoShardRo
   adminToken?: string;
   /** Write requests per second per token; 0 = unlimited. (Default: 100) */
   writeRequestsPerSecond?: number;
+  /** Clock of the per-shard throughput buckets, epoch ms. (Default: Date.now) */
+  throughputClock?: () => number;
 };
 
 export class Engine {
@@ -94,6 +98,8 @@ export class Engine {
   /** API tokens and authentication. */
   readonly tokens: ApiTokens;
   readonly writeLimiter: WriteRateLimiter;
+  /** Per-shard throughput limits of streams with enforceThroughput (per process, in memory). */
+  readonly throughput: ShardThroughput;
   readonly #onError: (error: Error) => void;
 
   constructor(
@@ -117,6 +123,7 @@ export class Engine {
     this.audit = new AuditLog(handle);
     this.tokens = new ApiTokens(handle, this.events, this.audit, { adminToken: options.adminToken });
     this.writeLimiter = new WriteRateLimiter(options.writeRequestsPerSecond ?? 100);
+    this.throughput = new ShardThroughput(options.throughputClock);
     this.metricsSampler = new MetricsSampler(handle, { stepMs: options.metricsStepMs, onError: this.#onError });
     this.alerts = new AlertRules(handle, this.mappings);
     this.replays = new ReplayJobs(handle, this.catalog, this.reader, this.mappings, this.functions, this.audit, this.events, options);
@@ -161,7 +168,10 @@ export class Engine {
 
   // Operator actions: each is written to the audit log with its actor.
 
-  async createStream(input: { name: string; kind?: StreamKind | null; shardCount: number; retentionHours?: number | null; viewType?: ViewType | null }, actor = LOCAL_ACTOR) {
+  async createStream(input: {
+    name: string; kind?: StreamKind | null; shardCount: number; retentionHours?: number | null; viewType?: ViewType | null;
+    enforceThroughput?: boolean | null;
+  }, actor = LOCAL_ACTOR) {
     const stream = await this.catalog.create(input);
     await this.audit.record('stream.create', `stream:${stream.name}`, input, actor);
     return stream;
@@ -176,6 +186,12 @@ export class Engine {
   async updateRetention(name: string, retentionHours: number, actor = LOCAL_ACTOR) {
     const stream = await this.catalog.updateRetention(name, retentionHours);
     await this.audit.record('stream.updateRetention', `stream:${name}`, { retentionHours }, actor);
+    return stream;
+  }
+
+  async updateStreamThroughput(name: string, enforceThroughput: boolean, actor = LOCAL_ACTOR) {
+    const stream = await this.catalog.updateThroughput(name, enforceThroughput);
+    await this.audit.record('stream.updateThroughput', `stream:${name}`, { enforceThroughput }, actor);
     return stream;
   }
 
@@ -306,8 +322,10 @@ export class Engine {
   }
 
   putRecords(streamName: string, records: PutRecordInput[]) {
-    return putRecords(this.handle, this.catalog, this.events, streamName, records, this.#onError);
+    return putRecords(this.handle, this.catalog, this.events, streamName, records, this.#onError, this.#admitWrites);
   }
+
+  readonly #admitWrites = (stream: StreamInfo, shard: ShardInfo, sizes: number[]) => this.throughput.admitWrites(stream, shard, sizes);
 
   writeItems(streamName: string, changes: ItemChange[]) {
     return writeItems(this.handle, this.catalog, this.events, streamName, changes);

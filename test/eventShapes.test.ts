@@ -20,6 +20,7 @@ const ctx = { region: 'eu-west-1', accountId: '111122223333' };
 const stream = (kind: StreamInfo['kind'], arn: string): StreamInfo => ({
   id: 1, name: 'orders', kind, status: 'ACTIVE', retentionHours: 24,
   viewType: kind === 'DYNAMODB' ? 'NEW_AND_OLD_IMAGES' : null, createdAt: new Date(0), arn,
+  enforceThroughput: false,
 });
 const kinesisStream = stream('KINESIS', kinesisFixture[0]!.eventSourceARN as string);
 const dynamodbStream = stream('DYNAMODB', dynamodbFixture[0]!.eventSourceARN as string);

@@ -16,7 +16,7 @@ type Json = Record<string, unknown>;
 
 const kinesisStream: StreamInfo = {
   id: 1, name: 'orders', kind: 'KINESIS', status: 'ACTIVE', retentionHours: 24, viewType: null,
-  createdAt: new Date(0), arn: 'arn:aws:kinesis:eu-west-1:111122223333:stream/orders',
+  createdAt: new Date(0), arn: 'arn:aws:kinesis:eu-west-1:111122223333:stream/orders', enforceThroughput: false,
 };
 
 /** A Kinesis event record as the engine builds it, with `data` given as base64. */

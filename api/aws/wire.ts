@@ -42,6 +42,7 @@ export const resourceNotFound = (message: string) => new AwsError('ResourceNotFo
 export const resourceInUse = (message: string) => new AwsError('ResourceInUseException', message);
 export const limitExceeded = (message: string) => new AwsError('LimitExceededException', message);
 export const expiredIterator = (message: string) => new AwsError('ExpiredIteratorException', message);
+export const throughputExceeded = (message: string) => new AwsError('ProvisionedThroughputExceededException', message);
 
 /** Bytes on the wire. Keeps whichever form it was made from, so base64 in and out costs no copy. */
 export class Blob {

@@ -35,6 +35,10 @@ export const Stream = builder.objectRef<StreamInfo>('Stream').implement({
     retentionHours: t.exposeInt('retentionHours'),
     viewType: t.expose('viewType', { type: StreamViewType, nullable: true, description: 'DYNAMODB streams only' }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    enforceThroughput: t.exposeBoolean('enforceThroughput', {
+      description: "AWS's per-shard limits apply (1 MiB/s and 1,000 records/s in; 2 MiB/s and 5 GetRecords calls/s out), "
+        + 'answered with ProvisionedThroughputExceededException; enforced by each server process on its own calls',
+    }),
     shards: t.field({
       type: [Shard],
       args: { filter: t.arg({ type: ShardFilter, defaultValue: 'ALL' }) },
@@ -64,6 +68,7 @@ const CreateStreamInput = builder.inputType('CreateStreamInput', {
     shardCount: t.int({ required: true }),
     retentionHours: t.int({ description: 'KINESIS: 24..8760, default 24; DYNAMODB: fixed 24' }),
     viewType: t.field({ type: StreamViewType, description: 'DYNAMODB only, default NEW_AND_OLD_IMAGES' }),
+    enforceThroughput: t.boolean({ description: "KINESIS only: enforce AWS's per-shard throughput limits (see Stream.enforceThroughput); default false" }),
   }),
 });
 
@@ -91,6 +96,12 @@ builder.mutationFields((t) => ({
     type: Stream,
     args: { name: t.arg.string({ required: true }), retentionHours: t.arg.int({ required: true }) },
     resolve: (_root, args, ctx) => ctx.engine.updateRetention(args.name, args.retentionHours, ctx.principal.name),
+  }),
+  updateStreamThroughput: t.field({
+    type: Stream,
+    description: "Turns enforcement of AWS's per-shard throughput limits on or off (KINESIS streams).",
+    args: { name: t.arg.string({ required: true }), enforceThroughput: t.arg.boolean({ required: true }) },
+    resolve: (_root, args, ctx) => ctx.engine.updateStreamThroughput(args.name, args.enforceThroughput, ctx.principal.name),
   }),
   splitShard: t.field({
     type: Stream,

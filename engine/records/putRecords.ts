@@ -10,12 +10,15 @@
  * Like AWS PutRecords the call is not atomic across records: a shard whose write fails leaves
  * its records with a per-record errorCode (InternalFailure) and failedRecordCount counts them,
  * while records with the same partition key always share a shard and keep their order.
+ * On a stream that enforces throughput, admitWrites admits a prefix of each shard's records and
+ * the rest fail with ProvisionedThroughputExceededException (streams/shardThroughput.ts).
  */
 import type { DatabaseHandle } from '../db.ts';
 import { coerceError, invalidArgument, limitExceeded } from '../errors.ts';
 import type { EngineEvents } from '../events.ts';
 import { hashKeyOf, parseHashKey } from '../streams/hashKeys.ts';
-import type { ShardInfo } from '../streams/model.ts';
+import type { ShardInfo, StreamInfo } from '../streams/model.ts';
+import { writeThrottled } from '../streams/shardThroughput.ts';
 import { formatSequenceNumber } from '../streams/sequenceNumbers.ts';
 import type { StreamCatalog } from '../streams/streamCatalog.ts';
 import { type PendingRecord, ShardMovedError, appendRecords } from './appendRecords.ts';
@@ -37,6 +40,8 @@ export interface PutResultEntry {
   errorMessage: string | null;
 }
 export interface PutResult { failedRecordCount: number; records: PutResultEntry[] }
+/** How many of a shard's records (sizes in bytes, in order) fit its throughput now: a prefix. */
+export type AdmitWrites = (stream: StreamInfo, shard: ShardInfo, sizes: number[]) => number;
 
 /** Open shards sorted by range start, with their bounds parsed once per call. */
 export class ShardRouter {
@@ -134,6 +139,7 @@ export async function putRecords(
   streamName: string,
   records: PutRecordInput[],
   onShardError: (error: Error) => void = () => {},
+  admitWrites?: AdmitWrites,
 ): Promise<PutResult> {
   const valid = validatePutRecords(records);
   const entries: PutResultEntry[] = new Array(valid.length);
@@ -155,6 +161,12 @@ export async function putRecords(
     }
     const retry: number[] = [];
     await Promise.all([...groups].map(async ([shard, indexes]) => {
+      if (admitWrites && stream.enforceThroughput) {
+        const admitted = admitWrites(stream, shard, indexes.map((i) => valid[i]!.size));
+        for (const i of indexes.slice(admitted)) entries[i] = writeThrottled(stream, shard);
+        indexes = indexes.slice(0, admitted);
+        if (indexes.length === 0) return;
+      }
       const rows: PendingRecord[] = indexes.map((i) => ({
         shardKey: shard.key, partitionKey: valid[i]!.partitionKey, dataBase64: valid[i]!.data, sizeBytes: valid[i]!.size,
       }));

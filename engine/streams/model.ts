@@ -12,6 +12,8 @@ export interface StreamInfo {
   viewType: ViewType | null;
   createdAt: Date;
   arn: string;
+  /** AWS's per-shard read and write limits are enforced (streams/shardThroughput.ts). */
+  enforceThroughput: boolean;
 }
 
 export interface ShardInfo {

@@ -27,6 +27,8 @@ export interface CreateStreamInput {
   shardCount: number;
   retentionHours?: number | null;
   viewType?: ViewType | null;
+  /** AWS's per-shard throughput limits (KINESIS only). (Default: false) */
+  enforceThroughput?: boolean | null;
 }
 
 export const KINESIS_RETENTION = { min: 24, max: 8760, default: 24 };
@@ -52,6 +54,7 @@ export function toStreamInfo(row: StreamRow, ctx: ArnContext): StreamInfo {
     viewType: row.viewType,
     createdAt: row.createdAt,
     arn,
+    enforceThroughput: row.enforceThroughput,
   };
 }
 
@@ -104,6 +107,8 @@ export class StreamCatalog {
       }
     }
     const viewType = kind === 'DYNAMODB' ? (input.viewType ?? 'NEW_AND_OLD_IMAGES') : null;
+    const enforceThroughput = input.enforceThroughput ?? false;
+    if (enforceThroughput) checkThroughputKind(kind);
     const row = await this.handle.transaction(async (tx) => {
       const [existing] = await tx.select({ id: streams.id }).from(streams)
         .where(and(eq(streams.name, input.name), isNull(streams.deletedAt)));
@@ -114,6 +119,7 @@ export class StreamCatalog {
         status: 'ACTIVE',
         retentionHours,
         viewType,
+        enforceThroughput,
         nextShardIndex: input.shardCount,
       }).returning();
       const ranges = evenRanges(input.shardCount);
@@ -228,6 +234,22 @@ export class StreamCatalog {
     });
     return toStreamInfo(row, this.arns);
   }
+
+  /** Turns AWS's per-shard throughput limits on or off; this process's routing sees it at once, others within a second. */
+  async updateThroughput(name: string, enforceThroughput: boolean): Promise<StreamInfo> {
+    const stream = await this.get(name);
+    if (enforceThroughput) checkThroughputKind(stream.kind);
+    const [row] = await this.handle.db.update(streams).set({ enforceThroughput })
+      .where(and(eq(streams.id, stream.id), isNull(streams.deletedAt))).returning();
+    if (!row) throw streamNotFound(name);
+    this.#routing.delete(name);
+    return toStreamInfo(row, this.arns);
+  }
+}
+
+function checkThroughputKind(kind: StreamKind): void {
+  // DYNAMODB streams are written by item changes and read by DynamoDB Streams, which have no such limits.
+  if (kind !== 'KINESIS') throw invalidArgument('enforceThroughput applies to KINESIS streams only.');
 }
 
 function checkKinesisRetention(hours: number): void {

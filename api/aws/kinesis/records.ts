@@ -7,6 +7,10 @@
  * records (or where it was when none came back) and is absent only once a closed shard has been
  * read to its end, in the same response that carries ChildShards. MillisBehindLatest is how old
  * the first record left unread is (0 when caught up).
+ *
+ * On a stream with enforceThroughput, AWS's per-shard limits apply (engine/streams/shardThroughput.ts):
+ * PutRecords reports throttled entries per record, PutRecord and GetRecords raise
+ * ProvisionedThroughputExceededException.
  */
 import { ShardlineError } from '../../../engine/errors.ts';
 import { PUT_LIMITS } from '../../../engine/records/putRecords.ts';
@@ -14,8 +18,11 @@ import { readShard } from '../../../engine/records/shardReads.ts';
 import { MAX_HASH_KEY } from '../../../engine/streams/hashKeys.ts';
 import { type ShardInfo, type StreamInfo, shardIdOf } from '../../../engine/streams/model.ts';
 import { parseSequenceNumber } from '../../../engine/streams/sequenceNumbers.ts';
+import { readThrottledMessage } from '../../../engine/streams/shardThroughput.ts';
 import { type AwsContext, javaDate } from '../context.ts';
-import { AwsError, type Blob as WireBlob, Blob, Timestamp, expiredIterator, invalidArgument, resourceNotFound } from '../wire.ts';
+import {
+  AwsError, type Blob as WireBlob, Blob, Timestamp, expiredIterator, invalidArgument, resourceNotFound, throughputExceeded,
+} from '../wire.ts';
 import { findStream, kinesisError, onStream, shardNotFound } from './common.ts';
 import type { StreamRef } from './shapes.ts';
 
@@ -60,6 +67,7 @@ export async function putRecord(ctx: AwsContext, input: StreamRef & PutEntry & {
     partitionKey: input.PartitionKey, data: input.Data.base64, explicitHashKey: input.ExplicitHashKey ?? null,
   }]));
   const entry = result.records[0]!;
+  if (entry.errorCode === 'ProvisionedThroughputExceededException') throw throughputExceeded(entry.errorMessage!);
   if (entry.errorCode !== null) throw internalFailure();
   return { ShardId: entry.shardId, SequenceNumber: entry.sequenceNumber, EncryptionType: 'NONE' };
 }
@@ -192,6 +200,7 @@ export async function getRecords(ctx: AwsContext, input: { ShardIterator: string
   const shards = await ctx.engine.catalog.shards(stream, 'ALL');
   const shard = shards.find((s) => s.shardIndex === state.shardIndex);
   if (!shard) throw shardNotFound(ctx, stream.name, shardIdOf(state.shardIndex));
+  if (!ctx.engine.throughput.admitRead(stream, shard)) throw throughputExceeded(readThrottledMessage(stream, shard));
   let read;
   try {
     read = await readShard(ctx.engine.handle, stream, shard, { after: state.after, lowMs: state.lowMs },
@@ -199,6 +208,7 @@ export async function getRecords(ctx: AwsContext, input: { ShardIterator: string
   } catch (raw) {
     throw raw instanceof ShardlineError ? kinesisError(ctx, raw, stream.name) : raw;
   }
+  if (stream.enforceThroughput) ctx.engine.throughput.chargeRead(stream, shard, read.records.reduce((sum, r) => sum + r.sizeBytes, 0));
   const atEnd = shard.endingSequenceNumber !== null && read.nextArrival === null;
   const millisBehind = read.nextArrival === null ? 0 : Math.max(0, Date.now() - read.nextArrival.getTime());
   return {
