@@ -25,6 +25,7 @@ import type { AwsApiOptions } from './aws/context.ts';
 import { awsApi } from './aws/service.ts';
 import { serveH2c } from './http/h2c.ts';
 import { useSharedSubscriptionExecution } from './sharedSubscriptionExecution.ts';
+import { BatchedWebSocket } from './batchedWebSocket.ts';
 import { metricsRoute, pathOf, publicRoutes } from './http/routes.ts';
 import { schema } from './schema.ts';
 
@@ -101,7 +102,7 @@ export function buildApp({ engine, logError = (e) => console.error('shardline: u
   const http2Server = createHttp2Server({ maxSessionMemory: 64 }, (req: Http2ServerRequest, res: Http2ServerResponse) =>
     handle(req as unknown as IncomingMessage, res as unknown as ServerResponse));
   const protocols = serveH2c(server, http2Server);
-  const wsServer = new WebSocketServer({ server, path: yoga.graphqlEndpoint });
+  const wsServer = new WebSocketServer({ server, path: yoga.graphqlEndpoint, WebSocket: BatchedWebSocket });
   const guard = new SubscriptionGuard(engine, limits.maxSubscriptionsPerConnection);
   const wsDisposable = useServer(
     {
