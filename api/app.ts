@@ -76,12 +76,13 @@ export function buildApp({ engine, logError = (e) => console.error('shardline: u
     const graphiqlPage = req.method === 'GET' && String(req.headers.accept ?? '').includes('text/html') && pathOf(req) === yoga.graphqlEndpoint;
     if (req.method === 'POST') {
       const declared = req.headers['content-length'];
-      // HTTP/1.1 ends a body at its Content-Length, so checking the declared size bounds what is read.
-      if (declared === undefined && req.httpVersion !== '2.0') {
-        return refuse(res, 411, 'INVALID_ARGUMENT', 'A request body needs a Content-Length header.', { connection: 'close' });
+      // A body ends at its Content-Length (node enforces it on HTTP/1.1 and HTTP/2), so checking
+      // the declared size bounds what is read; a body without one could be endless.
+      if (declared === undefined) {
+        return refuse(res, 411, 'INVALID_ARGUMENT', 'A request body needs a Content-Length header.', req.httpVersion === '2.0' ? {} : { connection: 'close' });
       }
       if (Number(declared) > limits.maxBodyBytes) {
-        return refuse(res, 413, 'LIMIT_EXCEEDED', `The request body of ${declared} bytes exceeds the limit of ${limits.maxBodyBytes} bytes (SHARDLINE_MAX_BODY_BYTES).`, { connection: 'close' });
+        return refuse(res, 413, 'LIMIT_EXCEEDED', `The request body of ${declared} bytes exceeds the limit of ${limits.maxBodyBytes} bytes (SHARDLINE_MAX_BODY_BYTES).`, req.httpVersion === '2.0' ? {} : { connection: 'close' });
       }
     }
     const auth = graphiqlPage ? undefined : await authenticate(engine, req.headers.authorization);
