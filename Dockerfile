@@ -2,6 +2,8 @@
 FROM node:20-bookworm-slim
 WORKDIR /app
 COPY package.json package-lock.json ./
+# patches/ holds fixes to dependencies, applied by patch-package at install (see the patch files).
+COPY patches ./patches
 RUN npm ci --omit=dev --no-audit --no-fund
 COPY api ./api
 COPY engine ./engine

@@ -113,13 +113,16 @@ export class LeaseTable {
     return rows.map(toLease);
   }
 
-  /** Extends this owner's unexpired leases; returns the keys still held. */
-  async renew(): Promise<Set<string>> {
-    const rows = await this.handle.query<{ mapping_id: string; shard_key: unknown; lane: number }>(sql`
+  /** Extends this owner's unexpired leases; returns those still held, by key. */
+  async renew(): Promise<Map<string, Pick<Lease, 'mappingId' | 'shardKey' | 'lane' | 'epoch'>>> {
+    const rows = await this.handle.query<{ mapping_id: string; shard_key: unknown; lane: number; epoch: unknown }>(sql`
       update leases l set expires_at = now() + make_interval(secs => ${this.ttlMs / 1000}::float8)
        where l.owner = ${this.owner} and l.expires_at > now()
-      returning l.mapping_id, l.shard_key, l.lane`);
-    return new Set(rows.map((r) => leaseKey({ mappingId: r.mapping_id, shardKey: Number(r.shard_key), lane: r.lane })));
+      returning l.mapping_id, l.shard_key, l.lane, l.epoch`);
+    return new Map(rows.map((r) => {
+      const lease = { mappingId: r.mapping_id, shardKey: Number(r.shard_key), lane: r.lane, epoch: Number(r.epoch) };
+      return [leaseKey(lease), lease];
+    }));
   }
 
   /**

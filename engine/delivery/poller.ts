@@ -109,6 +109,12 @@ export class Poller {
         this.#lanes.delete(key);
       }
     }
+    // A lease held with no lane serving it — its lane ended on an error (the database went away)
+    // and giving the lease back failed too — is given back now and claimed again below, or
+    // it would be renewed here and served by nobody.
+    for (const [key, lease] of held) {
+      if (!this.#lanes.has(key)) await this.leases.release(lease);
+    }
     const claimed = await this.leases.claim();
     if (claimed.length === 0) claimed.push(...(await this.leases.steal()));
     for (const lease of claimed) {

@@ -8,11 +8,17 @@
  * process holds it), so the engine under test is exactly the one that ships.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { type AddressInfo, type Socket, createServer as createNetServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { promisify } from 'node:util';
+import postgres from 'postgres';
+
+const execFileAsync = promisify(execFile);
 
 export const ROOT = new URL('../..', import.meta.url).pathname;
 
@@ -106,6 +112,8 @@ export interface JudgeOptions {
  */
 export class Judge {
   readonly log: Invocation[] = [];
+  /** Invocations the judge could not read (should stay empty). */
+  readonly malformed: string[] = [];
   /** Sequence numbers acknowledged, per shard. */
   readonly acked = new Map<string, Set<string>>();
   readonly #server: Server;
@@ -113,7 +121,13 @@ export class Judge {
   url = '';
 
   constructor(private readonly options: JudgeOptions = {}) {
-    this.#server = createServer((req, res) => void this.#handle(req, res));
+    this.#server = createServer((req, res) => {
+      this.#handle(req, res).catch((error) => {
+        // A malformed invocation is the engine's fault: answer 400 and let the drill see it.
+        this.malformed.push(String(error));
+        if (!res.headersSent) res.writeHead(400).end();
+      });
+    });
     this.#server.on('connection', (socket) => this.#peers.set(socket, this.#identify(socket)));
   }
 
@@ -133,7 +147,11 @@ export class Judge {
     const finish = () => { invocation.end ??= performance.now(); };
     res.once('close', finish);
     let text = '';
-    for await (const chunk of req) text += chunk;
+    try {
+      for await (const chunk of req) text += chunk;
+    } catch {
+      return finish(); // the sender went away mid-request (killed): nothing was received
+    }
     const event = JSON.parse(text) as { Records: { eventID: string; kinesis: { data: string; sequenceNumber: string } }[] };
     invocation.shardId = event.Records[0]!.eventID.split(':')[0]!;
     invocation.records = event.Records.map((r) => {
@@ -348,4 +366,85 @@ export function startProducer(
     }
   })();
   return { stats, stop: async () => { stopped = true; await loop; } };
+}
+
+/**
+ * A Postgres cluster of the drill's own: initdb into a temporary folder, its own free port,
+ * started and restarted with pg_ctl, so restarting it disturbs nothing else on the machine.
+ * Runs as the postgres user (initdb refuses root).
+ */
+export class ThrowawayPostgres {
+  static readonly BIN = process.env.SHARDLINE_PG_BIN ?? '/usr/lib/postgresql/15/bin';
+  readonly dir: string;
+  port = 0;
+
+  constructor() {
+    this.dir = mkdtempSync(join(tmpdir(), 'shardline-pg-'));
+    chmodSync(this.dir, 0o777);
+  }
+
+  get url(): string {
+    return `postgres://postgres@127.0.0.1:${this.port}/shardline`;
+  }
+
+  /** Runs a Postgres binary as the postgres user, without blocking this process's event loop. */
+  async #run(args: string[]): Promise<void> {
+    const asPostgres = process.getuid?.() === 0 ? ['runuser', '-u', 'postgres', '--'] : [];
+    const [command, ...rest] = [...asPostgres, ...args];
+    await execFileAsync(command!, rest, { cwd: this.dir, encoding: 'utf8' });
+  }
+
+  async start(): Promise<void> {
+    this.port = await freePort();
+    await this.#run([`${ThrowawayPostgres.BIN}/initdb`, '-D', `${this.dir}/data`, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8']);
+    await this.#run([`${ThrowawayPostgres.BIN}/pg_ctl`, '-D', `${this.dir}/data`, '-l', `${this.dir}/log`, '-w', '-t', '60',
+      '-o', `-p ${this.port} -k ${this.dir} -c listen_addresses=127.0.0.1 -c max_connections=200`, 'start']);
+    const admin = postgres(`postgres://postgres@127.0.0.1:${this.port}/postgres`, { max: 1, onnotice: () => {} });
+    await admin.unsafe('create database shardline');
+    await admin.end();
+  }
+
+  /** pg_ctl restart: `fast` disconnects every client cleanly, `immediate` is a crash (recovery at start). */
+  async restart(mode: 'fast' | 'immediate'): Promise<void> {
+    await this.#run([`${ThrowawayPostgres.BIN}/pg_ctl`, '-D', `${this.dir}/data`, '-l', `${this.dir}/log`, '-w', '-t', '60', '-m', mode, 'restart']);
+  }
+
+  async stop(): Promise<void> {
+    try {
+      await this.#run([`${ThrowawayPostgres.BIN}/pg_ctl`, '-D', `${this.dir}/data`, '-m', 'immediate', '-w', 'stop']);
+    } catch {
+      // not running
+    }
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+async function freePort(): Promise<number> {
+  const server = createNetServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** Starts `shardline serve` on an ephemeral port; resolves with its GraphQL URL once it listens. */
+export async function startServe(env: Record<string, string>, label = 'serve'): Promise<EngineProcess & { url: string }> {
+  const p = startShardline('serve', { PORT: '0', HOST: '127.0.0.1', ...env }, label);
+  const url = await until(() => /shardline serving (http:\/\/\S+)/.exec(p.output())?.[1] ?? (p.child.exitCode !== null ? 'exited' : undefined),
+    'shardline serve listening', 60_000, 50);
+  if (url === 'exited') throw new Error(`shardline serve exited: ${p.output()}`);
+  return { ...p, url };
+}
+
+/** A GraphQL request over HTTP: the status and the parsed body (null when it was not JSON). */
+export async function graphql(url: string, query: string, variables: Record<string, unknown> = {}): Promise<{ status: number; body: any; text: string }> {
+  const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, variables }) });
+  const text = await response.text();
+  let body: any = null;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    // not JSON: the caller reports it
+  }
+  return { status: response.status, body, text };
 }
