@@ -4,6 +4,7 @@
  * has committed. A throwing listener never reaches the emitter.
  */
 import { EventEmitter } from 'node:events';
+import type { failures } from './schema.ts';
 
 export interface StreamEvent {
   streamId: number;
@@ -23,8 +24,11 @@ export interface EngineEventMap {
   replays: [event: { jobId: string; remote?: boolean }];
   /** A lease of a mapping changed its figures (checkpoint, state, failures). */
   leases: [event: { mappingId: string; remote?: boolean }];
-  /** Failure rows were recorded for a mapping (or a replay's log id). */
-  failures: [event: { mappingId: string; ids: number[]; remote?: boolean }];
+  /**
+   * Failure rows were recorded for a mapping (or a replay's log id); `rows` are the rows
+   * themselves when the writer has them at hand (never across processes).
+   */
+  failures: [event: { mappingId: string; ids: number[]; rows?: (typeof failures.$inferSelect)[]; remote?: boolean }];
   /** An alert fired or resolved. */
   alerts: [event: { alertId: number; remote?: boolean }];
   /** A capture source was started, stopped or changed state (engine/capture/). */

@@ -244,7 +244,7 @@ export class Lane {
         const lease = this.#lease;
         // A batch with more to deliver after this step stays PROCESSING, so it is not stolen mid-batch.
         const state: LeaseState = progress.retrying ? 'RETRYING' : progress.pending ? 'PROCESSING' : 'IDLE';
-        let failureIds: number[] = [];
+        let failureRows: (typeof failures.$inferSelect)[] = [];
         const saved = await this.deps.handle.transaction(async (tx) => {
           const ok = await this.deps.leases.save(tx, lease, {
             state,
@@ -259,9 +259,9 @@ export class Lane {
             await tx.insert(invocations).values({ mappingId: lease.mappingId, shardKey: lease.shardKey, lane: lease.lane, ...progress.invocation });
           }
           if (progress.failures.length > 0) {
-            failureIds = (await tx.insert(failures)
+            failureRows = await tx.insert(failures)
               .values(progress.failures.map((f) => ({ mappingId: lease.mappingId, shardKey: lease.shardKey, ...f })))
-              .returning({ id: failures.id })).map((r) => r.id);
+              .returning();
             // A discard moves the checkpoint past records nobody acknowledged: the ledger keeps it.
             const discard = progress.failures.find((f) => f.kind === 'RETRIES_EXHAUSTED' || f.kind === 'RECORD_EXPIRED');
             if (discard && progress.done) {
@@ -276,7 +276,10 @@ export class Lane {
         });
         if (saved) {
           this.deps.events.emit('leases', { mappingId: lease.mappingId });
-          if (failureIds.length > 0) this.deps.events.emit('failures', { mappingId: lease.mappingId, ids: failureIds });
+          if (failureRows.length > 0) {
+            // The rows ride along, so the failures feed need not read them back.
+            this.deps.events.emit('failures', { mappingId: lease.mappingId, ids: failureRows.map((r) => r.id), rows: failureRows });
+          }
           this.#lease = {
             ...this.#lease,
             state,

@@ -5,10 +5,12 @@
  * Events carry only ids; the rows are read from the database.
  *
  * One hub per engine serves every subscriber: it listens to the engine's failure events while
- * anyone subscribes, reads each event's rows once, and pushes the same FailureEvent objects to
- * every subscriber in scope (so the API can execute and serialise an event once for all of them
- * too). Each subscriber's queue is bounded: one that does not keep up loses the oldest events
- * (counted in `dropped`).
+ * anyone subscribes, turns each event into FailureEvent objects once, and pushes the same
+ * objects to every subscriber in scope (so the API can execute an event once for all of them
+ * too). Rows raised in this process come with their event; only a remote event's rows are read
+ * (one statement). A mapping's stream and function names and shards' indexes are remembered (a
+ * mapping's until it changes). Each subscriber's queue is bounded: one that does not keep up
+ * loses the oldest events (counted in `dropped`).
  */
 import { eq, inArray } from 'drizzle-orm';
 import type { Engine } from '../engine.ts';
@@ -31,9 +33,17 @@ interface Subscriber {
   queue: EventQueue<FailureEvent>;
 }
 
+type FailureRow = typeof failures.$inferSelect;
+
+const MAX_REMEMBERED_SHARDS = 100_000;
+
 class FailureHub {
   readonly #subscribers = new Set<Subscriber>();
-  #off: (() => void) | undefined;
+  #offs: (() => void)[] = [];
+  /** Per mapping: its stream's and function's names (undefined: the mapping or stream is gone). */
+  readonly #names = new Map<string, Promise<{ streamName: string; functionName: string } | undefined>>();
+  /** Shard key -> shard index: a shard's index never changes. */
+  readonly #shardIndexes = new Map<number, number>();
   /** Events are pushed in the order they were heard, though their reads overlap. */
   #tail: Promise<void> = Promise.resolve();
 
@@ -41,20 +51,26 @@ class FailureHub {
 
   join(subscriber: Subscriber): () => void {
     this.#subscribers.add(subscriber);
-    this.#off ??= this.engine.events.on('failures', (e) => this.#heard(e.mappingId, e.ids));
+    if (this.#offs.length === 0) {
+      this.#offs = [
+        this.engine.events.on('failures', (e) => this.#heard(e.mappingId, e.ids, e.rows)),
+        this.engine.events.on('mappings', (e) => this.#names.delete(e.mappingId)),
+      ];
+    }
     return () => {
       this.#subscribers.delete(subscriber);
       if (this.#subscribers.size === 0) {
-        this.#off?.();
-        this.#off = undefined;
+        for (const off of this.#offs) off();
+        this.#offs = [];
+        this.#names.clear();
       }
     };
   }
 
-  #heard(mappingId: string, ids: number[]): void {
+  #heard(mappingId: string, ids: number[], rows: FailureRow[] | undefined): void {
     const wanted = [...this.#subscribers].some((s) => !s.scope.mappingId || s.scope.mappingId === mappingId);
     if (!wanted) return;
-    const read = failureEvents(this.engine, mappingId, ids);
+    const read = this.#events(mappingId, ids, rows);
     read.catch(() => {}); // handled in order below
     this.#tail = this.#tail.then(async () => {
       let events: FailureEvent[];
@@ -70,6 +86,43 @@ class FailureHub {
         for (const event of events) if (!s.scope.streamName || event.streamName === s.scope.streamName) s.queue.push(event);
       }
     });
+  }
+
+  /** The events of some failure rows of a mapping (none if the mapping or its stream is gone). */
+  async #events(mappingId: string, ids: number[], given: FailureRow[] | undefined): Promise<FailureEvent[]> {
+    const names = await this.#namesOf(mappingId);
+    if (!names) return [];
+    let rows: { f: FailureRow; shardIndex: number }[];
+    if (given) {
+      await this.#rememberShards(given.map((f) => f.shardKey));
+      rows = given.map((f) => ({ f, shardIndex: this.#shardIndexes.get(f.shardKey)! }));
+    } else {
+      rows = await this.engine.handle.db.select({ f: failures, shardIndex: shards.shardIndex }).from(failures)
+        .innerJoin(shards, eq(shards.key, failures.shardKey)).where(inArray(failures.id, ids)).orderBy(failures.id);
+    }
+    return rows.map(({ f, shardIndex }) => ({ failure: toFailureView(f, shardIndex), ...names }));
+  }
+
+  #namesOf(mappingId: string): Promise<{ streamName: string; functionName: string } | undefined> {
+    let names = this.#names.get(mappingId);
+    if (!names) {
+      names = (async () => {
+        const mapping = await this.engine.mappings.find(mappingId);
+        const stream = mapping ? await this.engine.catalog.findById(mapping.streamId) : undefined;
+        return mapping && stream ? { streamName: stream.name, functionName: mapping.functionName } : undefined;
+      })();
+      this.#names.set(mappingId, names);
+      names.catch(() => this.#names.delete(mappingId));
+    }
+    return names;
+  }
+
+  async #rememberShards(keys: number[]): Promise<void> {
+    const missing = [...new Set(keys)].filter((k) => !this.#shardIndexes.has(k));
+    if (missing.length === 0) return;
+    if (this.#shardIndexes.size > MAX_REMEMBERED_SHARDS) this.#shardIndexes.clear();
+    const rows = await this.engine.handle.db.select({ key: shards.key, shardIndex: shards.shardIndex }).from(shards).where(inArray(shards.key, missing));
+    for (const r of rows) this.#shardIndexes.set(r.key, r.shardIndex);
   }
 }
 
@@ -91,12 +144,3 @@ export async function* watchFailures(engine: Engine, scope: Scope, signal: Abort
   }
 }
 
-/** The events of some failure rows of a mapping (none if the mapping or its stream is gone). */
-async function failureEvents(engine: Engine, mappingId: string, ids: number[]): Promise<FailureEvent[]> {
-  const mapping = await engine.mappings.find(mappingId);
-  const stream = mapping ? await engine.catalog.findById(mapping.streamId) : undefined;
-  if (!mapping || !stream) return [];
-  const rows = await engine.handle.db.select({ f: failures, shardIndex: shards.shardIndex }).from(failures)
-    .innerJoin(shards, eq(shards.key, failures.shardKey)).where(inArray(failures.id, ids)).orderBy(failures.id);
-  return rows.map(({ f, shardIndex }) => ({ failure: toFailureView(f, shardIndex), streamName: stream.name, functionName: mapping.functionName }));
-}
