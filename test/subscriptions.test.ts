@@ -9,7 +9,9 @@ import { join } from 'node:path';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import { type Client, createClient } from 'graphql-ws';
 import WebSocket from 'ws';
+import { type GraphQLFieldResolver, type GraphQLObjectType, defaultFieldResolver } from 'graphql';
 import { type App, buildApp } from '../api/app.ts';
+import { schema } from '../api/schema.ts';
 import { type TestEngine, b64, backends, openTestEngine, waitFor } from './harness.ts';
 
 for (const backend of backends) {
@@ -35,6 +37,11 @@ for (const backend of backends) {
         export async function handler(event) {
           if (event.Records.some((r) => Buffer.from(r.kinesis.data, 'base64').toString() === 'fail')) throw new Error('failing on purpose');
           if (gate.closed) await new Promise((resolve) => gate.waiters.push(resolve));
+          return null;
+        }`);
+      writeFileSync(join(functionsDir, 'plain.mjs'), `
+        export async function handler(event) {
+          if (event.Records.some((r) => Buffer.from(r.kinesis.data, 'base64').toString() === 'fail')) throw new Error('failing on purpose');
           return null;
         }`);
       t = await openTestEngine(backend, { functionsDir, delivery: { heartbeatMs: 100, idlePollMs: 50, leaseTtlMs: 5000 }, alertIntervalMs: 100 });
@@ -116,6 +123,74 @@ for (const backend of backends) {
         assert.ok(v.receivedAt - Date.parse(v.failures.failure.at) <= 100 + 50, `pushed within 100 ms (${v.receivedAt - Date.parse(v.failures.failure.at)} ms)`);
       }
       feed.stop();
+    });
+
+    it('serves many subscribers with one read and one execution per event', async () => {
+      await t.engine.createStream({ name: 'shared', shardCount: 1 });
+      await t.engine.createFunction({ name: 'plain', module: 'plain.mjs#handler' });
+      const mapping = await t.engine.createMapping({
+        streamName: 'shared', functionName: 'plain', startingPosition: 'TRIM_HORIZON', batchSize: 10, maximumRetryAttempts: 0,
+      });
+      // Counts how often the served schema executes a field of the events (restored afterwards).
+      const executions = { lag: 0, failures: 0 };
+      const count = (type: string, field: string, key: keyof typeof executions) => {
+        const def = (schema.getType(type) as GraphQLObjectType).getFields()[field]!;
+        const original = def.resolve;
+        const resolve = (original ?? defaultFieldResolver) as GraphQLFieldResolver<unknown, unknown>;
+        def.resolve = (...args) => {
+          executions[key]++;
+          return resolve(...args);
+        };
+        return () => { def.resolve = original; };
+      };
+      const restores = [count('LagUpdate', 'recordsBehind', 'lag'), count('FailureEvent', 'functionName', 'failures')];
+      const lag = t.engine.lag;
+      let lagReads = 0;
+      t.engine.lag = (id: string) => {
+        lagReads++;
+        return lag.call(t.engine, id);
+      };
+      const SUBSCRIBERS = 20;
+      const clients = Array.from({ length: SUBSCRIBERS }, () => createClient({ url: url.replace('http', 'ws'), webSocketImpl: WebSocket, retryAttempts: 0, lazy: false }));
+      try {
+        const received = clients.map((c) => {
+          const got = { lag: [] as { recordsBehind: number }[], failures: [] as string[] };
+          c.subscribe({ query: `subscription { lag(mappingId: "${mapping.id}") { recordsBehind at } }` }, {
+            next: (v: any) => got.lag.push(v.data.lag), error: () => {}, complete: () => {},
+          });
+          c.subscribe({ query: 'subscription { failures(streamName: "shared") { functionName failure { id kind } } }' }, {
+            next: (v: any) => got.failures.push(`${v.data.failures.failure.id}:${v.data.failures.failure.kind}`), error: () => {}, complete: () => {},
+          });
+          return got;
+        });
+        await waitFor(() => received.every((r) => r.lag.length >= 1), 'every subscriber has its first lag update');
+        // The failures subscriptions are set up once the server listens for failures.
+        await waitFor(() => t.engine.events.listenerCount('failures') > baseline[0]!, 'the failures feed is listening');
+        await new Promise((resolve) => setTimeout(resolve, 200)); // every failures subscription has joined the feed
+        const firstStates = executions.lag;
+        const before = { lag: executions.lag, lagReads, at: Date.now() };
+        const data = Array.from({ length: 40 }, (_, i) => (i === 5 || i === 25 ? 'fail' : `r${i}`));
+        await t.engine.putRecords('shared', data.map((d, i) => ({ partitionKey: `k${i}`, data: b64(d) })));
+        // Two failing batches of 10, each a FUNCTION_ERROR and a RETRIES_EXHAUSTED row.
+        await waitFor(() => received.every((r) => r.failures.length >= 4 && r.lag.at(-1)?.recordsBehind === 0), 'every subscriber has every failure and zero lag', 10_000);
+        const elapsed = Date.now() - before.at;
+        const rows = [...new Set(received.flatMap((r) => r.failures))];
+        assert.equal(rows.length, 4);
+        for (const r of received) assert.deepEqual(r.failures, received[0]!.failures, 'the same failures, in the same order, to each subscriber');
+        assert.equal(firstStates, SUBSCRIBERS, 'a first state is executed for each subscriber');
+        assert.equal(executions.failures, 4, 'each failure executed once for all subscribers');
+        const lagMessages = received.reduce((n, r) => n + r.lag.length, 0) - SUBSCRIBERS;
+        const lagExecutions = executions.lag - before.lag;
+        assert.ok(lagExecutions <= Math.max(...received.map((r) => r.lag.length)) + 2,
+          `lag updates executed once for all subscribers (${lagExecutions} executions for ${lagMessages} messages)`);
+        // At most one read per 250 ms, plus the checks every 2 s: not one per subscriber.
+        const reads = lagReads - before.lagReads;
+        assert.ok(reads <= elapsed / 250 + 3, `${reads} lag reads in ${elapsed} ms for ${SUBSCRIBERS} subscribers`);
+      } finally {
+        t.engine.lag = lag;
+        for (const restore of restores) restore();
+        await Promise.all(clients.map((c) => c.dispose()));
+      }
     });
 
     it('leaves no listener behind when subscribers go away mid-stream', async () => {
