@@ -11,14 +11,16 @@
  *   parent → { type: 'report', from, to }                    figures of the lag updates received in [from, to]
  *                                                            (epoch ms) and of the failure rows recorded then
  *   child  → { type: 'report', … }                           see Report below
- *   parent → { type: 'cpu' }                                 this process's CPU time so far
- *   child  → { type: 'cpu', user, system }                   (µs, process.cpuUsage())
+ *   parent → { type: 'cpu' }                                 this process's CPU time so far (µs, process.cpuUsage()),
+ *   child  → { type: 'cpu', user, system, loopDelay }        and its event-loop delay since the last such
+ *                                                            question (ms: p99 and max), which delays receipts
  *   parent → { type: 'stop' }                                close every client and exit
  *
  * A sample is Date.now() at receipt minus the event's own time: the failure row's `at` (set by
  * the database in the transaction that recorded it), or the lag update's `at` (when the server
  * read the figures). Both clocks are this machine's.
  */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { type Client, createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 
@@ -42,6 +44,7 @@ interface Sample { at: number; delay: number }
 const LAG = 'subscription { lag { mappingId recordsBehind maxIteratorAgeMs at shards { shardId recordsBehind iteratorAgeMs } } }';
 const FAILURES = 'subscription { failures { streamName functionName failure { id kind mappingId shardId recordCount attempt message at } } }';
 
+const CONNECT_WAVE = 100;
 const clients: Client[] = [];
 const lagSamples: Sample[] = [];
 const failureSamples: (Sample & { subscriber: number; id: string; recordedAt: number })[] = [];
@@ -58,8 +61,16 @@ function figures(samples: Sample[]) {
 }
 
 async function start(url: string, subscribers: number, sockets: number, kinds: ('lag' | 'failures')[]): Promise<void> {
-  for (let i = 0; i < sockets; i++) {
-    clients.push(createClient({ url: url.replace('http', 'ws'), webSocketImpl: WebSocket, retryAttempts: 0, lazy: false }));
+  // In waves, each connected before the next opens: a thousand at once can miss the server's
+  // 3 s connection_init deadline on a busy machine.
+  for (let i = 0; i < sockets; i += CONNECT_WAVE) {
+    const wave: Promise<void>[] = [];
+    for (let j = i; j < Math.min(sockets, i + CONNECT_WAVE); j++) {
+      const client = createClient({ url: url.replace('http', 'ws'), webSocketImpl: WebSocket, retryAttempts: 0, lazy: false });
+      wave.push(new Promise<void>((resolve) => client.on('connected', () => resolve())));
+      clients.push(client);
+    }
+    await Promise.all(wave);
   }
   const firstLag: Promise<void>[] = [];
   for (let s = 0; s < subscribers; s++) {
@@ -112,6 +123,9 @@ function report(from: number, to: number, subscribers: number): Report {
   };
 }
 
+const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+loopDelay.enable();
+
 let subscriberCount = 0;
 process.on('message', (message: Message) => {
   if (message.type === 'start') {
@@ -126,7 +140,8 @@ process.on('message', (message: Message) => {
   } else if (message.type === 'report') {
     process.send!(report(message.from, message.to, subscriberCount));
   } else if (message.type === 'cpu') {
-    process.send!({ type: 'cpu', ...process.cpuUsage() });
+    process.send!({ type: 'cpu', ...process.cpuUsage(), loopDelay: { p99: loopDelay.percentile(99) / 1e6, max: loopDelay.max / 1e6 } });
+    loopDelay.reset();
   } else {
     void Promise.all(clients.map((c) => c.dispose())).finally(() => process.exit(0));
   }

@@ -30,6 +30,7 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sql } from 'drizzle-orm';
@@ -96,8 +97,11 @@ async function deliver(engine: Engine, stream: string, mappingId: string, count:
   return { rate: n / seconds, handed: n, seconds, from, to };
 }
 
-/** CPU seconds: this (engine + server) process, the subscribers' process, and the whole machine. */
-interface Cpu { engine: number; clients: number; machine: number }
+/** Event-loop delay, ms: how long ready work waited (a busy or descheduled process delays every message). */
+interface LoopDelay { p99: number; max: number }
+
+/** CPU seconds: this (engine + server) process (and the kernel's share of it), the subscribers' process, and the whole machine. */
+interface Cpu { engine: number; engineSystem: number; clients: number; machine: number }
 
 /** Busy CPU seconds of the whole machine so far (/proc/stat: every state but idle and iowait). */
 function machineCpu(): number {
@@ -109,11 +113,13 @@ function machineCpu(): number {
 const processCpu = (u: { user: number; system: number }) => (u.user + u.system) / 1e6;
 
 async function cpuNow(subscribers?: Subscribers): Promise<Cpu> {
-  return { engine: processCpu(process.cpuUsage()), clients: subscribers ? await subscribers.cpu() : 0, machine: machineCpu() };
+  const own = process.cpuUsage();
+  return { engine: processCpu(own), engineSystem: own.system / 1e6, clients: subscribers ? (await subscribers.cpu()).seconds : 0, machine: machineCpu() };
 }
 
 const cpuSince = (before: Cpu, after: Cpu): Cpu => ({
-  engine: after.engine - before.engine, clients: after.clients - before.clients, machine: after.machine - before.machine,
+  engine: after.engine - before.engine, engineSystem: after.engineSystem - before.engineSystem,
+  clients: after.clients - before.clients, machine: after.machine - before.machine,
 });
 
 /** With BENCH_SUBSCRIBERS_PROFILE: starts this process's CPU profiler; the function returned stops it and writes the profile. */
@@ -163,9 +169,10 @@ class Subscribers {
     return this.#ask({ type: 'report', from, to }, 'report', 30_000);
   }
 
-  /** CPU seconds the subscribers' process has used so far. */
-  async cpu(): Promise<number> {
-    return processCpu(await this.#ask<{ user: number; system: number }>({ type: 'cpu' }, 'cpu', 10_000));
+  /** CPU seconds the subscribers' process has used so far, and its event-loop delay (ms) since the last call. */
+  async cpu(): Promise<{ seconds: number; loopDelay: LoopDelay }> {
+    const answer = await this.#ask<{ user: number; system: number; loopDelay: LoopDelay }>({ type: 'cpu' }, 'cpu', 10_000);
+    return { seconds: processCpu(answer), loopDelay: answer.loopDelay };
   }
 
   async stop(): Promise<void> {
@@ -185,21 +192,23 @@ interface Figures {
   report: Report;
   failureRows: number;
   connectSeconds: number;
-  /** engine.lag() calls, and failure events × failures subscriptions, while the watched mapping delivered. */
-  reads: { lag: number; lagMs: number; failureFeed: number };
+  /** engine.lag() calls, and the failure events the engine raised (with their rows), while the watched mapping delivered. */
+  reads: { lag: number; lagMs: number; failureEvents: number; failureEventRows: number };
   /** Seconds after the delivery until every subscriber had every failure row (or DRAIN_MS). */
   drainedSeconds: number;
   /** CPU seconds used during each delivery phase. */
   cpu: { quiet: Cpu; watched: Cpu };
+  /** Event-loop delay: this process's in each phase, and the subscribers' during the watched one. */
+  loopDelay: { quiet: LoopDelay; engine: LoopDelay; clients: LoopDelay };
 }
 
 /**
  * Counts the feeds' reads while the watched mapping delivers: engine.lag() calls (the lag
- * statements that reach the database; engine.recentLag shares one among its callers), and
- * failure events times the failures subscriptions listening (the messages they cause).
+ * statements that reach the database; engine.recentLag shares one among its callers), and the
+ * failure events the engine raised (each becomes a message per row per failures subscriber).
  */
-function countReads(engine: Engine, ownListeners: number): { stop(): Figures['reads'] } {
-  const counts = { lag: 0, lagMs: 0, failureFeed: 0 };
+function countReads(engine: Engine): { stop(): Figures['reads'] } {
+  const counts = { lag: 0, lagMs: 0, failureEvents: 0, failureEventRows: 0 };
   const lag = engine.lag;
   engine.lag = async (mappingId: string) => {
     counts.lag++;
@@ -210,8 +219,9 @@ function countReads(engine: Engine, ownListeners: number): { stop(): Figures['re
       counts.lagMs += performance.now() - started;
     }
   };
-  const off = engine.events.on('failures', () => {
-    counts.failureFeed += engine.events.listenerCount('failures') - 1 - ownListeners;
+  const off = engine.events.on('failures', (e) => {
+    counts.failureEvents++;
+    counts.failureEventRows += e.ids.length;
   });
   return {
     stop() {
@@ -250,22 +260,29 @@ async function measure(backend: Backend): Promise<Figures> {
 
     const quietProfile = await startProfile();
     const quietCpu = await cpuNow();
+    const quietLoop = monitorEventLoopDelay({ resolution: 10 });
+    quietLoop.enable();
     const quiet = await deliver(engine, 'quiet', mappings.quiet!, count);
+    quietLoop.disable();
     const quietCpuUsed = cpuSince(quietCpu, await cpuNow());
     await quietProfile?.(`${PROFILE}-${backend.name}-quiet.cpuprofile`);
     await engine.deleteMapping(mappings.quiet!);
     await sleep(500);
 
-    const engineListeners = engine.events.listenerCount('failures');
     const connectStarted = performance.now();
     subscribers = new Subscribers();
     await subscribers.start(url);
     const connectSeconds = (performance.now() - connectStarted) / 1000;
     await sleep(1000); // every failures subscription is set up by now
-    const reads = countReads(engine, engineListeners);
+    const reads = countReads(engine);
     const watchedProfile = await startProfile();
     const watchedCpu = await cpuNow(subscribers);
+    await subscribers.cpu(); // starts the clients' event-loop delay afresh
+    const engineLoop = monitorEventLoopDelay({ resolution: 10 });
+    engineLoop.enable();
     const watched = await deliver(engine, 'watched', mappings.watched!, count);
+    engineLoop.disable();
+    const clientsLoop = (await subscribers.cpu()).loopDelay;
     const watchedCpuUsed = cpuSince(watchedCpu, await cpuNow(subscribers));
     await watchedProfile?.(`${PROFILE}-${backend.name}-watched.cpuprofile`);
     const during = reads.stop();
@@ -282,7 +299,8 @@ async function measure(backend: Backend): Promise<Figures> {
       await sleep(250);
     }
     return { count, quiet, watched, report, failureRows, connectSeconds, reads: during, drainedSeconds: (performance.now() - drainDeadline + DRAIN_MS) / 1000,
-      cpu: { quiet: quietCpuUsed, watched: watchedCpuUsed } };
+      cpu: { quiet: quietCpuUsed, watched: watchedCpuUsed },
+      loopDelay: { quiet: { p99: quietLoop.percentile(99) / 1e6, max: quietLoop.max / 1e6 }, engine: { p99: engineLoop.percentile(99) / 1e6, max: engineLoop.max / 1e6 }, clients: clientsLoop } };
   } finally {
     await subscribers?.stop();
     await app.stop();
@@ -319,17 +337,23 @@ export async function subscribersScenario(): Promise<void> {
       `${''.padEnd(21)} lag update → subscriber p50 ${ms(r.lag.p50)} p99 ${ms(r.lag.p99)} max ${ms(r.lag.max)} ` +
         `(${fmt(r.lag.count)} receipts, ${(r.lag.count / SUBSCRIBERS / f.watched.seconds).toFixed(1)} per subscriber per second); ` +
         `${SUBSCRIBERS} subscribers connected in ${f.connectSeconds.toFixed(1)} s; during the delivery the feeds made ` +
-        `${fmt(f.reads.lag / f.watched.seconds)} lag reads/s (${(f.reads.lagMs / Math.max(1, f.reads.lag)).toFixed(1)} ms each on average) and ${fmt(f.reads.failureFeed)} failure events × failures subscriptions` +
+        `${fmt(f.reads.lag / f.watched.seconds)} lag reads/s (${(f.reads.lagMs / Math.max(1, f.reads.lag)).toFixed(1)} ms each on average) and the engine raised ${fmt(f.reads.failureEvents)} failure events (${fmt(f.reads.failureEventRows)} rows)` +
         `${r.errors.length ? `; errors: ${r.errors.slice(0, 3).join(' | ')}` : ''}`,
     );
     // Cores in use on average during each phase: this process (engine + server), the subscribers' process, the rest of the machine (Postgres, others).
     const cores = (c: Cpu, seconds: number) =>
-      `engine+server ${(c.engine / seconds).toFixed(2)}, subscriber clients ${(c.clients / seconds).toFixed(2)}, ` +
+      `engine+server ${(c.engine / seconds).toFixed(2)} (kernel ${(c.engineSystem / seconds).toFixed(2)}), subscriber clients ${(c.clients / seconds).toFixed(2)}, ` +
       `rest of the machine ${((c.machine - c.engine - c.clients) / seconds).toFixed(2)} cores`;
+    // What the subscribers cost this process: its CPU in the watched phase beyond the quiet phase's per record.
+    const perRecord = (c: Cpu, handed: number) => (c.engine / handed) * 1e6; // ms per 1,000 records
+    const messages = r.lag.count + r.failures.count;
+    const extra = f.cpu.watched.engine - (f.cpu.quiet.engine / f.quiet.handed) * f.watched.handed;
     console.log(
       `${''.padEnd(21)} CPU without: ${cores(f.cpu.quiet, f.quiet.seconds)}; with: ${cores(f.cpu.watched, f.watched.seconds)}; ` +
-        `engine+server CPU per 1,000 records ${(f.cpu.quiet.engine / f.quiet.handed * 1000 * 1000).toFixed(0)} ms without, ` +
-        `${(f.cpu.watched.engine / f.watched.handed * 1000 * 1000).toFixed(0)} ms with; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`,
+        `engine+server CPU per 1,000 records ${perRecord(f.cpu.quiet, f.quiet.handed).toFixed(0)} ms without, ${perRecord(f.cpu.watched, f.watched.handed).toFixed(0)} ms with: ` +
+        `the subscribers' share ${((extra / messages) * 1e6).toFixed(0)} µs of this process per message (${fmt(messages)} messages), ` +
+        `the clients' ${((f.cpu.watched.clients / messages) * 1e6).toFixed(0)} µs; event-loop delay p99 / max: ` +
+        `engine+server ${f.loopDelay.engine.p99.toFixed(0)} / ${f.loopDelay.engine.max.toFixed(0)} ms (without subscribers ${f.loopDelay.quiet.p99.toFixed(0)} / ${f.loopDelay.quiet.max.toFixed(0)} ms), clients ${f.loopDelay.clients.p99.toFixed(0)} / ${f.loopDelay.clients.max.toFixed(0)} ms; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`,
     );
   }
   if (!process.env.DATABASE_URL) console.log('postgres: skipped (set DATABASE_URL to measure on Postgres)');
