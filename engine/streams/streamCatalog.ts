@@ -142,6 +142,8 @@ export class StreamCatalog {
   }
 
   async find(name: string, executor: Database = this.handle.db): Promise<StreamInfo | undefined> {
+    // Postgres text cannot hold NUL, so no stream has such a name (and the query would fail).
+    if (name.includes('\u0000')) return undefined;
     const [row] = await executor.select().from(streams).where(and(eq(streams.name, name), isNull(streams.deletedAt)));
     return row ? toStreamInfo(row, this.arns) : undefined;
   }
