@@ -494,6 +494,64 @@ for (const backend of backends) {
       assert.deepEqual([garbage.status, garbage.body.__type], [400, 'SerializationException']);
     });
 
+    it('GetRecords answers JSON and CBOR with the same records: data byte for byte, escaped partition keys, sequence numbers, arrival', async () => {
+      await h2.send(new CreateStreamCommand({ StreamName: 'exact', ShardCount: 1 }));
+      const keys = ['"quoted"', 'back\\slash', 'new\nline\ttab\r', '\u0001\u001f control', 'ключ 🔑 \u2028', '</script>', 'k'];
+      const payloads = [Buffer.alloc(0), Buffer.from([0xfb]), Buffer.from([0xfb, 0xff]), Buffer.from([0xfb, 0xff, 0xbf]),
+        Buffer.from(Array.from({ length: 256 }, (_, i) => i)), randomBytes(100_000)];
+      const entries = payloads.map((Data, i) => ({ PartitionKey: keys[i % keys.length]!, Data }));
+      entries.push({ PartitionKey: keys[6]!, Data: Buffer.from('last') });
+      const put = await h1.send(new PutRecordsCommand({ StreamName: 'exact', Records: entries }));
+      assert.equal(put.FailedRecordCount, 0);
+      const start = await iterator(h1, 'exact', 'shardId-000000000000', 'TRIM_HORIZON');
+
+      const raw = async (contentType: string, body: Buffer) => {
+        const response = await fetch(endpoint, {
+          method: 'POST', headers: { 'content-type': contentType, 'x-amz-target': 'Kinesis_20131202.GetRecords' }, body: new Uint8Array(body),
+        });
+        assert.equal(response.status, 200);
+        return Buffer.from(await response.arrayBuffer());
+      };
+      const json = JSON.parse((await raw('application/x-amz-json-1.1', Buffer.from(JSON.stringify({ ShardIterator: start })))).toString('utf8'));
+      const cbor = cborDecoder.decode(await raw('application/x-amz-cbor-1.1', cborEncoder.encode({ ShardIterator: start })));
+      const sdk = await h1.send(new GetRecordsCommand({ ShardIterator: start }));
+
+      assert.deepEqual(Object.keys(json), ['Records', 'NextShardIterator', 'MillisBehindLatest']);
+      assert.equal(json.MillisBehindLatest, 0);
+      assert.equal(json.Records.length, entries.length);
+      json.Records.forEach((r: any, i: number) => {
+        assert.deepEqual(Object.keys(r), ['SequenceNumber', 'ApproximateArrivalTimestamp', 'Data', 'PartitionKey']);
+        assert.equal(r.SequenceNumber, put.Records![i]!.SequenceNumber);
+        assert.equal(r.PartitionKey, entries[i]!.PartitionKey);
+        assert.equal(r.Data, entries[i]!.Data.toString('base64'), `record ${i}: canonical base64 without line breaks`);
+        const c = cbor.Records[i];
+        assert.equal(c.SequenceNumber, r.SequenceNumber);
+        assert.equal(c.PartitionKey, r.PartitionKey);
+        assert.deepEqual(Buffer.from(c.Data), entries[i]!.Data);
+        // CBOR carries epoch ms under tag 1 (read by cbor-x as seconds): the same instant as JSON's seconds.
+        assert.equal((c.ApproximateArrivalTimestamp as Date).getTime() / 1000, Math.round(r.ApproximateArrivalTimestamp * 1000));
+        assert.ok(Number.isInteger(Math.round(r.ApproximateArrivalTimestamp * 1000 * 1000) / 1000), 'millisecond precision');
+        const s = sdk.Records![i]!;
+        assert.deepEqual([s.SequenceNumber, s.PartitionKey, Buffer.from(s.Data!)], [r.SequenceNumber, r.PartitionKey, entries[i]!.Data]);
+        assert.equal(s.ApproximateArrivalTimestamp!.getTime(), Math.round(r.ApproximateArrivalTimestamp * 1000));
+      });
+      const last = json.Records.at(-1);
+      assert.ok(Math.abs(last.ApproximateArrivalTimestamp * 1000 - Date.now()) < 60_000);
+      assert.equal(cbor.MillisBehindLatest, 0);
+
+      // Where the next read starts: nothing left after the last record, then the next put.
+      const empty = await h1.send(new GetRecordsCommand({ ShardIterator: json.NextShardIterator }));
+      assert.deepEqual([empty.Records, empty.MillisBehindLatest], [[], 0]);
+      const more = await h1.send(new PutRecordCommand({ StreamName: 'exact', PartitionKey: 'k', Data: Buffer.from('more') }));
+      const after = await h1.send(new GetRecordsCommand({ ShardIterator: empty.NextShardIterator }));
+      assert.deepEqual(after.Records!.map((r) => r.SequenceNumber), [more.SequenceNumber]);
+      const paged = await h1.send(new GetRecordsCommand({ ShardIterator: start, Limit: 2 }));
+      assert.deepEqual(paged.Records!.map((r) => r.SequenceNumber), put.Records!.slice(0, 2).map((r) => r.SequenceNumber));
+      assert.ok(paged.MillisBehindLatest! >= 0);
+      const rest = await h1.send(new GetRecordsCommand({ ShardIterator: paged.NextShardIterator }));
+      assert.deepEqual(rest.Records!.map((r) => r.SequenceNumber), [...put.Records!.slice(2).map((r) => r.SequenceNumber), more.SequenceNumber]);
+    });
+
     it('deletes streams', async () => {
       await h2.send(new DeleteStreamCommand({ StreamARN: 'arn:aws:kinesis:us-east-1:000000000000:stream/tagged' }));
       await rejectsAs(h2.send(new DescribeStreamCommand({ StreamName: 'tagged' })), ResourceNotFoundException);

@@ -5,6 +5,7 @@
 import type { Principal } from '../../engine/auth/scopes.ts';
 import type { Engine } from '../../engine/engine.ts';
 import { TokenCodec } from './iterators.ts';
+import type { WireFormat } from './wire.ts';
 
 export interface AwsApiOptions {
   /** Clock of iterator and NextToken issue and expiry, epoch ms. (Default: Date.now) */
@@ -32,6 +33,8 @@ export interface AwsContext {
   nextTokenTtlMs: number;
   /** Who the call acts as (set per request; the audit log's actor). */
   principal?: Principal;
+  /** The request's wire format (set per request), for operations that write their JSON directly. */
+  format?: WireFormat;
 }
 
 export function awsContext(engine: Engine, options: AwsApiOptions = {}): AwsContext {

@@ -121,7 +121,7 @@ export function awsApi(engine: Engine, options: AwsApiOptions, logError: (error:
       }
       const principal = await authorizeAwsCall(engine, { method: req.method ?? 'POST', url: req.url ?? '/', headers: req.headers, body }, service!.targetPrefix, operationName);
       const input = parseInput(operation.shape, decodeBody(body, format), format);
-      const output = await operation.run({ ...ctx, principal }, input);
+      const output = await operation.run({ ...ctx, principal, format }, input);
       send(res, 200, output === undefined ? Buffer.alloc(0) : encodeBody(output, format), responseType);
     } catch (raw) {
       let error = raw instanceof AwsError ? raw : service?.mapError(ctx, raw) ?? raw;

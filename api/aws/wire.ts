@@ -100,6 +100,23 @@ export class Timestamp {
   }
 }
 
+/**
+ * A JSON response already written as text, in pieces (GetRecords has Postgres write its
+ * records): encoding it is one copy into one Buffer. JSON requests only.
+ */
+export class JsonText {
+  constructor(readonly parts: string[]) {}
+
+  toBuffer(): Buffer {
+    let length = 0;
+    for (const part of this.parts) length += Buffer.byteLength(part, 'utf8');
+    const buffer = Buffer.allocUnsafe(length);
+    let offset = 0;
+    for (const part of this.parts) offset += buffer.write(part, offset, 'utf8');
+    return buffer;
+  }
+}
+
 /** Base64 as AWS JSON carries blobs; undefined when the text is not strict base64. */
 export function blobFromBase64(text: string): Blob | undefined {
   return isBase64(text) ? Blob.fromBase64(text) : undefined;
@@ -146,8 +163,12 @@ export function decodeBody(body: Buffer, format: WireFormat): unknown {
   }
 }
 
-/** Encodes a response value (plain objects, arrays, strings, numbers, booleans, Blob, Timestamp). */
+/** Encodes a response value (plain objects, arrays, strings, numbers, booleans, Blob, Timestamp; JsonText as is). */
 export function encodeBody(value: unknown, format: WireFormat): Buffer {
+  if (value instanceof JsonText) {
+    if (format !== 'json') throw new Error('JsonText answers JSON requests only.');
+    return value.toBuffer();
+  }
   if (format === 'json') return Buffer.from(JSON.stringify(value), 'utf8');
   return cborEncoder.encode(toCbor(value));
 }

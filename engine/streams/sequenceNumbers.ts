@@ -7,7 +7,9 @@
  */
 import { invalidArgument } from '../errors.ts';
 
-const OFFSET = 10n ** 20n;
+/** What a wire sequence number adds to the internal value (fixed width: 21 digits). */
+export const SEQUENCE_NUMBER_OFFSET = 10n ** 20n;
+const OFFSET = SEQUENCE_NUMBER_OFFSET;
 const MAX_INTERNAL = (1n << 63n) - 1n;
 
 export function formatSequenceNumber(seq: bigint | string | number): string {

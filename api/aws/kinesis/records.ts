@@ -6,7 +6,9 @@
  * GetRecords semantics (aws-semantics §2.6): NextShardIterator sits just after the returned
  * records (or where it was when none came back) and is absent only once a closed shard has been
  * read to its end, in the same response that carries ChildShards. MillisBehindLatest is how old
- * the first record left unread is (0 when caught up).
+ * the first record left unread is (0 when caught up). A JSON request gets its records' JSON as
+ * Postgres writes it (readShardKinesisJson), spliced into the response without parsing; CBOR
+ * requests get them as values.
  *
  * On a stream with enforceThroughput, AWS's per-shard limits apply (engine/streams/shardThroughput.ts):
  * PutRecords reports throttled entries per record, PutRecord and GetRecords raise
@@ -14,14 +16,14 @@
  */
 import { ShardlineError } from '../../../engine/errors.ts';
 import { PUT_LIMITS } from '../../../engine/records/putRecords.ts';
-import { readShard } from '../../../engine/records/shardReads.ts';
+import { type ShardPosition, readShard, readShardKinesisJson } from '../../../engine/records/shardReads.ts';
 import { MAX_HASH_KEY } from '../../../engine/streams/hashKeys.ts';
 import { type ShardInfo, type StreamInfo, shardIdOf } from '../../../engine/streams/model.ts';
 import { parseSequenceNumber } from '../../../engine/streams/sequenceNumbers.ts';
 import { readThrottledMessage } from '../../../engine/streams/shardThroughput.ts';
 import { type AwsContext, javaDate } from '../context.ts';
 import {
-  AwsError, type Blob as WireBlob, Blob, Timestamp, expiredIterator, invalidArgument, resourceNotFound, throughputExceeded,
+  AwsError, type Blob as WireBlob, Blob, JsonText, Timestamp, expiredIterator, invalidArgument, resourceNotFound, throughputExceeded,
 } from '../wire.ts';
 import { findStream, kinesisError, onStream, shardNotFound } from './common.ts';
 import type { StreamRef } from './shapes.ts';
@@ -201,27 +203,41 @@ export async function getRecords(ctx: AwsContext, input: { ShardIterator: string
   const shard = shards.find((s) => s.shardIndex === state.shardIndex);
   if (!shard) throw shardNotFound(ctx, stream.name, shardIdOf(state.shardIndex));
   if (!ctx.engine.throughput.admitRead(stream, shard)) throw throughputExceeded(readThrottledMessage(stream, shard));
-  let read;
+  const from = { after: state.after, lowMs: state.lowMs };
+  const limit = input.Limit ?? GET_RECORDS_DEFAULT_LIMIT;
+  // JSON requests get the records' JSON as Postgres writes it; CBOR needs them as values.
+  let read: { next: ShardPosition; nextArrival: Date | null; sizeBytes: number; records: unknown[] | string };
   try {
-    read = await readShard(ctx.engine.handle, stream, shard, { after: state.after, lowMs: state.lowMs },
-      input.Limit ?? GET_RECORDS_DEFAULT_LIMIT, GET_RECORDS_MAX_BYTES);
+    if (ctx.format === 'json') {
+      const json = await readShardKinesisJson(ctx.engine.handle, stream, shard, from, limit, GET_RECORDS_MAX_BYTES);
+      read = { ...json, records: json.recordsJson };
+    } else {
+      const values = await readShard(ctx.engine.handle, stream, shard, from, limit, GET_RECORDS_MAX_BYTES);
+      read = {
+        next: values.next,
+        nextArrival: values.nextArrival,
+        sizeBytes: values.records.reduce((sum, r) => sum + r.sizeBytes, 0),
+        records: values.records.map((r) => ({
+          SequenceNumber: r.sequenceNumber,
+          ApproximateArrivalTimestamp: Timestamp.of(r.approximateArrivalTimestamp),
+          Data: Blob.fromBase64(r.data),
+          PartitionKey: r.partitionKey,
+        })),
+      };
+    }
   } catch (raw) {
     throw raw instanceof ShardlineError ? kinesisError(ctx, raw, stream.name) : raw;
   }
-  if (stream.enforceThroughput) ctx.engine.throughput.chargeRead(stream, shard, read.records.reduce((sum, r) => sum + r.sizeBytes, 0));
+  if (stream.enforceThroughput) ctx.engine.throughput.chargeRead(stream, shard, read.sizeBytes);
   const atEnd = shard.endingSequenceNumber !== null && read.nextArrival === null;
   const millisBehind = read.nextArrival === null ? 0 : Math.max(0, Date.now() - read.nextArrival.getTime());
-  return {
-    Records: read.records.map((r) => ({
-      SequenceNumber: r.sequenceNumber,
-      ApproximateArrivalTimestamp: Timestamp.of(r.approximateArrivalTimestamp),
-      Data: Blob.fromBase64(r.data),
-      PartitionKey: r.partitionKey,
-    })),
+  const rest = {
     ...(atEnd ? {} : {
       NextShardIterator: ctx.tokens.encodeIterator({ ...state, after: read.next.after, lowMs: read.next.lowMs, issuedMs: now }),
     }),
     MillisBehindLatest: millisBehind,
     ...(atEnd ? { ChildShards: childShards(shards, shard) } : {}),
   };
+  if (typeof read.records === 'string') return new JsonText(['{"Records":[', read.records, '],', JSON.stringify(rest).slice(1)]);
+  return { Records: read.records, ...rest };
 }
