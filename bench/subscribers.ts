@@ -16,6 +16,9 @@
  *      spread over SOCKETS graphql-ws connections), each subscribed to `lag` and `failures`
  *      with no arguments (every mapping, as the dashboard does), connected and holding their
  *      first lag update before the mapping is enabled.
+ *   3. "quiet again": the subscribers' process stopped, a new mapping delivers the quiet
+ *      stream once more. The machine is shared: the baseline is the mean of phases 1 and 3,
+ *      which bracket phase 2, and both are printed.
  *
  * Figures: delivery records/s without and with the subscribers and the drop (target ≤ 10 %);
  * the p99 delay from a failure row's `at` (and from a lag update's `at`) to its receipt by a
@@ -100,8 +103,12 @@ async function deliver(engine: Engine, stream: string, mappingId: string, count:
 /** Event-loop delay, ms: how long ready work waited (a busy or descheduled process delays every message). */
 interface LoopDelay { p99: number; max: number }
 
-/** CPU seconds: this (engine + server) process (and the kernel's share of it), the subscribers' process, and the whole machine. */
-interface Cpu { engine: number; engineSystem: number; clients: number; machine: number }
+/**
+ * CPU seconds: this (engine + server) process (and the kernel's share of it), the subscribers'
+ * process, this engine's Postgres backends (0 on PGlite, which runs inside this process), and
+ * the whole machine.
+ */
+interface Cpu { engine: number; engineSystem: number; clients: number; postgres: number; machine: number }
 
 /** Busy CPU seconds of the whole machine so far (/proc/stat: every state but idle and iowait). */
 function machineCpu(): number {
@@ -112,14 +119,33 @@ function machineCpu(): number {
 
 const processCpu = (u: { user: number; system: number }) => (u.user + u.system) / 1e6;
 
-async function cpuNow(subscribers?: Subscribers): Promise<Cpu> {
+/** CPU seconds used so far by the Postgres backends serving this engine's database (/proc/<pid>/stat: utime + stime). */
+async function postgresCpu(engine: Engine): Promise<number> {
+  if (engine.handle.kind !== 'postgres') return 0;
+  const backends = await engine.handle.query<{ pid: number }>(sql`select pid from pg_stat_activity where datname = current_database()`);
+  let ticks = 0;
+  for (const { pid } of backends) {
+    try {
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15 of the line)
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return ticks / 100; // USER_HZ
+}
+
+async function cpuNow(engine: Engine, subscribers?: Subscribers): Promise<Cpu> {
   const own = process.cpuUsage();
-  return { engine: processCpu(own), engineSystem: own.system / 1e6, clients: subscribers ? (await subscribers.cpu()).seconds : 0, machine: machineCpu() };
+  return {
+    engine: processCpu(own), engineSystem: own.system / 1e6, clients: subscribers ? (await subscribers.cpu()).seconds : 0,
+    postgres: await postgresCpu(engine), machine: machineCpu(),
+  };
 }
 
 const cpuSince = (before: Cpu, after: Cpu): Cpu => ({
   engine: after.engine - before.engine, engineSystem: after.engineSystem - before.engineSystem,
-  clients: after.clients - before.clients, machine: after.machine - before.machine,
+  clients: after.clients - before.clients, postgres: after.postgres - before.postgres, machine: after.machine - before.machine,
 });
 
 /** With BENCH_SUBSCRIBERS_PROFILE: starts this process's CPU profiler; the function returned stops it and writes the profile. */
@@ -188,6 +214,7 @@ class Subscribers {
 interface Figures {
   count: number;
   quiet: Awaited<ReturnType<typeof deliver>>;
+  quietAgain: Awaited<ReturnType<typeof deliver>>;
   watched: Awaited<ReturnType<typeof deliver>>;
   report: Report;
   failureRows: number;
@@ -197,7 +224,7 @@ interface Figures {
   /** Seconds after the delivery until every subscriber had every failure row (or DRAIN_MS). */
   drainedSeconds: number;
   /** CPU seconds used during each delivery phase. */
-  cpu: { quiet: Cpu; watched: Cpu };
+  cpu: { quiet: Cpu; quietAgain: Cpu; watched: Cpu };
   /** Event-loop delay: this process's in each phase, and the subscribers' during the watched one. */
   loopDelay: { quiet: LoopDelay; engine: LoopDelay; clients: LoopDelay };
 }
@@ -259,12 +286,12 @@ async function measure(backend: Backend): Promise<Figures> {
     await engine.deleteMapping(mappings.warmup!);
 
     const quietProfile = await startProfile();
-    const quietCpu = await cpuNow();
+    const quietCpu = await cpuNow(engine);
     const quietLoop = monitorEventLoopDelay({ resolution: 10 });
     quietLoop.enable();
     const quiet = await deliver(engine, 'quiet', mappings.quiet!, count);
     quietLoop.disable();
-    const quietCpuUsed = cpuSince(quietCpu, await cpuNow());
+    const quietCpuUsed = cpuSince(quietCpu, await cpuNow(engine));
     await quietProfile?.(`${PROFILE}-${backend.name}-quiet.cpuprofile`);
     await engine.deleteMapping(mappings.quiet!);
     await sleep(500);
@@ -276,14 +303,14 @@ async function measure(backend: Backend): Promise<Figures> {
     await sleep(1000); // every failures subscription is set up by now
     const reads = countReads(engine);
     const watchedProfile = await startProfile();
-    const watchedCpu = await cpuNow(subscribers);
+    const watchedCpu = await cpuNow(engine, subscribers);
     await subscribers.cpu(); // starts the clients' event-loop delay afresh
     const engineLoop = monitorEventLoopDelay({ resolution: 10 });
     engineLoop.enable();
     const watched = await deliver(engine, 'watched', mappings.watched!, count);
     engineLoop.disable();
     const clientsLoop = (await subscribers.cpu()).loopDelay;
-    const watchedCpuUsed = cpuSince(watchedCpu, await cpuNow(subscribers));
+    const watchedCpuUsed = cpuSince(watchedCpu, await cpuNow(engine, subscribers));
     await watchedProfile?.(`${PROFILE}-${backend.name}-watched.cpuprofile`);
     const during = reads.stop();
     const [rows] = await engine.handle.query<{ n: unknown }>(sql`
@@ -298,8 +325,17 @@ async function measure(backend: Backend): Promise<Figures> {
       if (!KINDS.includes('failures') || report.failureRowsPerSubscriber.min >= failureRows || performance.now() > drainDeadline) break;
       await sleep(250);
     }
-    return { count, quiet, watched, report, failureRows, connectSeconds, reads: during, drainedSeconds: (performance.now() - drainDeadline + DRAIN_MS) / 1000,
-      cpu: { quiet: quietCpuUsed, watched: watchedCpuUsed },
+    await subscribers.stop();
+    subscribers = undefined;
+    await sleep(500);
+    const again = await engine.createMapping({
+      streamName: 'quiet', functionName: 'flaky-quiet', startingPosition: 'TRIM_HORIZON', batchSize: BATCH_SIZE, maximumRetryAttempts: 0, enabled: false,
+    });
+    const quietAgainCpu = await cpuNow(engine);
+    const quietAgain = await deliver(engine, 'quiet', again.id, count);
+    const quietAgainCpuUsed = cpuSince(quietAgainCpu, await cpuNow(engine));
+    return { count, quiet, quietAgain, watched, report, failureRows, connectSeconds, reads: during, drainedSeconds: (performance.now() - drainDeadline + DRAIN_MS) / 1000,
+      cpu: { quiet: quietCpuUsed, quietAgain: quietAgainCpuUsed, watched: watchedCpuUsed },
       loopDelay: { quiet: { p99: quietLoop.percentile(99) / 1e6, max: quietLoop.max / 1e6 }, engine: { p99: engineLoop.percentile(99) / 1e6, max: engineLoop.max / 1e6 }, clients: clientsLoop } };
   } finally {
     await subscribers?.stop();
@@ -319,12 +355,14 @@ export async function subscribersScenario(): Promise<void> {
   const ms = (n: number | null) => (n === null || Number.isNaN(n) ? '—' : `${n.toFixed(0)} ms`);
   for (const backend of backends) {
     const f = await measure(backend);
-    const drop = 1 - f.watched.rate / f.quiet.rate;
+    const baseline = (f.quiet.rate + f.quietAgain.rate) / 2;
+    const drop = 1 - f.watched.rate / baseline;
     const r = f.report;
     const partial = (p: { handed: number }) => (p.handed < f.count ? ` (only ${fmt(p.handed)} of ${fmt(f.count)} records in ${PHASE_LIMIT_MS / 1000} s)` : '');
     console.log(
       `${'subscribers'.padEnd(11)} ${backend.name.padEnd(9)} delivery with subscribers ${fmt(f.watched.rate).padStart(7)} records/s${partial(f.watched)}   ` +
-        `without ${fmt(f.quiet.rate).padStart(7)} records/s${partial(f.quiet)}   ratio ${(f.watched.rate / f.quiet.rate).toFixed(2)} ` +
+        `without ${fmt(baseline).padStart(7)} records/s (before ${fmt(f.quiet.rate)}${partial(f.quiet)}, after ${fmt(f.quietAgain.rate)}${partial(f.quietAgain)})   ` +
+        `ratio ${(f.watched.rate / baseline).toFixed(2)} ` +
         `(${(drop * 100).toFixed(0)} % lower; target ≤ ${TARGET_DROP * 100} %: ${drop <= TARGET_DROP ? 'met' : 'NOT met'})`,
     );
     console.log(
@@ -343,17 +381,35 @@ export async function subscribersScenario(): Promise<void> {
     // Cores in use on average during each phase: this process (engine + server), the subscribers' process, the rest of the machine (Postgres, others).
     const cores = (c: Cpu, seconds: number) =>
       `engine+server ${(c.engine / seconds).toFixed(2)} (kernel ${(c.engineSystem / seconds).toFixed(2)}), subscriber clients ${(c.clients / seconds).toFixed(2)}, ` +
-      `rest of the machine ${((c.machine - c.engine - c.clients) / seconds).toFixed(2)} cores`;
-    // What the subscribers cost this process: its CPU in the watched phase beyond the quiet phase's per record.
+      `its Postgres backends ${(c.postgres / seconds).toFixed(2)}, rest of the machine ${((c.machine - c.engine - c.clients - c.postgres) / seconds).toFixed(2)} cores`;
+    // The two quiet phases together, then what the subscribers cost this process: its CPU in the watched phase beyond the quiet phases' per record.
+    const quietCpu: Cpu = {
+      engine: f.cpu.quiet.engine + f.cpu.quietAgain.engine, engineSystem: f.cpu.quiet.engineSystem + f.cpu.quietAgain.engineSystem,
+      clients: 0, postgres: f.cpu.quiet.postgres + f.cpu.quietAgain.postgres, machine: f.cpu.quiet.machine + f.cpu.quietAgain.machine,
+    };
+    const quietSeconds = f.quiet.seconds + f.quietAgain.seconds;
+    const quietHanded = f.quiet.handed + f.quietAgain.handed;
     const perRecord = (c: Cpu, handed: number) => (c.engine / handed) * 1e6; // ms per 1,000 records
     const messages = r.lag.count + r.failures.count;
-    const extra = f.cpu.watched.engine - (f.cpu.quiet.engine / f.quiet.handed) * f.watched.handed;
+    const extra = f.cpu.watched.engine - (quietCpu.engine / quietHanded) * f.watched.handed;
     console.log(
-      `${''.padEnd(21)} CPU without: ${cores(f.cpu.quiet, f.quiet.seconds)}; with: ${cores(f.cpu.watched, f.watched.seconds)}; ` +
-        `engine+server CPU per 1,000 records ${perRecord(f.cpu.quiet, f.quiet.handed).toFixed(0)} ms without, ${perRecord(f.cpu.watched, f.watched.handed).toFixed(0)} ms with: ` +
+      `${''.padEnd(21)} CPU without: ${cores(quietCpu, quietSeconds)}; with: ${cores(f.cpu.watched, f.watched.seconds)}; ` +
+        `engine+server CPU per 1,000 records ${perRecord(quietCpu, quietHanded).toFixed(0)} ms without, ${perRecord(f.cpu.watched, f.watched.handed).toFixed(0)} ms with: ` +
         `the subscribers' share ${((extra / messages) * 1e6).toFixed(0)} µs of this process per message (${fmt(messages)} messages), ` +
         `the clients' ${((f.cpu.watched.clients / messages) * 1e6).toFixed(0)} µs; event-loop delay p99 / max: ` +
         `engine+server ${f.loopDelay.engine.p99.toFixed(0)} / ${f.loopDelay.engine.max.toFixed(0)} ms (without subscribers ${f.loopDelay.quiet.p99.toFixed(0)} / ${f.loopDelay.quiet.max.toFixed(0)} ms), clients ${f.loopDelay.clients.p99.toFixed(0)} / ${f.loopDelay.clients.max.toFixed(0)} ms; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`,
+    );
+    // The delivery's CPU per record with and without the subscribers, whoever else uses the
+    // machine: on two saturated cores the rate falls by about as much as this cost rises.
+    const perThousand = (cpu: number, handed: number) => (cpu / handed) * 1e6;
+    const costWithout = perThousand(quietCpu.engine + quietCpu.postgres, quietHanded);
+    const costServer = perThousand(f.cpu.watched.engine + f.cpu.watched.postgres, f.watched.handed);
+    const costClients = perThousand(f.cpu.watched.clients, f.watched.handed);
+    console.log(
+      `${''.padEnd(21)} CPU per 1,000 records delivered (engine+server and its Postgres backends): ${costWithout.toFixed(0)} ms without, ` +
+        `${costServer.toFixed(0)} ms with, and the subscriber clients' ${costClients.toFixed(0)} ms beside: the server's own cost is ` +
+        `${((costServer / costWithout - 1) * 100).toFixed(0)} % more CPU per record (${((1 - costWithout / costServer) * 100).toFixed(0)} % lower throughput on saturated cores), ` +
+        `${((1 - costWithout / (costServer + costClients)) * 100).toFixed(0)} % with the clients' on the same cores`,
     );
   }
   if (!process.env.DATABASE_URL) console.log('postgres: skipped (set DATABASE_URL to measure on Postgres)');
