@@ -30,7 +30,8 @@ export function rawReader(t: TestEngine, connections: number): { query: RawQuery
   if (t.databaseUrl) {
     const client = postgres(t.databaseUrl, { max: connections, onnotice: () => {} });
     return {
-      query: (text, params) => client.unsafe(text, params as never[]) as unknown as Promise<Array<{ seq: string }>>,
+      // Prepared, as the engine's hot statements are (one round trip per page instead of two).
+      query: (text, params) => client.unsafe(text, params as never[], { prepare: true }) as unknown as Promise<Array<{ seq: string }>>,
       close: () => client.end(),
     };
   }

@@ -24,7 +24,8 @@ export async function readLane(
   const laneFilter = lane.count === 1
     ? sql`true`
     : sql`mod(hashtext(r.partition_key)::bigint + 2147483648, ${lane.count}::int) = ${lane.index}::int`;
-  const rows = await handle.query<{
+  // Prepared: the text only varies with the stream kind and whether lanes or a window end apply.
+  const rows = await handle.prepared<{
     seq: string; ordinal: unknown; arrived_ms: number; partition_key: string; data: string;
     size_bytes: number; event_name: string | null; event_id: string | null; origin: string | null;
   }>(sql`

@@ -86,8 +86,7 @@ export async function resolveModule(functionsDir: string, module: string): Promi
   let realDir: string;
   let realFile: string;
   try {
-    realDir = await realpath(dir);
-    realFile = await realpath(lexical);
+    [realDir, realFile] = await Promise.all([realpath(dir), realpath(lexical)]);
   } catch {
     throw invalidArgument(`module file ${quote(file)} does not exist in the functions directory.`);
   }

@@ -7,7 +7,7 @@
  * write is fenced by the epoch — pause and cancel bump it, so the process running the job stops
  * at its next step and a job survives the death of its process, resuming at its cursors.
  *
- * A job runs in its own lane: one batch in flight (the next page is read meanwhile), ranges in
+ * A job runs in its own lane: one batch in flight (the next pages are read meanwhile), ranges in
  * shard order (a parent shard's range before its children's), at most ratePerSecond records a
  * second, so it never starves the live mappings of the function.
  *
@@ -19,6 +19,7 @@ import { type BatchSink, type DeliveryDeps, type Progress, deliverBatch } from '
 import { formBatch } from '../delivery/batchForming.ts';
 import { compileFilterPatterns } from '../delivery/filterPatterns.ts';
 import { type LaneRecord, readLane } from '../delivery/laneReader.ts';
+import { ReadAhead } from './readAhead.ts';
 import { coerceError } from '../errors.ts';
 import type { EngineEvents } from '../events.ts';
 import { replayCursors, replayJobs, shards } from '../schema.ts';
@@ -29,6 +30,9 @@ type JobRow = typeof replayJobs.$inferSelect;
 type CursorRow = typeof replayCursors.$inferSelect;
 
 export interface ReplayRunnerOptions { leaseTtlMs: number; heartbeatMs: number; maxJobs: number }
+
+/** Pages a replay lane reads ahead of the batch it delivers (one read in flight at a time). */
+const READ_AHEAD_PAGES = 2;
 
 /** Progress events of a job at most this often (watchers coalesce to 100 ms anyway); the last is never dropped. */
 const PROGRESS_EVENT_MS = 100;
@@ -152,37 +156,34 @@ export class ReplayRunner {
       for (const { c, shard: shardRow } of cursors) {
         const shard = toShardInfo(shardRow);
         const limit = rate ? Math.min(job.settings.batchSize, rate) : job.settings.batchSize;
-        const read = (after: bigint) => {
-          const pending = readLane(this.handle, stream, shard, { index: 0, count: 1 }, after, limit, c.endSeq)
-            .then((page) => ({ page, batch: page.length > 0 ? formBatch(stream, filters, page, this.deps) : undefined }));
-          pending.catch(() => {}); // awaited below; not an unhandled rejection while a batch is delivered
-          return pending;
-        };
-        let next = read(c.cursorSeq ?? c.afterSeq);
-        for (;;) {
-          if (stopped()) return void (await next.catch(() => {}));
-          const { batch } = await next;
-          if (!batch) {
-            if (!(await this.#advance(job, epoch, c, null, true))) return;
-            break;
+        const pages = new ReadAhead(
+          (after) => readLane(this.handle, stream, shard, { index: 0, count: 1 }, after, limit, c.endSeq)
+            .then((page) => ({ batch: page.length > 0 ? formBatch(stream, filters, page, this.deps) : undefined })),
+          c.cursorSeq ?? c.afterSeq, READ_AHEAD_PAGES);
+        try {
+          for (;;) {
+            if (stopped()) return;
+            const { batch } = await pages.next();
+            if (!batch) {
+              if (!(await this.#advance(job, epoch, c, null, true))) return;
+              break;
+            }
+            if (batch.records.length === 0) {
+              if (!(await this.#advance(job, epoch, c, batch.pageEnd, false))) return;
+              continue;
+            }
+            if (rate) {
+              const wait = started + (sent / rate) * 1000 - Date.now();
+              if (wait > 0) await this.deps.sleep(wait);
+            }
+            sent += batch.records.length;
+            const result = await deliverBatch(this.deps, settings,
+              { stream, shard, records: batch.records, eventRecords: batch.eventRecords, pageEnd: batch.pageEnd },
+              this.#sink(job, epoch, c, batch.records), stopped);
+            if (result !== 'DONE') return;
           }
-          // The next page starts where this batch ends, which is where delivery continues once
-          // the batch is DONE: it is read while this one is invoked and committed, and dropped
-          // otherwise. Only progress commits move the cursor, one batch at a time and in order.
-          next = read(batch.pageEnd.seq);
-          if (batch.records.length === 0) {
-            if (!(await this.#advance(job, epoch, c, batch.pageEnd, false))) return void (await next.catch(() => {}));
-            continue;
-          }
-          if (rate) {
-            const wait = started + (sent / rate) * 1000 - Date.now();
-            if (wait > 0) await this.deps.sleep(wait);
-          }
-          sent += batch.records.length;
-          const result = await deliverBatch(this.deps, settings,
-            { stream, shard, records: batch.records, eventRecords: batch.eventRecords, pageEnd: batch.pageEnd },
-            this.#sink(job, epoch, c, batch.records), stopped);
-          if (result !== 'DONE') return void (await next.catch(() => {}));
+        } finally {
+          await pages.close();
         }
       }
       await this.#finish(job, epoch, 'SUCCEEDED', job.error);
@@ -205,7 +206,7 @@ export class ReplayRunner {
   }
 
   /**
-   * Persists a step of a batch in one statement (a single round trip, atomic as a transaction):
+   * Persists a step of a batch in one prepared statement (a single round trip, atomic as a transaction):
    * the job's counters, fenced by owner and epoch (a pause or cancel bumps the epoch, so the
    * update finds no row and nothing else is written), the cursor, the invocation and any
    * failure rows.
@@ -260,7 +261,7 @@ export class ReplayRunner {
              order by f.n
             returning id)`);
         }
-        const [row] = await this.handle.query<{ held: unknown; ids: unknown }>(sql`
+        const [row] = await this.handle.prepared<{ held: unknown; ids: unknown }>(sql`
           with ${sql.join(steps, sql`,`)}
           select (select count(*) from held)::int as held,
                  ${progress.failures.length > 0 ? sql`(select coalesce(json_agg(id order by id), '[]') from failed)` : sql`'[]'::json`} as ids`);
