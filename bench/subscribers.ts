@@ -325,6 +325,7 @@ async function measure(backend: Backend): Promise<Figures> {
       if (!KINDS.includes('failures') || report.failureRowsPerSubscriber.min >= failureRows || performance.now() > drainDeadline) break;
       await sleep(250);
     }
+    const drainedSeconds = (performance.now() - drainDeadline + DRAIN_MS) / 1000;
     await subscribers.stop();
     subscribers = undefined;
     await sleep(500);
@@ -334,7 +335,7 @@ async function measure(backend: Backend): Promise<Figures> {
     const quietAgainCpu = await cpuNow(engine);
     const quietAgain = await deliver(engine, 'quiet', again.id, count);
     const quietAgainCpuUsed = cpuSince(quietAgainCpu, await cpuNow(engine));
-    return { count, quiet, quietAgain, watched, report, failureRows, connectSeconds, reads: during, drainedSeconds: (performance.now() - drainDeadline + DRAIN_MS) / 1000,
+    return { count, quiet, quietAgain, watched, report, failureRows, connectSeconds, reads: during, drainedSeconds,
       cpu: { quiet: quietCpuUsed, quietAgain: quietAgainCpuUsed, watched: watchedCpuUsed },
       loopDelay: { quiet: { p99: quietLoop.percentile(99) / 1e6, max: quietLoop.max / 1e6 }, engine: { p99: engineLoop.percentile(99) / 1e6, max: engineLoop.max / 1e6 }, clients: clientsLoop } };
   } finally {
