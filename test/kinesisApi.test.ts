@@ -552,6 +552,28 @@ for (const backend of backends) {
       assert.deepEqual(rest.Records!.map((r) => r.SequenceNumber), [...put.Records!.slice(2).map((r) => r.SequenceNumber), more.SequenceNumber]);
     });
 
+    it('takes JSON Data only as strict base64 (SerializationException otherwise, nothing written)', async () => {
+      await h2.send(new CreateStreamCommand({ StreamName: 'strict', ShardCount: 1 }));
+      const call = async (operation: string, body: unknown) => {
+        const response = await fetch(endpoint, {
+          method: 'POST', headers: { 'content-type': 'application/x-amz-json-1.1', 'x-amz-target': `Kinesis_20131202.${operation}` },
+          body: JSON.stringify(body),
+        });
+        return { status: response.status, body: (await response.json()) as any };
+      };
+      const long = Buffer.alloc(3000, 'xyz').toString('base64');
+      for (const Data of ['QQ', 'A-B_', 'YWJj\n', `${long.slice(0, -4)}A-B_`, `${long.slice(0, 76)}\n${long.slice(76)}`]) {
+        const one = await call('PutRecord', { StreamName: 'strict', PartitionKey: 'k', Data });
+        assert.deepEqual([one.status, one.body.__type], [400, 'SerializationException'], Data.slice(0, 20));
+        const batch = await call('PutRecords', { StreamName: 'strict', Records: [{ PartitionKey: 'k', Data: 'YQ==' }, { PartitionKey: 'k', Data }] });
+        assert.deepEqual([batch.status, batch.body.__type], [400, 'SerializationException']);
+      }
+      const ok = await call('PutRecords', { StreamName: 'strict', Records: [{ PartitionKey: 'k', Data: 'QR==' }, { PartitionKey: 'k', Data: long }] });
+      assert.deepEqual([ok.status, ok.body.FailedRecordCount], [200, 0]);
+      const read = await h1.send(new GetRecordsCommand({ ShardIterator: await iterator(h1, 'strict', 'shardId-000000000000', 'TRIM_HORIZON') }));
+      assert.deepEqual(read.Records!.map((r) => Buffer.from(r.Data!).toString('base64')), ['QQ==', long], 'only the valid call was written');
+    });
+
     it('deletes streams', async () => {
       await h2.send(new DeleteStreamCommand({ StreamARN: 'arn:aws:kinesis:us-east-1:000000000000:stream/tagged' }));
       await rejectsAs(h2.send(new DescribeStreamCommand({ StreamName: 'tagged' })), ResourceNotFoundException);

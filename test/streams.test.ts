@@ -320,6 +320,23 @@ for (const backend of backends) {
         assert.equal(stored[2]!.sizeBytes, 768 + 3 * 3);
       });
 
+      it('accepts data only as strict base64 (standard alphabet, padded), canonical or not', async () => {
+        const stream = await t.engine.catalog.create({ name: 'lim-base64', shardCount: 1 });
+        const long = bytes64(3000);
+        const bad = ['QQ', 'QQ=', 'A-B_', 'YWJj\n', 'YW Jj', 'Q===', 'YQ==YQ==', `${long.slice(0, 76)}\n${long.slice(76)}`,
+          `${long.slice(0, -4)}A-B_`, `${long.slice(0, -1)}\u0100`, `${long.slice(0, -1)}\u00e9`];
+        for (const data of bad) {
+          await rejectsWith(t.engine.putRecords('lim-base64', [{ partitionKey: 'k', data }]), 'INVALID_ARGUMENT', /records\[0\]\.data/, /base64/);
+        }
+        assert.equal(await countRecords(stream), 0);
+        // Non-zero trailing bits ("QR==" decodes as "QQ==") are strict base64 all the same.
+        const good = ['', 'QR==', 'YWI=', long, `${long.slice(0, -4)}QR==`];
+        const result = await t.engine.putRecords('lim-base64', good.map((data) => ({ partitionKey: 'k', data })));
+        assert.equal(result.failedRecordCount, 0);
+        const stored = await readAll('lim-base64');
+        assert.deepEqual(stored.map((r) => r.data), good.map((d) => Buffer.from(d, 'base64').toString('base64')));
+      });
+
       it('limits data plus partition key to 1 MiB (LIMIT_EXCEEDED above, exactly 1 MiB accepted)', async () => {
         const stream = await t.engine.catalog.create({ name: 'lim-record', shardCount: 1 });
         // 1 MiB of data alone, plus a 1-byte key: one byte over.
