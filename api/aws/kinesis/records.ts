@@ -66,7 +66,7 @@ export async function putRecord(ctx: AwsContext, input: StreamRef & PutEntry & {
   checkExplicitHashKey(input.ExplicitHashKey);
   checkRecordSize(input);
   const result = await onStream(ctx, stream.name, () => ctx.engine.putRecords(stream.name, [{
-    partitionKey: input.PartitionKey, data: input.Data.base64, explicitHashKey: input.ExplicitHashKey ?? null,
+    partitionKey: input.PartitionKey, data: input.Data.base64, explicitHashKey: input.ExplicitHashKey ?? null, dataBytes: input.Data.length,
   }]));
   const entry = result.records[0]!;
   if (entry.errorCode === 'ProvisionedThroughputExceededException') throw throughputExceeded(entry.errorMessage!);
@@ -84,7 +84,7 @@ export async function putRecords(ctx: AwsContext, input: StreamRef & { Records: 
   }
   if (total > PUT_LIMITS.maxRequestBytes) throw invalidArgument('Records size exceeds 5 MB limit');
   const result = await onStream(ctx, stream.name, () => ctx.engine.putRecords(stream.name, input.Records.map((entry) => ({
-    partitionKey: entry.PartitionKey, data: entry.Data.base64, explicitHashKey: entry.ExplicitHashKey ?? null,
+    partitionKey: entry.PartitionKey, data: entry.Data.base64, explicitHashKey: entry.ExplicitHashKey ?? null, dataBytes: entry.Data.length,
   }))));
   return {
     FailedRecordCount: result.failedRecordCount,
