@@ -32,6 +32,27 @@ export const structure = (members: Record<string, MemberShape>): StructureShape 
 
 const MAX_REPORTED_ERRORS = 10;
 
+interface Member { name: string; path: string; shape: MemberShape }
+/** A structure's members with their lower-camel path names, listed once per shape (PutRecords walks 500 of them a call). */
+const membersOf = new WeakMap<StructureShape, Member[]>();
+function members(shape: StructureShape): Member[] {
+  let list = membersOf.get(shape);
+  if (!list) {
+    list = Object.entries(shape.members).map(([name, member]) => ({ name, path: lowerFirst(name), shape: member }));
+    membersOf.set(shape, list);
+  }
+  return list;
+}
+const patterns = new Map<string, RegExp>();
+function patternOf(source: string): RegExp {
+  let pattern = patterns.get(source);
+  if (!pattern) {
+    pattern = new RegExp(`^(?:${source})$`, 'u');
+    patterns.set(source, pattern);
+  }
+  return pattern;
+}
+
 /** Deserialises and validates a request body against its input shape. */
 export function parseInput<T>(shape: StructureShape, raw: unknown, format: WireFormat): T {
   const value = deserialize(shape, raw, format);
@@ -121,7 +142,7 @@ function deserialize(shape: Shape, value: unknown, format: WireFormat): unknown 
       }
       const source = value as Record<string, unknown>;
       const out: Record<string, unknown> = {};
-      for (const [name, member] of Object.entries(shape.members)) {
+      for (const { name, shape: member } of members(shape)) {
         const v = deserialize(member, source[name], format);
         if (v !== undefined) out[name] = v;
       }
@@ -143,16 +164,17 @@ function render(shape: Shape, value: unknown): string {
   return `'${text.length > 300 ? `${text.slice(0, 300)}…` : text}'`;
 }
 
-function check(errors: string[], shape: Shape, value: unknown, path: string, ok: boolean, rule: string): void {
-  if (!ok) errors.push(`Value ${render(shape, value)} at '${path}' failed to satisfy constraint: ${rule}`);
+/** Records a broken constraint (the message is only built then: most values pass). */
+function fail(errors: string[], shape: Shape, value: unknown, path: string, rule: string): void {
+  errors.push(`Value ${render(shape, value)} at '${path}' failed to satisfy constraint: ${rule}`);
 }
 
 function checkMembers(shape: StructureShape, value: Record<string, unknown>, prefix: string, errors: string[]): void {
-  for (const [name, member] of Object.entries(shape.members)) {
-    const path = `${prefix}${lowerFirst(name)}`;
+  for (const { name, path: memberPath, shape: member } of members(shape)) {
+    const path = prefix === '' ? memberPath : `${prefix}${memberPath}`;
     const v = value[name];
     if (v === undefined) {
-      if (member.required) check(errors, member, v, path, false, 'Member must not be null');
+      if (member.required) fail(errors, member, v, path, 'Member must not be null');
       continue;
     }
     checkValue(member, v, path, errors);
@@ -168,7 +190,7 @@ function lengthOf(value: unknown): number {
 function checkValue(shape: Shape, value: unknown, path: string, errors: string[]): void {
   if (value === undefined) {
     // A null entry of a list or map.
-    check(errors, shape, value, path, false, 'Member must not be null');
+    fail(errors, shape, value, path, 'Member must not be null');
     return;
   }
   switch (shape.type) {
@@ -177,15 +199,14 @@ function checkValue(shape: Shape, value: unknown, path: string, errors: string[]
     case 'list':
     case 'map': {
       const length = lengthOf(value);
-      if (shape.max !== undefined) check(errors, shape, value, path, length <= shape.max, `Member must have length less than or equal to ${shape.max}`);
-      if (shape.min !== undefined) check(errors, shape, value, path, length >= shape.min, `Member must have length greater than or equal to ${shape.min}`);
+      if (shape.max !== undefined && !(length <= shape.max)) fail(errors, shape, value, path, `Member must have length less than or equal to ${shape.max}`);
+      if (shape.min !== undefined && !(length >= shape.min)) fail(errors, shape, value, path, `Member must have length greater than or equal to ${shape.min}`);
       if (shape.type === 'string') {
-        if (shape.pattern !== undefined) {
-          check(errors, shape, value, path, new RegExp(`^(?:${shape.pattern})$`, 'u').test(value as string),
-            `Member must satisfy regular expression pattern: ${shape.pattern}`);
+        if (shape.pattern !== undefined && !patternOf(shape.pattern).test(value as string)) {
+          fail(errors, shape, value, path, `Member must satisfy regular expression pattern: ${shape.pattern}`);
         }
-        if (shape.enum !== undefined) {
-          check(errors, shape, value, path, shape.enum.includes(value as string), `Member must satisfy enum value set: [${shape.enum.join(', ')}]`);
+        if (shape.enum !== undefined && !shape.enum.includes(value as string)) {
+          fail(errors, shape, value, path, `Member must satisfy enum value set: [${shape.enum.join(', ')}]`);
         }
       } else if (shape.type === 'list') {
         (value as unknown[]).forEach((item, i) => checkValue(shape.member, item, `${path}.${i + 1}.member`, errors));
@@ -204,8 +225,8 @@ function checkValue(shape: Shape, value: unknown, path: string, errors: string[]
     }
     case 'integer':
     case 'long':
-      if (shape.max !== undefined) check(errors, shape, value, path, (value as number) <= shape.max, `Member must have value less than or equal to ${shape.max}`);
-      if (shape.min !== undefined) check(errors, shape, value, path, (value as number) >= shape.min, `Member must have value greater than or equal to ${shape.min}`);
+      if (shape.max !== undefined && !((value as number) <= shape.max)) fail(errors, shape, value, path, `Member must have value less than or equal to ${shape.max}`);
+      if (shape.min !== undefined && !((value as number) >= shape.min)) fail(errors, shape, value, path, `Member must have value greater than or equal to ${shape.min}`);
       return;
     case 'structure':
       checkMembers(shape, value as Record<string, unknown>, `${path}.`, errors);
