@@ -13,6 +13,7 @@ import { type Extra, useServer } from 'graphql-ws/use/ws';
 import { GraphQLError } from 'graphql';
 import { createYoga } from 'graphql-yoga';
 import { WebSocketServer } from 'ws';
+import { isDatabaseUnavailable } from '../engine/db.ts';
 import type { Engine } from '../engine/engine.ts';
 import { DEFAULT_LIMITS, type Limits } from '../engine/config.ts';
 import type { Principal } from '../engine/auth/scopes.ts';
@@ -94,7 +95,9 @@ export function buildApp({ engine, logError = (e) => console.error('shardline: u
     if (awsRequests(req, res) || open(req, res)) return;
     guarded(req, res).catch((error) => {
       logError(error);
-      refuse(res, 500, 'INTERNAL', 'Internal error; the server log has the details.');
+      // Authenticating reads the database: while it restarts, say so, and that a retry will do.
+      if (isDatabaseUnavailable(error)) refuse(res, 503, 'UNAVAILABLE', 'The database is unavailable (restarting or unreachable); retry the request shortly.', { 'retry-after': '1' });
+      else refuse(res, 500, 'INTERNAL', 'Internal error; the server log has the details.');
     });
   };
   const server = createServer(handle);

@@ -1,10 +1,12 @@
 /**
  * The one place where errors become GraphQL errors. Engine errors (ShardlineError) keep their
  * code and message; GraphQL's own input errors (validation, variable coercion) get
- * INVALID_ARGUMENT when they carry no code; anything else is an unexpected fault: it is logged
- * here and reaches the client as INTERNAL with no message detail and no stack trace.
+ * INVALID_ARGUMENT when they carry no code; a database that is restarting or out of reach is
+ * UNAVAILABLE (retry); anything else is an unexpected fault: it is logged here and reaches the
+ * client as INTERNAL with no message detail and no stack trace.
  */
 import { GraphQLError } from 'graphql';
+import { isDatabaseUnavailable, isUnstorableText } from '../engine/db.ts';
 import { ShardlineError } from '../engine/errors.ts';
 
 export type ErrorLogger = (error: unknown) => void;
@@ -25,7 +27,15 @@ export function createMaskError(log: ErrorLogger) {
       const code = graphqlError.extensions.code ?? 'INVALID_ARGUMENT';
       return new GraphQLError(graphqlError.message, { ...location, extensions: { ...graphqlError.extensions, code } });
     }
+    if (isUnstorableText(original)) {
+      // Postgres text cannot hold NUL: whichever argument carried one names nothing and can be stored nowhere.
+      return new GraphQLError('A text argument holds a NUL character (\\u0000), which shardline cannot store or look up.', { ...location, extensions: { code: 'INVALID_ARGUMENT' } });
+    }
     log(original);
+    if (isDatabaseUnavailable(original)) {
+      // Not a fault of the request: the database is restarting or out of reach, and a retry will do.
+      return new GraphQLError('The database is unavailable (restarting or unreachable); retry the request shortly.', { ...location, extensions: { code: 'UNAVAILABLE' } });
+    }
     return new GraphQLError('Internal error; the server log has the details.', { ...location, extensions: { code: 'INTERNAL' } });
   };
 }
@@ -34,7 +44,7 @@ export function createMaskError(log: ErrorLogger) {
 const CONTRACT_CODES = new Set([
   'INVALID_ARGUMENT', 'LIMIT_EXCEEDED', 'STREAM_NOT_FOUND', 'STREAM_EXISTS', 'SHARD_NOT_FOUND', 'SHARD_CLOSED',
   'FUNCTION_NOT_FOUND', 'FUNCTION_EXISTS', 'MAPPING_NOT_FOUND', 'REPLAY_NOT_FOUND', 'FAILURE_NOT_FOUND', 'CAPTURE_NOT_FOUND', 'CONFLICT',
-  'UNAUTHENTICATED', 'FORBIDDEN', 'NOT_IMPLEMENTED', 'INTERNAL',
+  'UNAUTHENTICATED', 'FORBIDDEN', 'NOT_IMPLEMENTED', 'INTERNAL', 'UNAVAILABLE',
 ]);
 
 /** Gives a request error (parse, validation, variables) a contract code, keeping GraphQL's own as graphqlCode. */

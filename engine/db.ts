@@ -56,6 +56,34 @@ export function rowsOf<T>(result: unknown): T[] {
 
 const RETRYABLE = new Set(['40001', '40P01']);
 
+/**
+ * Codes of a database that is restarting or out of reach: postgres.js's own connection codes,
+ * the socket's, and Postgres's admin-shutdown / cannot-connect-now / connection classes.
+ */
+const UNAVAILABLE_CODES = new Set([
+  'CONNECTION_CLOSED', 'CONNECTION_DESTROYED', 'CONNECTION_ENDED', 'CONNECT_TIMEOUT',
+  'ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', '57P01', '57P02', '57P03',
+  '08000', '08001', '08003', '08004', '08006',
+]);
+
+/** Postgres refusing a text value it cannot hold (a NUL character): the request's fault, not the server's. */
+const UNSTORABLE_TEXT_CODES = new Set(['22021', '22P05']);
+
+function hasCode(error: unknown, codes: Set<string>): boolean {
+  // Drizzle wraps the driver's error as `cause`.
+  for (let e = error, depth = 0; e && typeof e === 'object' && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && codes.has(code)) return true;
+  }
+  return false;
+}
+
+/** True when an error says the database is unreachable or restarting. */
+export const isDatabaseUnavailable = (error: unknown) => hasCode(error, UNAVAILABLE_CODES);
+
+/** True when an error says a text value could not be stored or compared (it holds NUL). */
+export const isUnstorableText = (error: unknown) => hasCode(error, UNSTORABLE_TEXT_CODES);
+
 /** The parts of a drizzle database (or transaction) that prepared() uses. */
 interface DrizzleInternals {
   dialect: { sqlToQuery(statement: SQL): { sql: string; params: unknown[] } };
@@ -76,6 +104,10 @@ export async function openDatabase(options: OpenOptions): Promise<DatabaseHandle
       // JIT compilation only pays off for long analytical queries; the lag query's plan
       // crossed its cost threshold and spent ~0.5 s compiling for ~2 ms of work.
       connection: { application_name: 'shardline', jit: 'off' },
+      // The driver's default reconnect delay grows 3^n with every failed attempt of any pool
+      // connection, up to 20 s: after a Postgres restart of a second or two, delivery and
+      // writes waited up to 20 s for a reconnect timer (the Postgres restart drill). At most 1 s.
+      backoff: (retries: number) => (0.5 + Math.random() / 2) * Math.min(0.05 * 2 ** retries, 1),
     });
     db = drizzlePostgres(client, { schema }) as unknown as Database;
     close = () => client.end({ timeout: 5 });
