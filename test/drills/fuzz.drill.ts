@@ -119,8 +119,12 @@ describe('drill: fuzzing the write and mapping APIs', { skip: skipWithoutPostgre
 
   it('writeItems', async () => {
     const keys = mostly(fc.record({ id: fc.oneof(fc.record({ S: fc.string({ minLength: 1, maxLength: 8 }) }), fc.record({ N: fc.integer().map(String) })) }), item);
-    const image = mostly(fc.dictionary(fc.string({ minLength: 1, maxLength: 6 }), attributeValue, { maxKeys: 3 }).map((d) => ({ ...d, id: { S: 'x' } })), item);
-    const change = fc.record({ keys, oldImage: fc.option(image, { nil: undefined }), newImage: fc.option(image, { nil: undefined }) }, { requiredKeys: ['keys'] });
+    // Images that carry the change's key attribute, as a table's would (mostly).
+    const change = keys.chain((k) => {
+      const id = k !== null && typeof k === 'object' ? (k as { id?: unknown }).id : undefined;
+      const image = mostly(fc.dictionary(fc.string({ minLength: 1, maxLength: 6 }), attributeValue, { maxKeys: 3 }).map((d) => (id === undefined ? d : { ...d, id })), item);
+      return fc.record({ keys: fc.constant(k), oldImage: fc.option(image, { nil: undefined }), newImage: fc.option(image, { nil: undefined }) }, { requiredKeys: ['keys'] });
+    });
     const input = fc.record({ streamName: mostly(fc.constant('fd'), fc.oneof(fc.constant('fk'), text)), changes: fc.array(change, { minLength: 1, maxLength: 5 }) });
     await fuzz('writeItems', input, async ({ streamName, changes }) => {
       const before = await records();
@@ -140,7 +144,7 @@ describe('drill: fuzzing the write and mapping APIs', { skip: skipWithoutPostgre
   it('importRecords', async () => {
     const kinesisRecord = fc.record({
       eventID: fc.oneof(text, fc.constant('shardId-000000000000:49590338271490256608559692538361571095921575989136588898')),
-      eventSource: fc.oneof(fc.constant('aws:kinesis'), text),
+      eventSource: mostly(fc.constant('aws:kinesis'), text),
       kinesis: fc.record({ partitionKey: key, data: mostly(base64, text), sequenceNumber: fc.oneof(fc.bigInt({ min: 0n, max: 10n ** 60n }).map(String), text),
         approximateArrivalTimestamp: fc.oneof(fc.double(), fc.integer(), text) }, { requiredKeys: [] }),
     }, { requiredKeys: ['kinesis'] });
@@ -149,7 +153,7 @@ describe('drill: fuzzing the write and mapping APIs', { skip: skipWithoutPostgre
       dynamodb: fc.record({ Keys: item, NewImage: item, OldImage: item, SequenceNumber: fc.oneof(fc.bigInt({ min: 0n, max: 10n ** 30n }).map(String), text),
         ApproximateCreationDateTime: fc.oneof(fc.integer(), fc.double(), text), StreamViewType: fc.oneof(fc.constant('NEW_AND_OLD_IMAGES'), text) }, { requiredKeys: [] }),
     }, { requiredKeys: [] });
-    const event = fc.oneof(
+    const event = mostly(
       fc.record({ Records: fc.array(mostly(kinesisRecord, fc.oneof(dynamoRecord, fc.jsonValue({ maxDepth: 2 }))), { minLength: 1, maxLength: 5 }) }),
       fc.jsonValue({ maxDepth: 3 }),
     );
@@ -196,8 +200,6 @@ describe('drill: fuzzing the write and mapping APIs', { skip: skipWithoutPostgre
       enabled: fc.constant(false),
       batchSize: int(-10, 12_000),
       maximumBatchingWindowSeconds: int(-5, 400),
-      startingPosition: fc.option(fc.constantFrom('TRIM_HORIZON', 'LATEST', 'AT_TIMESTAMP', 'AT_SEQUENCE_NUMBER', 'AFTER_SEQUENCE_NUMBER'), { nil: undefined }),
-      startingPositionTimestamp: fc.option(fc.date({ min: new Date(-1e14), max: new Date(1e14), noInvalidDate: true }).map((d) => d.toISOString()), { nil: undefined }),
       parallelizationFactor: int(-2, 12),
       bisectBatchOnFunctionError: fc.option(fc.boolean(), { nil: undefined }),
       maximumRetryAttempts: int(-5, 20_000),
@@ -207,7 +209,17 @@ describe('drill: fuzzing the write and mapping APIs', { skip: skipWithoutPostgre
       tumblingWindowSeconds: int(-2, 1000),
       onFailureUrl: fc.option(fc.oneof(fc.webUrl(), text), { nil: undefined }),
     }, { requiredKeys: ['streamName', 'functionName', 'enabled'] });
-    await fuzz('createEventSourceMapping', input, async (mapping) => {
+    // A starting position and its timestamp that go together (mostly), or any combination.
+    const timestamp = fc.date({ min: new Date(-1e14), max: new Date(1e14), noInvalidDate: true }).map((d) => d.toISOString());
+    const position = mostly(
+      fc.oneof(fc.record({ startingPosition: fc.constantFrom('TRIM_HORIZON', 'LATEST') }, { requiredKeys: [] }),
+        fc.record({ startingPosition: fc.constant('AT_TIMESTAMP'), startingPositionTimestamp: fc.date({ min: new Date(Date.now() - 86_400_000), max: new Date() }).map((d) => d.toISOString()) })),
+      fc.record({
+        startingPosition: fc.constantFrom('TRIM_HORIZON', 'LATEST', 'AT_TIMESTAMP', 'AT_SEQUENCE_NUMBER', 'AFTER_SEQUENCE_NUMBER'),
+        startingPositionTimestamp: timestamp,
+      }, { requiredKeys: [] }),
+    );
+    await fuzz('createEventSourceMapping', fc.tuple(input, position).map(([i, p]) => ({ ...i, ...p })), async (mapping) => {
       const before = await mappings();
       const r = await graphql(serve.url, 'mutation($i: EventSourceMappingInput!) { createEventSourceMapping(input: $i) { id } }', { i: mapping });
       const codes = clear(r);
