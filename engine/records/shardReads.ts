@@ -99,8 +99,9 @@ export interface KinesisJsonRead {
  * Postgres in one aggregate: Node then neither parses 10,000 rows into objects nor serialises
  * them again. The page subquery's order is the aggregate's input order (one sorted,
  * non-parallel stream under the window); the base64 loses Postgres's line breaks with
- * replace(), which costs next to nothing (translate() would cost 4×), and partition keys
- * are escaped by to_json. Sequence numbers and arrival are written as formatSequenceNumber
+ * replace(), which costs next to nothing (translate() would cost 4×), partition keys are
+ * escaped by to_json, and concat() copies each record's pieces once (a chain of || copies the
+ * base64 again at every step). Sequence numbers and arrival are written as formatSequenceNumber
  * and a Kinesis timestamp (epoch seconds, millisecond fraction) write them.
  */
 export async function readShardKinesisJson(
@@ -114,10 +115,10 @@ export async function readShardKinesisJson(
   const [row] = await handle.query<{
     records: string | null; n: number; bytes: number | string | null; last_seq: string | null; last_ms: number | null; next_ms: number | null;
   }>(sql`
-    select string_agg('{"SequenceNumber":"' || (${SEQUENCE_NUMBER_OFFSET.toString()}::numeric + p.seq)::text
-                      || '","ApproximateArrivalTimestamp":' || trunc(extract(epoch from p.arrived_at), 3)::text
-                      || ',"Data":"' || replace(encode(p.data, 'base64'), chr(10), '')
-                      || '","PartitionKey":' || to_json(p.partition_key)::text || '}', ',') filter (where p.included) as records,
+    select string_agg(concat('{"SequenceNumber":"', ${SEQUENCE_NUMBER_OFFSET.toString()}::numeric + p.seq,
+                             '","ApproximateArrivalTimestamp":', trunc(extract(epoch from p.arrived_at), 3),
+                             ',"Data":"', replace(encode(p.data, 'base64'), chr(10), ''),
+                             '","PartitionKey":', to_json(p.partition_key), '}'), ',') filter (where p.included) as records,
            (count(*) filter (where p.included))::int as n,
            sum(p.size_bytes) filter (where p.included) as bytes,
            (max(p.seq) filter (where p.included))::text as last_seq,
