@@ -1,12 +1,32 @@
-/** Strict base64 (standard alphabet, padded) without a regular expression: this runs over every byte of every write. */
+/**
+ * Strict base64 (standard alphabet, padded). This runs over every byte of every write, so a
+ * valid string is recognised with native scans: Node's decoder skips characters outside its
+ * alphabet (and stops at a misplaced '='), so it yields the byte count the length promises
+ * only when every character is in that alphabet; its alphabet also holds base64url's '-' and
+ * '_', and it reads a character above U+00FF by its low byte, so those are ruled out first.
+ * Anything the fast check refuses is judged by the character table (it is invalid, or an
+ * oversized string the scratch buffer does not hold).
+ */
 const VALID = new Uint8Array(128);
 for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/') VALID[c.charCodeAt(0)] = 1;
 const PAD = 61; // '='
+/** Decoded into and thrown away; 1 MiB holds any record a put accepts. */
+let scratch: Buffer | undefined;
+const SCRATCH_BYTES = 1024 * 1024;
 
 export function isBase64(value: string): boolean {
-  // What every encoder writes (canonical base64) is confirmed natively at about half the cost
-  // of the loop below: decoded and encoded again, it is the same text. The loop decides the rest.
-  if (value.length >= 64 && Buffer.from(value, 'base64').toString('base64') === value) return true;
+  const length = value.length;
+  if (length % 4 !== 0) return false;
+  const bytes = base64Length(value);
+  if (bytes <= SCRATCH_BYTES && Buffer.byteLength(value, 'utf8') === length && value.indexOf('-') === -1 && value.indexOf('_') === -1) {
+    scratch ??= Buffer.allocUnsafe(SCRATCH_BYTES);
+    if (scratch.write(value, 0, 'base64') === bytes) return true;
+  }
+  return isBase64ByTable(value);
+}
+
+/** The character-by-character check. */
+export function isBase64ByTable(value: string): boolean {
   const length = value.length;
   if (length % 4 !== 0) return false;
   let end = length;
