@@ -388,6 +388,8 @@ for (const backend of backends) {
         /regular expression pattern: 0\|\(\[1-9\]\\d\{0,38\}\)/);
       await rejectsAs(h2.send(new PutRecordCommand({ StreamName: 'missing', PartitionKey: 'k', Data: Buffer.from('x') })), ResourceNotFoundException,
         /^Stream missing under account 000000000000 not found\.$/);
+      await rejectsAs(h2.send(new PutRecordsCommand({ StreamName: 'a-table', Records: [{ PartitionKey: 'k', Data: Buffer.from('x') }] })),
+        ResourceNotFoundException, /^Stream a-table under account 000000000000 not found\.$/);
       await rejectsAs(h2.send(new CreateStreamCommand({ StreamName: 'bad name!', ShardCount: 0 })), ValidationException,
         /^2 validation errors detected: Value 'bad name!' at 'streamName' failed to satisfy constraint: Member must satisfy regular expression pattern: \[a-zA-Z0-9_\.-\]\+; Value '0' at 'shardCount'/);
       await rejectsAs(h2.send(new DescribeStreamSummaryCommand({})), InvalidArgumentException, /Either StreamName or StreamARN/);
@@ -575,8 +577,14 @@ for (const backend of backends) {
     });
 
     it('deletes streams', async () => {
+      await h2.send(new PutRecordCommand({ StreamName: 'tagged', PartitionKey: 'k', Data: Buffer.from('x') }));
       await h2.send(new DeleteStreamCommand({ StreamARN: 'arn:aws:kinesis:us-east-1:000000000000:stream/tagged' }));
       await rejectsAs(h2.send(new DescribeStreamCommand({ StreamName: 'tagged' })), ResourceNotFoundException);
+      // Writes right after the delete (the write path's routing was warm) find no stream either.
+      await rejectsAs(h2.send(new PutRecordCommand({ StreamName: 'tagged', PartitionKey: 'k', Data: Buffer.from('x') })), ResourceNotFoundException,
+        /^Stream tagged under account 000000000000 not found\.$/);
+      await rejectsAs(h2.send(new PutRecordsCommand({ StreamName: 'tagged', Records: [{ PartitionKey: 'k', Data: Buffer.from('x') }] })),
+        ResourceNotFoundException);
       await rejectsAs(h2.send(new DeleteStreamCommand({ StreamName: 'tagged' })), ResourceNotFoundException);
       assert.ok(!(await h1.send(new ListStreamsCommand({}))).StreamNames!.includes('tagged'));
     });

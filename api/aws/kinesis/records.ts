@@ -25,7 +25,7 @@ import { type AwsContext, javaDate } from '../context.ts';
 import {
   AwsError, type Blob as WireBlob, Blob, JsonText, Timestamp, expiredIterator, invalidArgument, resourceNotFound, throughputExceeded,
 } from '../wire.ts';
-import { findStream, kinesisError, onStream, shardNotFound } from './common.ts';
+import { findStream, kinesisError, onStream, shardNotFound, streamNameOf, streamNotFound } from './common.ts';
 import type { StreamRef } from './shapes.ts';
 
 /** GetRecords returns at most this many bytes (data plus partition keys), as AWS. */
@@ -53,8 +53,20 @@ function checkRecordSize(entry: PutEntry): void {
 
 const internalFailure = () => new AwsError('InternalFailure', 'Internal service failure.', 500);
 
+/**
+ * The KINESIS stream a write names, from the write path's one-second routing cache rather than
+ * a query per call: a stale entry is harmless, as the write itself checks the stream and its
+ * target shards under their locks and routes again.
+ */
+async function writeTarget(ctx: AwsContext, ref: StreamRef): Promise<StreamInfo> {
+  const name = streamNameOf(ctx, ref);
+  const { stream } = await onStream(ctx, name, () => ctx.engine.catalog.routing(name));
+  if (stream.kind !== 'KINESIS') throw streamNotFound(ctx, name);
+  return stream;
+}
+
 export async function putRecord(ctx: AwsContext, input: StreamRef & PutEntry & { SequenceNumberForOrdering?: string }) {
-  const stream = await findStream(ctx, input);
+  const stream = await writeTarget(ctx, input);
   if (input.SequenceNumberForOrdering !== undefined) {
     try {
       parseSequenceNumber(input.SequenceNumberForOrdering);
@@ -75,7 +87,7 @@ export async function putRecord(ctx: AwsContext, input: StreamRef & PutEntry & {
 }
 
 export async function putRecords(ctx: AwsContext, input: StreamRef & { Records: PutEntry[] }) {
-  const stream = await findStream(ctx, input);
+  const stream = await writeTarget(ctx, input);
   let total = 0;
   for (const entry of input.Records) {
     checkExplicitHashKey(entry.ExplicitHashKey);
