@@ -17,7 +17,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { type EngineProcess, Judge, type PutOutcome, ThrowawayPostgres, Written, engineEnv, graphql, report, skipWithoutPostgres, startProducer, startServe, startShardline, until } from './support.ts';
 
-const TIMINGS = { leaseTtlSeconds: 3, heartbeatMs: 300, idlePollMs: 100 };
+// A slow idle poll, so that a lane woken within a fraction of it was woken by a notification.
+const TIMINGS = { leaseTtlSeconds: 3, heartbeatMs: 300, idlePollMs: 2500 };
 const RESTARTS = ['fast', 'immediate', 'fast'] as const;
 const PUT = `mutation($s: String!, $r: [PutRecordInput!]!) {
   putRecords(streamName: $s, records: $r) { failedRecordCount records { shardId sequenceNumber errorCode errorMessage } } }`;
@@ -102,12 +103,26 @@ describe('drill: Postgres restarts under producers and delivery', { skip: skipWi
     judge.assertCheckpointsBehindAcks(lag, written, 'at the end');
     const checked = judge.assertAllDeliveredInOrder(written);
     for (const p of [serve, worker]) assert.equal(p.child.exitCode, null, `process ${p.pid} is still running: ${p.output().slice(-500)}`);
+
+    // LISTEN/NOTIFY is back in both processes: a record written through serve wakes the lane
+    // that holds its shard, in whichever process, well before the idle poll would.
+    let slowest = 0;
+    for (let round = 0; round < 3; round++) {
+      const fresh = new Written();
+      const p = startProducer(put, Array.from({ length: 8 }, (_, i) => `wake${round}key${i}`), fresh, { perCall: 8, pauseMs: 0 });
+      await until(() => fresh.count >= 8, 'the wake-up records written', 10_000, 5);
+      await p.stop();
+      const at = Date.now();
+      await until(() => fresh.all().every((w) => judge.acked.get(w.shardId)?.has(w.seq)), 'the wake-up records delivered', 10_000, 5);
+      slowest = Math.max(slowest, Date.now() - at);
+    }
+    assert.ok(slowest < TIMINGS.idlePollMs / 2, `a record took ${slowest} ms to be delivered: a lane was not woken by the notification (idle poll ${TIMINGS.idlePollMs} ms)`);
     report('Postgres restarts', {
       restarts: RESTARTS.join(', '), 'pg_ctl restart took': restartMs.map((ms) => `${ms} ms`).join(', '),
       'delivery resumed after Postgres was back': resumeMs.map((ms) => `${ms} ms`).join(', '),
       'producer calls': producers.reduce((s, p) => s + p.stats.calls, 0),
       refusals: [...refusals].map(([code, n]) => `${n} ${code}`).join(', ') || 'none',
-      'records checked': checked, 'duplicates seen': judge.duplicates(),
+      'records checked': checked, 'duplicates seen': judge.duplicates(), 'wake-up after the restarts': `≤ ${slowest} ms`,
       'run time': `${((Date.now() - started) / 1000).toFixed(1)} s`,
     });
   });
