@@ -213,7 +213,7 @@ describe('drill: fuzzing the write and mapping APIs', { skip: skipWithoutPostgre
     const timestamp = fc.date({ min: new Date(-1e14), max: new Date(1e14), noInvalidDate: true }).map((d) => d.toISOString());
     const position = mostly(
       fc.oneof(fc.record({ startingPosition: fc.constantFrom('TRIM_HORIZON', 'LATEST') }, { requiredKeys: [] }),
-        fc.record({ startingPosition: fc.constant('AT_TIMESTAMP'), startingPositionTimestamp: fc.date({ min: new Date(Date.now() - 86_400_000), max: new Date() }).map((d) => d.toISOString()) })),
+        fc.record({ startingPosition: fc.constant('AT_TIMESTAMP'), startingPositionTimestamp: fc.date({ min: new Date(Date.now() - 86_400_000), max: new Date(), noInvalidDate: true }).map((d) => d.toISOString()) })),
       fc.record({
         startingPosition: fc.constantFrom('TRIM_HORIZON', 'LATEST', 'AT_TIMESTAMP', 'AT_SEQUENCE_NUMBER', 'AFTER_SEQUENCE_NUMBER'),
         startingPositionTimestamp: timestamp,

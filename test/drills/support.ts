@@ -374,7 +374,8 @@ export function startProducer(
  * Runs as the postgres user (initdb refuses root).
  */
 export class ThrowawayPostgres {
-  static readonly BIN = process.env.SHARDLINE_PG_BIN ?? '/usr/lib/postgresql/15/bin';
+  /** SHARDLINE_PG_BIN, or the newest server under /usr/lib/postgresql (Debian's layout). */
+  static readonly BIN = process.env.SHARDLINE_PG_BIN ?? newestPostgresBin();
   readonly dir: string;
   port = 0;
 
@@ -417,6 +418,16 @@ export class ThrowawayPostgres {
     }
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+function newestPostgresBin(): string {
+  let versions: string[] = [];
+  try {
+    versions = readdirSync('/usr/lib/postgresql').filter((v) => /^\d+$/.test(v)).sort((a, b) => Number(b) - Number(a));
+  } catch {
+    // not Debian's layout: SHARDLINE_PG_BIN says where
+  }
+  return `/usr/lib/postgresql/${versions[0] ?? '15'}/bin`;
 }
 
 async function freePort(): Promise<number> {
