@@ -5,29 +5,18 @@
  * and at the end every record reached it at least once, in order per partition key.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { type TestEngine, backends, openTestEngine } from '../harness.ts';
-import { type EngineProcess, Judge, Written, engineEnv, report, skipWithoutPostgres, startProducer, startShardline, until } from './support.ts';
+import { describe, it } from 'node:test';
+import { Written, drillStage, engineEnv, report, skipWithoutPostgres, startProducer, startShardline, until } from './support.ts';
 
 const KILLS = 20;
 const TIMINGS = { leaseTtlSeconds: 1, heartbeatMs: 200, idlePollMs: 100 };
 
 describe('drill: SIGKILL an engine process during delivery, twenty times', { skip: skipWithoutPostgres }, () => {
-  let t: TestEngine;
-  const processes: EngineProcess[] = [];
-  const judge = new Judge({ delayMs: [0, 20], pids: () => processes.map((p) => p.pid) });
-  before(async () => {
-    t = await openTestEngine(backends.find((b) => b.name === 'postgres')!, { delivery: false });
-    await t.engine.notifier.start();
-    await judge.start();
-  });
-  after(async () => {
-    await Promise.all(processes.map((p) => p.kill()));
-    await judge.stop();
-    await t.close();
-  });
+  const stage = drillStage({ judge: { delayMs: [0, 20] } });
+  const { judge, processes } = stage;
 
   it('loses nothing, reorders nothing per key, never checkpoints ahead of an acknowledgement', async () => {
+    const { t } = stage;
     const started = Date.now();
     await t.engine.catalog.create({ name: 'kills', shardCount: 4 });
     await t.engine.createFunction({ name: 'kills-fn', url: judge.url });

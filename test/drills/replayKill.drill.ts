@@ -5,29 +5,18 @@
  * nothing outside the window is delivered.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { type TestEngine, backends, openTestEngine } from '../harness.ts';
-import { type EngineProcess, Judge, Written, engineEnv, report, skipWithoutPostgres, startShardline, until } from './support.ts';
+import { describe, it } from 'node:test';
+import { Written, drillStage, engineEnv, report, skipWithoutPostgres, startShardline, until } from './support.ts';
 
 const KILLS = 4;
 const TIMINGS = { leaseTtlSeconds: 1, heartbeatMs: 200, idlePollMs: 100 };
 
 describe('drill: a replay whose process is killed mid-way', { skip: skipWithoutPostgres }, () => {
-  let t: TestEngine;
-  const processes: EngineProcess[] = [];
-  const judge = new Judge({ delayMs: [0, 10], pids: () => processes.map((p) => p.pid) });
-  before(async () => {
-    t = await openTestEngine(backends.find((b) => b.name === 'postgres')!, { delivery: false });
-    await t.engine.notifier.start();
-    await judge.start();
-  });
-  after(async () => {
-    await Promise.all(processes.map((p) => p.kill()));
-    await judge.stop();
-    await t.close();
-  });
+  const stage = drillStage({ judge: { delayMs: [0, 10] } });
+  const { judge, processes } = stage;
 
   it('is resumed by another process and delivers the whole window, in order per key', async () => {
+    const { t } = stage;
     const started = Date.now();
     await t.engine.catalog.create({ name: 'rk', shardCount: 3 });
     await t.engine.createFunction({ name: 'rk-fn', url: judge.url });

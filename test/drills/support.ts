@@ -16,7 +16,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
+import { after, before } from 'node:test';
 import postgres from 'postgres';
+import { type TestEngine, backends, openTestEngine } from '../harness.ts';
 
 const execFileAsync = promisify(execFile);
 
@@ -459,3 +461,30 @@ export async function graphql(url: string, query: string, variables: Record<stri
   }
   return { status: response.status, body, text };
 }
+
+/**
+ * The stage most drills share, registered as the describe block's before/after: an engine on a
+ * fresh Postgres database that only writes and inspects (it delivers nothing), the judge
+ * (when `judge` options are given), and the processes to kill when the drill ends.
+ */
+export function drillStage(options: { judge?: { delayMs: [number, number] } } = {}) {
+  const processes: EngineProcess[] = [];
+  const judge = options.judge ? new Judge({ delayMs: options.judge.delayMs, pids: () => processes.map((p) => p.pid) }) : undefined;
+  const stage = {
+    processes,
+    judge: judge as Judge,
+    t: undefined as unknown as TestEngine,
+  };
+  before(async () => {
+    stage.t = await openTestEngine(backends.find((b) => b.name === 'postgres')!, { delivery: false });
+    await stage.t.engine.notifier.start();
+    await judge?.start();
+  });
+  after(async () => {
+    await Promise.all(processes.map((p) => p.kill()));
+    await judge?.stop();
+    await stage.t?.close();
+  });
+  return stage;
+}
+
