@@ -12,6 +12,7 @@
 import { sql } from 'drizzle-orm';
 import type { DatabaseHandle } from '../db.ts';
 import { coerceError } from '../errors.ts';
+import { TickLoop } from '../tickLoop.ts';
 import type { EngineEvents } from '../events.ts';
 import { DynamodbStreamsSource } from './dynamodbStreamsSource.ts';
 import { KinesisSource } from './kinesisSource.ts';
@@ -43,9 +44,7 @@ interface ClaimedRow {
 
 export class CaptureRunner {
   readonly #runs = new Map<string, { epoch: number; run: SourceRun }>();
-  #state: 'STOPPED' | 'RUNNING' | 'STOPPING' = 'STOPPED';
-  #timer: NodeJS.Timeout | undefined;
-  #ticking: Promise<void> | undefined;
+  readonly #loop: TickLoop;
   #off: (() => void) | undefined;
 
   constructor(
@@ -55,31 +54,29 @@ export class CaptureRunner {
     private readonly options: CaptureRunnerOptions,
     private readonly onError: (error: Error) => void,
     private readonly createClient: (address: SourceAddress) => SourceClient = createSourceClient,
-  ) {}
+  ) {
+    this.#loop = new TickLoop(() => this.#tick(), options.heartbeatMs, onError);
+  }
 
   async start(): Promise<void> {
-    if (this.#state !== 'STOPPED') return;
-    this.#state = 'RUNNING';
+    if (!this.#loop.start()) return;
     // A source started or stopped here is picked up (or let go) at once, not at the next heartbeat.
     this.#off = this.events.on('captures', (event) => {
-      if (!this.#runs.has(event.sourceId) || event.remote) this.#poke();
+      if (!this.#runs.has(event.sourceId) || event.remote) this.#loop.poke();
     });
     await this.#tick().catch((raw) => this.onError(coerceError(raw)));
-    this.#schedule();
+    this.#loop.schedule();
   }
 
   async stop(): Promise<void> {
-    if (this.#state !== 'RUNNING') return;
-    this.#state = 'STOPPING';
-    clearTimeout(this.#timer);
     this.#off?.();
-    await this.#ticking;
+    if (!(await this.#loop.halt())) return;
     for (const { run } of this.#runs.values()) run.stop();
     await Promise.all([...this.#runs.values()].map(({ run }) => run.done));
     // Hand the sources back so another process resumes them at once.
     await this.handle.query(sql`update capture_sources set owner = null, expires_at = null where owner = ${this.owner}`)
       .catch((raw) => this.onError(coerceError(raw)));
-    this.#state = 'STOPPED';
+    this.#loop.stopped();
   }
 
   /** Stops this process's run of a source (stopCapture: it was stopped here). */
@@ -90,24 +87,6 @@ export class CaptureRunner {
   /** Ids of the sources this process runs now. */
   running(): string[] {
     return [...this.#runs.keys()];
-  }
-
-  #poke(): void {
-    if (this.#state !== 'RUNNING') return;
-    clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => this.#beat(), 0);
-  }
-
-  #schedule(): void {
-    if (this.#state === 'RUNNING') this.#timer = setTimeout(() => this.#beat(), this.options.heartbeatMs);
-  }
-
-  #beat(): void {
-    if (this.#state !== 'RUNNING' || this.#ticking) return;
-    this.#ticking = this.#tick().catch((raw) => this.onError(coerceError(raw))).finally(() => {
-      this.#ticking = undefined;
-      this.#schedule();
-    });
   }
 
   async #tick(): Promise<void> {
@@ -121,7 +100,7 @@ export class CaptureRunner {
       if (!holds.has(`${id}/${epoch}`) || run.stopped) run.stop();
     }
     const room = this.options.maxSources - this.#runs.size;
-    if (room <= 0 || this.#state !== 'RUNNING') return;
+    if (room <= 0 || !this.#loop.running) return;
     const claimed = await this.handle.query<ClaimedRow>(sql`
       with candidates as (
         select id from capture_sources

@@ -11,6 +11,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { coerceError } from '../errors.ts';
+import { TickLoop } from '../tickLoop.ts';
 import type { EngineEvents } from '../events.ts';
 import { Lane, type LaneDeps } from './lane.ts';
 import { LeaseTable, leaseKey } from './leaseTable.ts';
@@ -30,9 +31,7 @@ export class Poller {
   readonly owner = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
   readonly leases: LeaseTable;
   readonly #lanes = new Map<string, Lane>();
-  #state: 'STOPPED' | 'RUNNING' | 'STOPPING' = 'STOPPED';
-  #timer: NodeJS.Timeout | undefined;
-  #ticking: Promise<void> | undefined;
+  readonly #loop: TickLoop;
   #offRecords: (() => void) | undefined;
   #offShards: (() => void) | undefined;
   #offMappings: (() => void) | undefined;
@@ -43,6 +42,7 @@ export class Poller {
     private readonly options: PollerOptions = DEFAULT_POLLER_OPTIONS,
   ) {
     this.leases = new LeaseTable(deps.handle, this.owner, options.leaseTtlMs);
+    this.#loop = new TickLoop(() => this.#tick(), options.heartbeatMs, deps.onError);
   }
 
   get laneCount(): number {
@@ -50,8 +50,7 @@ export class Poller {
   }
 
   async start(): Promise<void> {
-    if (this.#state !== 'STOPPED') return;
-    this.#state = 'RUNNING';
+    if (!this.#loop.start()) return;
     this.#offRecords = this.events.on('records', (e) => this.#wakeStream(e.streamId));
     this.#offShards = this.events.on('shards', () => this.poke());
     this.#offMappings = this.events.on('mappings', () => {
@@ -60,44 +59,24 @@ export class Poller {
       for (const lane of this.#lanes.values()) lane.invalidate();
     });
     await this.#tick();
-    this.#schedule();
+    this.#loop.schedule();
   }
 
   /** Runs a heartbeat now (a mapping or shard changed). */
   poke(): void {
-    if (this.#state !== 'RUNNING') return;
-    clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => this.#beat(), 0);
+    this.#loop.poke();
   }
 
   async stop(): Promise<void> {
-    if (this.#state !== 'RUNNING') return;
-    this.#state = 'STOPPING';
-    clearTimeout(this.#timer);
     this.#offRecords?.();
     this.#offShards?.();
     this.#offMappings?.();
-    await this.#ticking;
+    if (!(await this.#loop.halt())) return;
     for (const lane of this.#lanes.values()) lane.stop();
     await Promise.all([...this.#lanes.values()].map((lane) => lane.done));
     this.#lanes.clear();
     await this.leases.releaseAll().catch((raw) => this.deps.onError(coerceError(raw)));
-    this.#state = 'STOPPED';
-  }
-
-  #schedule(): void {
-    if (this.#state !== 'RUNNING') return;
-    this.#timer = setTimeout(() => this.#beat(), this.options.heartbeatMs);
-  }
-
-  #beat(): void {
-    if (this.#state !== 'RUNNING' || this.#ticking) return;
-    this.#ticking = this.#tick()
-      .catch((raw) => this.deps.onError(coerceError(raw)))
-      .finally(() => {
-        this.#ticking = undefined;
-        this.#schedule();
-      });
+    this.#loop.stopped();
   }
 
   async #tick(): Promise<void> {

@@ -21,6 +21,7 @@ import { compileFilterPatterns } from '../delivery/filterPatterns.ts';
 import { type LaneRecord, readLane } from '../delivery/laneReader.ts';
 import { ReadAhead } from './readAhead.ts';
 import { coerceError } from '../errors.ts';
+import { TickLoop } from '../tickLoop.ts';
 import type { EngineEvents } from '../events.ts';
 import { replayCursors, replayJobs, shards } from '../schema.ts';
 import type { StreamCatalog } from '../streams/streamCatalog.ts';
@@ -40,9 +41,7 @@ const PROGRESS_EVENT_MS = 100;
 export class ReplayRunner {
   readonly #running = new Map<string, { epoch: number; done: Promise<void> }>();
   readonly #progress = new Map<string, { at: number; timer: NodeJS.Timeout | undefined }>();
-  #state: 'STOPPED' | 'RUNNING' | 'STOPPING' = 'STOPPED';
-  #timer: NodeJS.Timeout | undefined;
-  #ticking: Promise<void> | undefined;
+  readonly #loop: TickLoop;
   #off: (() => void) | undefined;
 
   constructor(
@@ -52,46 +51,26 @@ export class ReplayRunner {
     private readonly events: EngineEvents,
     readonly owner: string,
     private readonly options: ReplayRunnerOptions,
-  ) {}
+  ) {
+    this.#loop = new TickLoop(() => this.#tick(), options.heartbeatMs, deps.onError);
+  }
 
   async start(): Promise<void> {
-    if (this.#state !== 'STOPPED') return;
-    this.#state = 'RUNNING';
+    if (!this.#loop.start()) return;
     // New jobs and jobs handed back wake the runner; the progress of its own jobs does not.
-    this.#off = this.events.on('replays', (e) => { if (!this.#running.has(e.jobId)) this.#poke(); });
+    this.#off = this.events.on('replays', (e) => { if (!this.#running.has(e.jobId)) this.#loop.poke(); });
     await this.#tick();
-    this.#schedule();
+    this.#loop.schedule();
   }
 
   async stop(): Promise<void> {
-    if (this.#state !== 'RUNNING') return;
-    this.#state = 'STOPPING';
-    clearTimeout(this.#timer);
     this.#off?.();
-    await this.#ticking;
+    if (!(await this.#loop.halt())) return;
     await Promise.all([...this.#running.values()].map((r) => r.done));
     // Hand unfinished jobs back so another process picks them up at once.
     await this.handle.query(sql`update replay_jobs set owner = null, expires_at = null where owner = ${this.owner} and state = 'RUNNING'`)
       .catch((raw) => this.deps.onError(coerceError(raw)));
-    this.#state = 'STOPPED';
-  }
-
-  #poke(): void {
-    if (this.#state !== 'RUNNING') return;
-    clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => this.#beat(), 0);
-  }
-
-  #schedule(): void {
-    if (this.#state === 'RUNNING') this.#timer = setTimeout(() => this.#beat(), this.options.heartbeatMs);
-  }
-
-  #beat(): void {
-    if (this.#state !== 'RUNNING' || this.#ticking) return;
-    this.#ticking = this.#tick().catch((raw) => this.deps.onError(coerceError(raw))).finally(() => {
-      this.#ticking = undefined;
-      this.#schedule();
-    });
+    this.#loop.stopped();
   }
 
   async #tick(): Promise<void> {
@@ -116,7 +95,7 @@ export class ReplayRunner {
         .finally(() => {
           this.#running.delete(id);
           this.#flushProgress(id);
-          this.#poke(); // a slot is free
+          this.#loop.poke(); // a slot is free
         });
       this.#running.set(id, { epoch: Number(epoch), done });
       this.events.emit('replays', { jobId: id });
@@ -151,7 +130,7 @@ export class ReplayRunner {
     const rate = job.ratePerSecond;
     const started = Date.now();
     let sent = 0;
-    const stopped = () => this.#state !== 'RUNNING';
+    const stopped = () => !this.#loop.running;
     try {
       for (const { c, shard: shardRow } of cursors) {
         const shard = toShardInfo(shardRow);
