@@ -12,6 +12,7 @@ import WebSocket from 'ws';
 import { type GraphQLFieldResolver, type GraphQLObjectType, defaultFieldResolver } from 'graphql';
 import { type App, buildApp } from '../api/app.ts';
 import { schema } from '../api/schema.ts';
+import { type LagUpdate, watchLag } from '../engine/observability/lagFeed.ts';
 import { type TestEngine, b64, backends, openTestEngine, waitFor } from './harness.ts';
 
 for (const backend of backends) {
@@ -190,6 +191,39 @@ for (const backend of backends) {
         t.engine.lag = lag;
         for (const restore of restores) restore();
         await Promise.all(clients.map((c) => c.dispose()));
+      }
+    });
+
+    it('keeps only the latest lag update per mapping for a subscriber that does not keep up', async () => {
+      await t.engine.createStream({ name: 'slow', shardCount: 1 });
+      await t.engine.createFunction({ name: 'plain-slow', module: 'plain.mjs#handler' });
+      const mapping = await t.engine.createMapping({ streamName: 'slow', functionName: 'plain-slow', startingPosition: 'TRIM_HORIZON' });
+      const abort = new AbortController();
+      const slow = watchLag(t.engine, { mappingId: mapping.id }, abort.signal);
+      const fast = watchLag(t.engine, { mappingId: mapping.id }, abort.signal);
+      try {
+        await slow.next(); // its first state; then it reads nothing for a while
+        await fast.next();
+        const seen: LagUpdate[] = [];
+        const following = (async () => {
+          for await (const update of fast) {
+            seen.push(update);
+            if (seen.length >= 3 && update.recordsBehind === 0) return;
+          }
+        })();
+        for (let i = 0; seen.length < 3 && i < 50; i++) {
+          await t.engine.putRecords('slow', [{ partitionKey: `k${i}`, data: b64(`r${i}`) }]);
+          await new Promise((resolve) => setTimeout(resolve, 200));
+        }
+        await following;
+        // Several updates went out meanwhile; the slow subscriber is handed the latest only.
+        const next = await slow.next();
+        assert.equal(next.value, seen.at(-1), 'the latest update, the very object the others were sent');
+        const more = await Promise.race([slow.next(), new Promise((resolve) => setTimeout(() => resolve('nothing'), 300))]);
+        assert.equal(more, 'nothing', 'no backlog of older updates behind it');
+      } finally {
+        abort.abort();
+        await Promise.all([slow.return(undefined), fast.return(undefined)]);
       }
     });
 
