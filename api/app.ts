@@ -114,13 +114,14 @@ export function buildApp({ engine, logError = (e) => console.error('shardline: u
       subscribe: (args: { rootValue: { subscribe: (a: unknown) => unknown } }) => args.rootValue.subscribe(args),
       onConnect: guard.onConnect,
       onClose: guard.onClose,
-      onSubscribe: async (ctx: WsContext<Record<string, unknown>, Extra>, _id: string, payload: SubscribePayload) => {
+      onSubscribe: async (ctx: WsContext<Record<string, unknown>, Extra>, id: string, payload: SubscribePayload) => {
         const admitted = guard.admit(ctx);
         if (admitted.errors) return admitted.errors;
         const { schema: envelopedSchema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
           ...ctx,
           req: ctx.extra.request,
           socket: ctx.extra.socket,
+          subscriptionId: id, // with socket, where shared results are written (sharedSubscriptionExecution.ts)
           params: payload,
           principal: admitted.principal,
         });

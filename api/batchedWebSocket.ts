@@ -53,4 +53,17 @@ export class BatchedWebSocket extends WebSocket {
     }
     super.send(data as Buffer, options ?? {}, cb);
   }
+
+  /**
+   * Sends a text frame the way send() does for graphql-ws, without a callback per frame: undefined
+   * when the socket took it at once, or, past HIGH_WATER, a promise settled once it is written
+   * (or failed: a failed write closes the socket, which ends its subscriptions).
+   */
+  sendText(text: string): Promise<void> | undefined {
+    if (this.bufferedAmount < HIGH_WATER) {
+      this.send(text);
+      return undefined;
+    }
+    return new Promise((resolve) => this.send(text, () => resolve()));
+  }
 }

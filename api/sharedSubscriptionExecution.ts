@@ -8,9 +8,18 @@
  *
  * Only the per-event execution changes: the source stream is created as before, and when
  * creating it fails, the executor the plugin replaced answers, so errors look as they always did.
+ *
+ * Over graphql-ws, a result without errors is also serialised once for all its subscribers and
+ * written straight to each socket as the `next` message graphql-ws would have sent (the same
+ * bytes), inside the iterator's next(): graphql-ws still owns the subscription (complete,
+ * return(), errors) and still sends what has errors, so the error masking applies to those, and
+ * order holds because graphql-ws asks for the next result only after sending the previous one.
+ * This skips, per subscriber and message, the result hooks, the message validation and a
+ * JSON.stringify of the payload: a thousand subscribers cost a thousand writes of one string.
  */
 import { type DocumentNode, type ExecutionArgs, type ExecutionResult, GraphQLError, createSourceEventStream, execute, getOperationAST } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
+import { BatchedWebSocket } from './batchedWebSocket.ts';
 
 type Result = ExecutionResult | Promise<ExecutionResult>;
 
@@ -23,6 +32,24 @@ function operationKey(args: ExecutionArgs): string | undefined {
   if (text === undefined) return undefined;
   const principal = (args.contextValue as { principal?: unknown } | undefined)?.principal ?? null;
   return JSON.stringify([text, args.operationName ?? null, args.variableValues ?? null, principal]);
+}
+
+/** Per shared result, its JSON: serialised once whatever the number of subscribers. */
+const serialized = new WeakMap<object, string>();
+
+function jsonOf(result: ExecutionResult): string {
+  let json = serialized.get(result);
+  if (json === undefined) serialized.set(result, (json = JSON.stringify(result)));
+  return json;
+}
+
+/** Where a graphql-ws subscription's messages go: set by the server's onSubscribe (api/app.ts). */
+export interface DirectTarget { socket: BatchedWebSocket; subscriptionId: string }
+
+function directTarget(context: unknown): { socket: BatchedWebSocket; prefix: string } | undefined {
+  const { socket, subscriptionId } = (context ?? {}) as Partial<DirectTarget>;
+  if (!(socket instanceof BatchedWebSocket) || typeof subscriptionId !== 'string') return undefined;
+  return { socket, prefix: `{"id":${JSON.stringify(subscriptionId)},"type":"next","payload":` };
 }
 
 const isAsyncIterable = (value: unknown): value is AsyncIterable<unknown> =>
@@ -51,23 +78,32 @@ async function subscribeSharing(
     if (!result) byOperation.set(key, (result = execute({ ...args, rootValue: event })));
     return result;
   };
+  const direct = directTarget(args.contextValue);
+  let ended = false;
   const results: AsyncIterableIterator<ExecutionResult> = {
     [Symbol.asyncIterator]: () => results,
     next: async () => {
-      let step: IteratorResult<unknown>;
-      try {
-        step = await events.next();
-      } catch (error) {
-        throw streamError(error, args.document, args.operationName);
+      for (;;) {
+        let step: IteratorResult<unknown>;
+        try {
+          step = await events.next();
+        } catch (error) {
+          throw streamError(error, args.document, args.operationName);
+        }
+        if (step.done) return { value: undefined, done: true };
+        const result = await executeEvent(step.value);
+        if (!direct || ended || result.errors || direct.socket.readyState !== BatchedWebSocket.OPEN) return { value: result, done: false };
+        const written = direct.socket.sendText(`${direct.prefix}${jsonOf(result)}}`);
+        if (written) await written; // a socket that does not keep up holds only its own subscriptions
       }
-      if (step.done) return { value: undefined, done: true };
-      return { value: await executeEvent(step.value), done: false };
     },
     return: async () => {
+      ended = true;
       await events.return?.();
       return { value: undefined, done: true };
     },
     throw: async (error?: unknown) => {
+      ended = true;
       await events.return?.();
       throw error;
     },

@@ -194,6 +194,58 @@ for (const backend of backends) {
       }
     });
 
+    it('writes shared results to each socket as graphql-ws would, stops at complete, and masks errors as before', async () => {
+      await t.engine.createStream({ name: 'direct', shardCount: 1 });
+      await t.engine.createFunction({ name: 'plain-direct', module: 'plain.mjs#handler' });
+      await t.engine.createMapping({ streamName: 'direct', functionName: 'plain-direct', startingPosition: 'TRIM_HORIZON', batchSize: 1, maximumRetryAttempts: 0 });
+      // A raw graphql-transport-ws client: the frames as they arrive, by subscription id.
+      const socket = new WebSocket(url.replace('http', 'ws'), 'graphql-transport-ws');
+      const frames = new Map<string, string[]>();
+      socket.on('message', (data) => {
+        const text = String(data);
+        const { id } = JSON.parse(text) as { id?: string };
+        if (id) frames.set(id, [...(frames.get(id) ?? []), text]);
+      });
+      await new Promise((resolve) => socket.once('open', resolve));
+      const acked = new Promise((resolve) => socket.once('message', resolve));
+      socket.send(JSON.stringify({ type: 'connection_init' }));
+      await acked;
+      const query = 'subscription { failures(streamName: "direct") { failure { kind recordCount } } }';
+      // "c" reads a field made to throw below: its results carry an error, which must stay masked.
+      const failing = 'subscription { failures(streamName: "direct") { functionName failure { kind } } }';
+      const def = (schema.getType('FailureEvent') as GraphQLObjectType).getFields().functionName!;
+      const original = def.resolve;
+      def.resolve = () => { throw new Error('a secret detail'); };
+      try {
+        for (const [id, q] of [['a', query], ['b', query], ['c', failing]] as const) socket.send(JSON.stringify({ id, type: 'subscribe', payload: { query: q } }));
+        await waitFor(() => t.engine.events.listenerCount('failures') > baseline[0]!, 'the failures feed is listening');
+        await new Promise((resolve) => setTimeout(resolve, 200)); // every subscription has joined the feed
+        await t.engine.putRecords('direct', [{ partitionKey: 'k', data: b64('fail') }]);
+        // One failing batch of 1: a FUNCTION_ERROR row and a RETRIES_EXHAUSTED row.
+        await waitFor(() => ['a', 'b', 'c'].every((id) => (frames.get(id)?.length ?? 0) >= 2), 'each subscription has both rows', 10_000);
+        const expected = (id: string) => ['FUNCTION_ERROR', 'RETRIES_EXHAUSTED'].map((kind) =>
+          JSON.stringify({ id, type: 'next', payload: { data: { failures: { failure: { kind, recordCount: 1 } } } } }));
+        assert.deepEqual(frames.get('a'), expected('a'), 'byte for byte the message graphql-ws sends');
+        assert.deepEqual(frames.get('b'), expected('b'));
+        for (const text of frames.get('c')!) {
+          const message = JSON.parse(text);
+          assert.equal(message.type, 'next');
+          assert.equal(message.payload.data?.failures ?? null, null);
+          assert.equal(message.payload.errors[0].extensions.code, 'INTERNAL');
+          assert.doesNotMatch(text, /secret detail|at /, 'no detail or stack trace');
+        }
+        // After "a" completes it gets nothing more, while "b" on the same socket still does.
+        socket.send(JSON.stringify({ id: 'a', type: 'complete' }));
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        await t.engine.putRecords('direct', [{ partitionKey: 'k', data: b64('fail') }]);
+        await waitFor(() => (frames.get('b')?.length ?? 0) >= 4 && (frames.get('c')?.length ?? 0) >= 4, 'b and c have the next two rows', 10_000);
+        assert.equal(frames.get('a')!.length, 2, 'nothing after complete');
+      } finally {
+        def.resolve = original;
+        socket.close();
+      }
+    });
+
     it('keeps only the latest lag update per mapping for a subscriber that does not keep up', async () => {
       await t.engine.createStream({ name: 'slow', shardCount: 1 });
       await t.engine.createFunction({ name: 'plain-slow', module: 'plain.mjs#handler' });
