@@ -26,6 +26,7 @@ import type { AwsApiOptions } from './aws/context.ts';
 import { awsApi } from './aws/service.ts';
 import { serveH2c } from './http/h2c.ts';
 import { useSharedSubscriptionExecution } from './sharedSubscriptionExecution.ts';
+import { useGraphqlJsExecution } from './graphqlJsExecution.ts';
 import { BatchedWebSocket } from './batchedWebSocket.ts';
 import { metricsRoute, pathOf, publicRoutes } from './http/routes.ts';
 import { schema } from './schema.ts';
@@ -60,7 +61,7 @@ export function buildApp({ engine, logError = (e) => console.error('shardline: u
     landingPage: false,
     maskedErrors: { maskError: createMaskError(logError) },
     logging: false,
-    plugins: [useContractErrorCodes(), useQueryLimits(limits), useSharedSubscriptionExecution()],
+    plugins: [useContractErrorCodes(), useQueryLimits(limits), useGraphqlJsExecution(), useSharedSubscriptionExecution()],
   });
   // AWS API calls (an X-Amz-Target; SigV4-checked there) and the public routes are answered in
   // front of yoga; /metrics and GraphQL need an authenticated principal.

@@ -114,6 +114,23 @@ for (const backend of backends) {
       assert.deepEqual(still.data!.streams.map((s: any) => s.name), ['orders']);
     });
 
+    it('answers variables that do not coerce with INVALID_ARGUMENT at the variable, and a missing one with HTTP 400', async () => {
+      const query = 'mutation($r: [PutRecordInput!]!) { putRecords(streamName: "orders", records: $r) { failedRecordCount } }';
+      const post = (variables?: unknown) => fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, variables }) });
+      const nullData = await post({ r: [{ partitionKey: 'k', data: null }] });
+      assert.equal(nullData.status, 200);
+      assert.deepEqual(await nullData.json(), { errors: [{
+        message: 'Variable "$r" got invalid value null at "r[0].data"; Expected non-nullable type "String!" not to be null.',
+        locations: [{ line: 1, column: 10 }],
+        extensions: { code: 'INVALID_ARGUMENT' },
+      }] });
+      const missing = await post();
+      assert.equal(missing.status, 400);
+      const body = await missing.json() as GqlResponse;
+      assert.equal(body.errors![0]!.extensions!.code, 'INVALID_ARGUMENT');
+      assert.match(body.errors![0]!.message, /\$r.*was not provided/);
+    });
+
     it('masks unexpected errors as INTERNAL without detail', async () => {
       const { createMaskError } = await import('../api/errors.ts');
       const masked = createMaskError((e) => logged.push(e))(new Error('secret connection string'), 'x');
