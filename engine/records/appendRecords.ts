@@ -44,6 +44,14 @@ export async function appendRecords(handle: DatabaseHandle, executor: Database |
   const counts = new Map<number, number>();
   for (const r of rows) counts.set(r.shardKey, (counts.get(r.shardKey) ?? 0) + 1);
   const keys = [...counts.keys()].sort((a, b) => a - b);
+  // Each row's place among its shard's rows (1-based): given here rather than ranked in SQL,
+  // where the window would sort the rows, payloads and all.
+  const seen = new Map<number, number>();
+  const ranks = rows.map((r) => {
+    const rank = (seen.get(r.shardKey) ?? 0) + 1;
+    seen.set(r.shardKey, rank);
+    return rank;
+  });
   const [result] = await handle.prepared<{ seqs: string[] | string | null }>(sql`
     with locked as (
       select key from shards where key = any(${sql.param(keys)}::bigint[]) order by key for update
@@ -64,16 +72,16 @@ export async function appendRecords(handle: DatabaseHandle, executor: Database |
          where (select count(*) from grown) = ${keys.length}::int
       ) taken
     ), input as (
-      select u.*, row_number() over (partition by u.k order by u.i) as rank
-        from unnest(
+      select * from unnest(
           ${sql.param(rows.map((r) => r.shardKey))}::bigint[],
           ${sql.param(rows.map((r) => r.partitionKey))}::text[],
           (string_to_array(${rows.map((r) => r.dataBase64).join(',')}::text || ',', ','))[1:${rows.length}::int],
           ${sql.param(rows.map((r) => r.sizeBytes))}::int[],
-          ${sql.param(rows.map((r) => r.eventName ?? null))}::text[],
-          ${sql.param(rows.map((r) => r.eventId ?? null))}::text[],
-          ${sql.param(rows.map((r) => (r.origin === undefined || r.origin === null ? null : JSON.stringify(r.origin))))}::text[]
-        ) with ordinality as u(k, pk, d, z, en, ei, o, i)
+          ${nullable(rows.map((r) => r.eventName ?? null))}::text[],
+          ${nullable(rows.map((r) => r.eventId ?? null))}::text[],
+          ${nullable(rows.map((r) => (r.origin === undefined || r.origin === null ? null : JSON.stringify(r.origin))))}::text[],
+          ${sql.param(ranks)}::int[]
+        ) with ordinality as u(k, pk, d, z, en, ei, o, rank, i)
     ), inserted as (
       insert into records (shard_key, seq, ordinal, arrived_at, partition_key, data, size_bytes, event_name, event_id, origin)
       select u.k, seqs.v[u.i], g.before + u.rank, g.last_arrival, u.pk, decode(u.d, 'base64'), u.z, u.en, u.ei, u.o::jsonb
@@ -86,6 +94,11 @@ export async function appendRecords(handle: DatabaseHandle, executor: Database |
   const seqs = typeof raw === 'string' ? parseTextArray(raw) : raw;
   if (!seqs || seqs.length !== rows.length) throw new ShardMovedError('A target shard closed; routing again.');
   return seqs.map((v) => BigInt(v));
+}
+
+/** A column that is null throughout travels as one null: unnest pads a null array with nulls. */
+function nullable(values: (string | null)[]) {
+  return values.some((v) => v !== null) ? sql.param(values) : sql`null`;
 }
 
 /** PGlite may hand a text[] back as its literal: {1,2,3} (numbers need no quoting). */
