@@ -131,6 +131,38 @@ for (const backend of backends) {
       assert.match(body.errors![0]!.message, /\$r.*was not provided/);
     });
 
+    it('reads JSON bodies as UTF-8 and answers bodies that are not a GraphQL request object with 400 or a coded error', async () => {
+      const post = async (body: string, contentType = 'application/json') => {
+        const response = await fetch(url, { method: 'POST', headers: { 'content-type': contentType }, body });
+        return { status: response.status, body: await response.json() as GqlResponse };
+      };
+      const key = 'ключ-🔑';
+      const put = await post(JSON.stringify({
+        query: 'mutation($r: [PutRecordInput!]!) { putRecords(streamName: "orders", records: $r) { records { shardId sequenceNumber } } }',
+        variables: { r: [{ partitionKey: key, data: b64('utf-8') }] },
+      }), 'application/json; charset=utf-8');
+      assert.equal(put.status, 200);
+      const { sequenceNumber } = put.body.data!.putRecords.records[0];
+      const page = await t.engine.reader.page('orders', { first: 1000 });
+      assert.equal(page.records.find((r) => r.record.sequenceNumber === sequenceNumber)?.record.partitionKey, key);
+
+      for (const [body, message] of [
+        ['{"query":', /POST body sent invalid JSON/],
+        ['null', /expected to be object but received null/],
+        ['"{}"', /expected to be object but received string/],
+        ['[{"query":"{ streams { name } }"}]', /Batching is not supported/],
+      ] as const) {
+        const answer = await post(body);
+        assert.equal(answer.status, 400, body);
+        assert.equal(answer.body.errors![0]!.extensions!.code, 'INVALID_ARGUMENT', body);
+        assert.match(answer.body.errors![0]!.message, message);
+      }
+      const empty = await post('{}');
+      assert.equal(empty.body.errors![0]!.message, 'Must provide query string.');
+      const plain = await fetch(url, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: '{"query":"{ streams { name } }"}' });
+      assert.equal(plain.status, 415);
+    });
+
     it('masks unexpected errors as INTERNAL without detail', async () => {
       const { createMaskError } = await import('../api/errors.ts');
       const masked = createMaskError((e) => logged.push(e))(new Error('secret connection string'), 'x');
