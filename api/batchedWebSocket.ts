@@ -16,7 +16,7 @@
 import type { Socket } from 'node:net';
 import { WebSocket } from 'ws';
 
-const HIGH_WATER = 256 * 1024;
+export const HIGH_WATER = 256 * 1024;
 
 type SendCallback = (error?: Error) => void;
 

@@ -16,10 +16,15 @@
  * order holds because graphql-ws asks for the next result only after sending the previous one.
  * This skips, per subscriber and message, the result hooks, the message validation and a
  * JSON.stringify of the payload: a thousand subscribers cost a thousand writes of one string.
+ * Where the feed takes a sink (engine/observability/cancellable.ts), an event reaching an idle
+ * subscriber is even executed and written synchronously, as the feed pushes it, with no promise
+ * per subscriber; whatever the sink refuses (an execution that is not synchronous, errors, a
+ * socket past its high-water mark) goes the iterator's way, in order.
  */
 import { type DocumentNode, type ExecutionArgs, type ExecutionResult, GraphQLError, createSourceEventStream, execute, getOperationAST } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
-import { BatchedWebSocket } from './batchedWebSocket.ts';
+import { type EventSink, type SinkableIterator, attachSink } from '../engine/observability/cancellable.ts';
+import { BatchedWebSocket, HIGH_WATER } from './batchedWebSocket.ts';
 
 type Result = ExecutionResult | Promise<ExecutionResult>;
 
@@ -52,6 +57,8 @@ function directTarget(context: unknown): { socket: BatchedWebSocket; prefix: str
   return { socket, prefix: `{"id":${JSON.stringify(subscriptionId)},"type":"next","payload":` };
 }
 
+const isPromise = (value: unknown): value is Promise<unknown> => typeof (value as { then?: unknown } | null)?.then === 'function';
+
 const isAsyncIterable = (value: unknown): value is AsyncIterable<unknown> =>
   typeof value === 'object' && value !== null && Symbol.asyncIterator in value;
 
@@ -80,20 +87,35 @@ async function subscribeSharing(
   };
   const direct = directTarget(args.contextValue);
   let ended = false;
+  const send = (result: ExecutionResult) => direct!.socket.sendText(`${direct!.prefix}${jsonOf(result)}}`);
+  const sinkable = direct && attachSink in events ? (events as SinkableIterator<unknown>) : undefined;
+  const sink: EventSink<unknown> = (event) => {
+    if (ended || direct!.socket.readyState !== BatchedWebSocket.OPEN || direct!.socket.bufferedAmount >= HIGH_WATER) return false;
+    try {
+      const result = executeEvent(event);
+      if (isPromise(result) || result.errors) return false;
+      send(result);
+      return true;
+    } catch {
+      return false; // the iterator's way reports it as before
+    }
+  };
   const results: AsyncIterableIterator<ExecutionResult> = {
     [Symbol.asyncIterator]: () => results,
     next: async () => {
       for (;;) {
+        sinkable?.[attachSink](sink); // idle from here until an event comes the iterator's way
         let step: IteratorResult<unknown>;
         try {
           step = await events.next();
         } catch (error) {
           throw streamError(error, args.document, args.operationName);
         }
+        sinkable?.[attachSink](undefined);
         if (step.done) return { value: undefined, done: true };
         const result = await executeEvent(step.value);
         if (!direct || ended || result.errors || direct.socket.readyState !== BatchedWebSocket.OPEN) return { value: result, done: false };
-        const written = direct.socket.sendText(`${direct.prefix}${jsonOf(result)}}`);
+        const written = send(result);
         if (written) await written; // a socket that does not keep up holds only its own subscriptions
       }
     },

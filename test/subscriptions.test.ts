@@ -246,6 +246,49 @@ for (const backend of backends) {
       }
     });
 
+    it('keeps every failure, in order, for a socket that stops reading and then catches up', async () => {
+      await t.engine.createStream({ name: 'paused', shardCount: 1 });
+      await t.engine.createFunction({ name: 'plain-paused', module: 'plain.mjs#handler' });
+      const mapping = await t.engine.createMapping({ streamName: 'paused', functionName: 'plain-paused', startingPosition: 'TRIM_HORIZON', enabled: false });
+      const [shard] = await t.engine.catalog.shards(await t.engine.catalog.get('paused'), 'OPEN');
+      const socket = new WebSocket(url.replace('http', 'ws'), 'graphql-transport-ws');
+      const ids: number[] = [];
+      socket.on('message', (data) => {
+        const message = JSON.parse(String(data));
+        if (message.type === 'next') ids.push(Number(message.payload.data.failures.failure.id));
+      });
+      await new Promise((resolve) => socket.once('open', resolve));
+      const acked = new Promise((resolve) => socket.once('message', resolve));
+      socket.send(JSON.stringify({ type: 'connection_init' }));
+      await acked;
+      socket.send(JSON.stringify({ id: 'p', type: 'subscribe', payload: { query: 'subscription { failures(streamName: "paused") { failure { id message } } }' } }));
+      await waitFor(() => t.engine.events.listenerCount('failures') > baseline[0]!, 'the failures feed is listening');
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      // Synthetic failure rows of 8 KiB messages, raised as the engine raises them: enough that the
+      // server's socket buffer passes its high-water mark while the client does not read, so
+      // events move from the direct path to the subscriber's queue and back.
+      const EVENTS = 1500;
+      const text = 'x'.repeat(8192);
+      const raise = (from: number, to: number) => {
+        for (let id = from; id < to; id++) {
+          const row = { id, mappingId: mapping.id, kind: 'FUNCTION_ERROR' as const, shardKey: shard!.key, firstSeq: 1n, lastSeq: 1n, recordCount: 1, attempt: 1, message: text, at: new Date(), destinationRecord: null, redrivenBy: null };
+          t.engine.events.emit('failures', { mappingId: mapping.id, ids: [id], rows: [row] });
+        }
+      };
+      try {
+        raise(1, 11);
+        await waitFor(() => ids.length === 10, 'the first events while reading');
+        socket.pause();
+        raise(11, EVENTS + 1);
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        socket.resume();
+        await waitFor(() => ids.length >= EVENTS, `all ${EVENTS} events after resuming`, 20_000);
+        assert.deepEqual(ids, Array.from({ length: EVENTS }, (_, i) => i + 1), 'each once, in order');
+      } finally {
+        socket.close();
+      }
+    });
+
     it('keeps only the latest lag update per mapping for a subscriber that does not keep up', async () => {
       await t.engine.createStream({ name: 'slow', shardCount: 1 });
       await t.engine.createFunction({ name: 'plain-slow', module: 'plain.mjs#handler' });

@@ -344,14 +344,14 @@ builder.subscriptionFields((t) => ({
     type: LagUpdate,
     args: { mappingId: t.arg.id(), streamName: t.arg.string() },
     description: 'Every mapping in scope at once, then each change of its figures (coalesced), and every few seconds while behind.',
-    subscribe: (_root, args, ctx) => cancellable((signal) => watchLag(ctx.engine, { mappingId: args.mappingId == null ? null : String(args.mappingId), streamName: args.streamName }, signal)),
+    subscribe: (_root, args, ctx) => cancellable<LagUpdateInfo>((signal, slot) => watchLag(ctx.engine, { mappingId: args.mappingId == null ? null : String(args.mappingId), streamName: args.streamName }, signal, slot)),
     resolve: (value) => value,
   }),
   failures: t.field({
     type: FailureEvent,
     args: { mappingId: t.arg.id(), streamName: t.arg.string() },
     description: 'Every failure recorded from now on for the mappings in scope.',
-    subscribe: (_root, args, ctx) => cancellable((signal) => watchFailures(ctx.engine, { mappingId: args.mappingId == null ? null : String(args.mappingId), streamName: args.streamName }, signal)),
+    subscribe: (_root, args, ctx) => cancellable<FailureEventInfo>((signal, slot) => watchFailures(ctx.engine, { mappingId: args.mappingId == null ? null : String(args.mappingId), streamName: args.streamName }, signal, slot)),
     resolve: (value) => value,
   }),
 }));

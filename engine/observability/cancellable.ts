@@ -4,10 +4,12 @@
  * wraps a generator so return() also aborts a signal the generator's waits listen to, and the
  * generator ends at once (its finally blocks remove its listeners: nothing is left behind).
  */
-export function cancellable<T>(make: (signal: AbortSignal) => AsyncGenerator<T>): AsyncIterableIterator<T> {
+export function cancellable<T>(make: (signal: AbortSignal, slot: SinkSlot<NoInfer<T>>) => AsyncGenerator<T>): SinkableIterator<T> {
   const controller = new AbortController();
-  const generator = make(controller.signal);
-  const iterator: AsyncIterableIterator<T> = {
+  const slot: SinkSlot<T> = { sink: undefined };
+  const generator = make(controller.signal, slot);
+  const iterator: SinkableIterator<T> = {
+    [attachSink]: (sink) => { slot.sink = sink; },
     next: () => generator.next(),
     return: async (value?: unknown) => {
       controller.abort();
@@ -20,6 +22,35 @@ export function cancellable<T>(make: (signal: AbortSignal) => AsyncGenerator<T>)
     [Symbol.asyncIterator]: () => iterator,
   };
   return iterator;
+}
+
+/**
+ * A consumer that takes a feed's events synchronously as they are pushed, instead of waking to
+ * take them from the queue: a thousand subscribers then cost a thousand calls, not a thousand
+ * promise chains. The queue offers an event to the sink only while its consumer is parked in
+ * take() with nothing queued, so the sink never overtakes an event on its way through the
+ * generator. The sink returns false to refuse one (the event is queued as usual and the sink
+ * detached; the consumer attaches it again when it is idle).
+ */
+export type EventSink<T> = (item: T) => boolean;
+
+/** Where a feed's queue finds its consumer's sink, if one is attached. */
+export interface SinkSlot<T> { sink: EventSink<T> | undefined }
+
+export const attachSink = Symbol('attachSink');
+
+/** A subscription's iterator whose consumer may take events through a sink (api/sharedSubscriptionExecution.ts). */
+export interface SinkableIterator<T> extends AsyncIterableIterator<T> {
+  [attachSink](sink: EventSink<T> | undefined): void;
+}
+
+/** Offers an item to the slot's sink; false when there is none or it refused (and is detached). */
+export function offerToSink<T>(slot: SinkSlot<T> | undefined, item: T): boolean {
+  const sink = slot?.sink;
+  if (!sink) return false;
+  if (sink(item)) return true;
+  slot.sink = undefined;
+  return false;
 }
 
 /** Waits for a wake-up, a timeout or the abort, whichever comes first. */
@@ -52,9 +83,10 @@ export class EventQueue<T> {
   #failed: { error: unknown } | undefined;
   dropped = 0;
 
-  constructor(private readonly max = 10_000) {}
+  constructor(private readonly max = 10_000, private readonly slot?: SinkSlot<T>) {}
 
   push(item: T): void {
+    if (this.#wake && this.#items.length === 0 && offerToSink(this.slot, item)) return;
     this.#items.push(item);
     if (this.#items.length > this.max) {
       this.#items.shift();

@@ -15,7 +15,7 @@
 import { eq, inArray } from 'drizzle-orm';
 import type { Engine } from '../engine.ts';
 import { failures, shards } from '../schema.ts';
-import { EventQueue } from './cancellable.ts';
+import { EventQueue, type SinkSlot } from './cancellable.ts';
 import { toFailureView } from '../delivery/deliveryLog.ts';
 
 const MAX_QUEUE = 10_000;
@@ -128,12 +128,12 @@ class FailureHub {
 
 const hubs = new WeakMap<Engine, FailureHub>();
 
-export async function* watchFailures(engine: Engine, scope: Scope, signal: AbortSignal): AsyncGenerator<FailureEvent> {
+export async function* watchFailures(engine: Engine, scope: Scope, signal: AbortSignal, slot?: SinkSlot<FailureEvent>): AsyncGenerator<FailureEvent> {
   if (scope.mappingId) await engine.mappings.get(scope.mappingId);
   if (scope.streamName) await engine.catalog.get(scope.streamName);
   let hub = hubs.get(engine);
   if (!hub) hubs.set(engine, (hub = new FailureHub(engine)));
-  const subscriber: Subscriber = { scope, queue: new EventQueue<FailureEvent>(MAX_QUEUE) };
+  const subscriber: Subscriber = { scope, queue: new EventQueue<FailureEvent>(MAX_QUEUE, slot) };
   const leave = hub.join(subscriber);
   try {
     while (!signal.aborted) {

@@ -16,6 +16,7 @@
 import type { Engine } from '../engine.ts';
 import type { ShardLag } from '../delivery/lag.ts';
 import type { MappingInfo } from '../mappings/mappingCatalog.ts';
+import { type SinkSlot, offerToSink } from './cancellable.ts';
 
 export interface LagUpdate {
   mappingId: string;
@@ -64,9 +65,19 @@ class LagInbox {
   #failed: { error: unknown } | undefined;
   dropped = 0;
 
-  constructor(readonly scope: Scope) {}
+  constructor(readonly scope: Scope, private readonly slot?: SinkSlot<LagUpdate>) {}
 
   put(update: LagUpdate, fingerprint: string, heartbeat: boolean): void {
+    if (this.#wake && this.#pending.size === 0 && this.slot?.sink) {
+      // The same filter as take(), for an update handed straight to the idle consumer.
+      const sent = this.#sent.get(update.mappingId);
+      const at = update.at.getTime();
+      if (sent && (at < sent.at || (!heartbeat && fingerprint === sent.fingerprint))) return;
+      if (offerToSink(this.slot, update)) {
+        this.#sent.set(update.mappingId, { fingerprint, at });
+        return;
+      }
+    }
     if (this.#pending.has(update.mappingId)) this.dropped++;
     this.#pending.set(update.mappingId, { update, fingerprint, heartbeat });
     this.#notify();
@@ -254,10 +265,10 @@ async function mappingsInScope(engine: Engine, scope: Scope): Promise<Watched[]>
   return out;
 }
 
-export async function* watchLag(engine: Engine, scope: Scope, signal: AbortSignal): AsyncGenerator<LagUpdate> {
+export async function* watchLag(engine: Engine, scope: Scope, signal: AbortSignal, slot?: SinkSlot<LagUpdate>): AsyncGenerator<LagUpdate> {
   let hub = hubs.get(engine);
   if (!hub) hubs.set(engine, (hub = new LagHub(engine)));
-  const inbox = new LagInbox(scope);
+  const inbox = new LagInbox(scope, slot);
   const leave = hub.join(inbox); // before the first state is read: no change after it is missed
   try {
     for (const { mapping, streamName } of await mappingsInScope(engine, scope)) {
