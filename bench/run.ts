@@ -2,9 +2,10 @@
  * `npm run bench`: performance scenarios, each measured next to a raw baseline in the same run.
  * Ingest is here; delivery throughput (bench/delivery.ts), put → invoke latency
  * (bench/latency.ts), replay throughput (bench/replay.ts), the dashboard's lag query
- * (bench/lagQuery.ts) and live subscribers (bench/subscribers.ts) run after it, in that order.
+ * (bench/lagQuery.ts), live subscribers (bench/subscribers.ts) and their fan-out alone
+ * (bench/fanout.ts) run after it, in that order.
  * The Kinesis API through the AWS SDK against kinesalite (bench/kinesisSdk.ts) runs last.
- * BENCH_ONLY=name,name… (ingest, delivery, latency, replay, lagQuery, subscribers, kinesisSdk) runs only those.
+ * BENCH_ONLY=name,name… (ingest, delivery, latency, replay, lagQuery, subscribers, fanout, kinesisSdk) runs only those.
  *
  * Scenario "ingest": putRecords of 1 KiB records in calls of 500 through the GraphQL API of a
  * real server process (api/server.ts), from CONCURRENCY clients at once; baseline: the same
@@ -20,6 +21,7 @@ import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import postgres from 'postgres';
 import { deliveryScenario } from './delivery.ts';
+import { fanoutScenario } from './fanout.ts';
 import { kinesisSdkScenario } from './kinesisSdk.ts';
 import { lagQueryScenario } from './lagQuery.ts';
 import { latencyScenario } from './latency.ts';
@@ -132,7 +134,7 @@ function report(name: string, backend: string, figure: number, baseline: number)
   );
 }
 
-const SCENARIOS = ['ingest', 'delivery', 'latency', 'replay', 'lagQuery', 'subscribers', 'kinesisSdk'] as const;
+const SCENARIOS = ['ingest', 'delivery', 'latency', 'replay', 'lagQuery', 'subscribers', 'fanout', 'kinesisSdk'] as const;
 const only = process.env.BENCH_ONLY?.split(',').map((s) => s.trim()).filter(Boolean);
 for (const name of only ?? []) {
   if (!(SCENARIOS as readonly string[]).includes(name)) throw new Error(`BENCH_ONLY: unknown scenario "${name}" (known: ${SCENARIOS.join(', ')})`);
@@ -179,6 +181,7 @@ async function main(): Promise<void> {
   if (selected('replay')) await replayScenario();
   if (selected('lagQuery')) await lagQueryScenario();
   if (selected('subscribers')) await subscribersScenario();
+  if (selected('fanout')) await fanoutScenario();
   if (selected('kinesisSdk')) await kinesisSdkScenario();
 }
 
