@@ -63,7 +63,7 @@ async function stopChild(child: ChildProcess): Promise<void> {
 }
 
 async function startShardline(env: Record<string, string>): Promise<Target> {
-  const { match, child } = await spawnAndWait(['--import', 'tsx', 'api/server.ts'], { PORT: '0', ...env }, /serving (http:\S+)/);
+  const { match, child } = await spawnAndWait(['--import', 'tsx', 'api/server.ts'], { PORT: '0', NODE_ENV: 'production', ...env }, /serving (http:\S+)/);
   return { endpoint: new URL(match[1]!).origin, stop: () => stopChild(child) };
 }
 
