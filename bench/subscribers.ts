@@ -30,7 +30,7 @@
  * Runs on PGlite always, and on Postgres (a fresh database, dropped afterwards) when
  * DATABASE_URL is set.
  */
-import { type ChildProcess, fork } from 'node:child_process';
+import { type ChildProcess, fork, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -67,6 +67,34 @@ const ROOT = new URL('..', import.meta.url).pathname;
  * are written to <path>-<backend>-quiet.cpuprofile and <path>-<backend>-watched.cpuprofile.
  */
 const PROFILE = process.env.BENCH_SUBSCRIBERS_PROFILE;
+/**
+ * BENCH_SUBSCRIBERS_API=process (Postgres only): the subscribers connect to a second server
+ * process on the same database with SHARDLINE_DELIVERY=off, as a deployment that keeps its API
+ * processes apart from its delivering ones would; the engine's events reach it through
+ * LISTEN/NOTIFY. Its CPU is reported beside the engine's.
+ */
+const SEPARATE_API = process.env.BENCH_SUBSCRIBERS_API === 'process';
+
+/** A server process with delivery off on the engine's database; its URL, CPU seconds so far, and stop(). */
+async function apiProcess(databaseUrl: string): Promise<{ url: string; cpu: () => number; stop: () => Promise<void> }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'api/server.ts'], {
+    cwd: ROOT, env: { ...process.env, DATABASE_URL: databaseUrl, SHARDLINE_DELIVERY: 'off', PORT: '0', NODE_ENV: 'production' }, stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (d) => {
+      out += d;
+      const m = /serving (http:\S+)/.exec(out);
+      if (m) resolve(m[1]!);
+    });
+    child.once('exit', (code) => reject(new Error(`API process exited with ${code}: ${out}`)));
+  });
+  const cpu = () => {
+    const fields = readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  };
+  return { url, cpu, stop: async () => { const exited = new Promise((r) => child.once('exit', r)); child.kill('SIGTERM'); await exited; } };
+}
 
 declare global {
   // Set by the flaky function written below: records it was handed, per stream name.
@@ -266,6 +294,7 @@ async function measure(backend: Backend): Promise<Figures> {
   const t = await openTestEngine(backend, { functionsDir, delivery: { heartbeatMs: 200, idlePollMs: 250 } });
   const app = buildApp({ engine: t.engine });
   let subscribers: Subscribers | undefined;
+  let api: Awaited<ReturnType<typeof apiProcess>> | undefined;
   try {
     const { engine } = t;
     await engine.start();
@@ -298,7 +327,8 @@ async function measure(backend: Backend): Promise<Figures> {
 
     const connectStarted = performance.now();
     subscribers = new Subscribers();
-    await subscribers.start(url);
+    if (SEPARATE_API && t.databaseUrl) api = await apiProcess(t.databaseUrl);
+    await subscribers.start(api?.url ?? url);
     const connectSeconds = (performance.now() - connectStarted) / 1000;
     await sleep(1000); // every failures subscription is set up by now
     const reads = countReads(engine);
@@ -307,7 +337,9 @@ async function measure(backend: Backend): Promise<Figures> {
     await subscribers.cpu(); // starts the clients' event-loop delay afresh
     const engineLoop = monitorEventLoopDelay({ resolution: 10 });
     engineLoop.enable();
+    const apiCpuBefore = api?.cpu() ?? 0;
     const watched = await deliver(engine, 'watched', mappings.watched!, count);
+    const apiCores = api ? (api.cpu() - apiCpuBefore) / watched.seconds : 0;
     engineLoop.disable();
     const clientsLoop = (await subscribers.cpu()).loopDelay;
     const watchedCpuUsed = cpuSince(watchedCpu, await cpuNow(engine, subscribers));
@@ -326,8 +358,11 @@ async function measure(backend: Backend): Promise<Figures> {
       await sleep(250);
     }
     const drainedSeconds = (performance.now() - drainDeadline + DRAIN_MS) / 1000;
+    if (api) console.log(`${''.padEnd(21)} subscribers served by a separate API process (SHARDLINE_DELIVERY=off): it used ${apiCores.toFixed(2)} cores during the watched delivery`);
     await subscribers.stop();
     subscribers = undefined;
+    await api?.stop();
+    api = undefined;
     await sleep(500);
     const again = await engine.createMapping({
       streamName: 'quiet', functionName: 'flaky-quiet', startingPosition: 'TRIM_HORIZON', batchSize: BATCH_SIZE, maximumRetryAttempts: 0, enabled: false,
@@ -340,6 +375,7 @@ async function measure(backend: Backend): Promise<Figures> {
       loopDelay: { quiet: { p99: quietLoop.percentile(99) / 1e6, max: quietLoop.max / 1e6 }, engine: { p99: engineLoop.percentile(99) / 1e6, max: engineLoop.max / 1e6 }, clients: clientsLoop } };
   } finally {
     await subscribers?.stop();
+    await api?.stop();
     await app.stop();
     await t.close();
     rmSync(functionsDir, { recursive: true, force: true });

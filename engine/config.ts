@@ -28,8 +28,12 @@ export interface Config {
   trimBatchSize: number;
   /** Folder of module functions; nothing outside it is ever loaded. (Default: ./functions) */
   functionsDir: string;
-  /** Delivery: lease expiry, heartbeat and idle poll. (Defaults: 10 s, 1000 ms, 250 ms) */
-  delivery: { leaseTtlMs: number; heartbeatMs: number; idlePollMs: number };
+  /**
+   * Delivery: lease expiry, heartbeat and idle poll (defaults: 10 s, 1000 ms, 250 ms); false
+   * with SHARDLINE_DELIVERY=off, for a process that serves the APIs and subscriptions only and
+   * leaves delivery, replays and captures to the other processes on the same Postgres.
+   */
+  delivery: { leaseTtlMs: number; heartbeatMs: number; idlePollMs: number } | false;
   /** Bootstraps authentication: a bearer token with every scope, never stored. (Default: unset) */
   adminToken: string | undefined;
   /** Limits that keep the server up (api/queryLimits.ts, api/app.ts). */
@@ -89,6 +93,11 @@ export function loadConfig(env: Env = process.env): Config {
   if (!/^[a-z]{2}(-[a-z]+)+-\d$/.test(region)) throw new ConfigError(`SHARDLINE_REGION must look like us-east-1, got "${region}".`);
   const accountId = env.SHARDLINE_ACCOUNT_ID?.trim() || '000000000000';
   if (!/^\d{12}$/.test(accountId)) throw new ConfigError(`SHARDLINE_ACCOUNT_ID must be 12 digits, got "${accountId}".`);
+  const deliverySetting = env.SHARDLINE_DELIVERY?.trim().toLowerCase() || 'on';
+  if (deliverySetting !== 'on' && deliverySetting !== 'off') throw new ConfigError(`SHARDLINE_DELIVERY must be on or off, got "${env.SHARDLINE_DELIVERY}".`);
+  if (deliverySetting === 'off' && databaseUrl === undefined) {
+    throw new ConfigError('SHARDLINE_DELIVERY=off needs DATABASE_URL: on the embedded PGlite this is the only process, and nothing else would deliver.');
+  }
   const adminToken = env.SHARDLINE_ADMIN_TOKEN?.trim() || undefined;
   if (adminToken !== undefined && (adminToken.length < 24 || !/^[\x21-\x7e]+$/.test(adminToken))) {
     throw new ConfigError('SHARDLINE_ADMIN_TOKEN must be at least 24 printable characters without spaces (e.g. openssl rand -hex 32).');
@@ -104,7 +113,7 @@ export function loadConfig(env: Env = process.env): Config {
     housekeepingIntervalMs: integer(env, 'SHARDLINE_HOUSEKEEPING_SECONDS', 30, 1, 3600) * SECOND,
     trimBatchSize: integer(env, 'SHARDLINE_TRIM_BATCH_SIZE', 5000, 1, 1_000_000),
     functionsDir: resolve(env.SHARDLINE_FUNCTIONS_DIR?.trim() || './functions'),
-    delivery: {
+    delivery: deliverySetting === 'off' ? false : {
       leaseTtlMs: integer(env, 'SHARDLINE_LEASE_TTL_SECONDS', 10, 1, 3600) * SECOND,
       heartbeatMs: integer(env, 'SHARDLINE_HEARTBEAT_MS', 1000, 10, 60_000),
       idlePollMs: integer(env, 'SHARDLINE_IDLE_POLL_MS', 250, 5, 60_000),

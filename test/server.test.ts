@@ -36,6 +36,13 @@ describe('configuration', () => {
     assert.throws(() => loadConfig({ PORT: '70000' }), /PORT must be an integer between 0 and 65535/);
     assert.throws(() => loadConfig({ DATABASE_URL: 'mysql://x' }), /DATABASE_URL must start with postgres/);
     assert.throws(() => loadConfig({ SHARDLINE_REGION: 'mars' }), /SHARDLINE_REGION/);
+    assert.throws(() => loadConfig({ SHARDLINE_DELIVERY: 'maybe', DATABASE_URL: 'postgres://x/y' }), /SHARDLINE_DELIVERY must be on or off, got "maybe"/);
+    assert.throws(() => loadConfig({ SHARDLINE_DELIVERY: 'off' }), /SHARDLINE_DELIVERY=off needs DATABASE_URL/);
+  });
+
+  it('turns delivery off for a process that serves the APIs only', () => {
+    assert.equal(loadConfig({ SHARDLINE_DELIVERY: 'off', DATABASE_URL: 'postgres://x/y' }).delivery, false);
+    assert.deepEqual(loadConfig({ SHARDLINE_DELIVERY: 'on' }).delivery, { leaseTtlMs: 10_000, heartbeatMs: 1000, idlePollMs: 250 });
   });
 
   it('stops start-up with one line naming the variable', async () => {
