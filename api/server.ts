@@ -4,6 +4,7 @@
  * serves GraphQL and subscriptions. SIGINT/SIGTERM stop it cleanly.
  */
 import { ConfigError, isLoopbackHost, loadConfig } from '../engine/config.ts';
+import { surviveDatabaseOutages } from '../engine/databaseOutageGuard.ts';
 import { openEngine } from '../engine/engine.ts';
 import { buildApp } from './app.ts';
 
@@ -18,6 +19,7 @@ async function main(): Promise<void> {
     }
     throw error;
   }
+  surviveDatabaseOutages();
   const engine = await openEngine({ ...config, writeRequestsPerSecond: config.limits.writeRequestsPerSecond });
   const authenticated = await engine.tokens.authRequired();
   if (!authenticated && !isLoopbackHost(config.host)) {

@@ -35,11 +35,13 @@ exit codes: 0 ok, 2 bad argument, 3 job failed or cancelled (--wait) or records 
 async function worker(): Promise<void> {
   const { loadConfig } = await import('../engine/config.ts');
   const { openEngine } = await import('../engine/engine.ts');
+  const { surviveDatabaseOutages } = await import('../engine/databaseOutageGuard.ts');
   const config = loadConfig();
   if (!config.databaseUrl) {
     console.error('shardline worker: DATABASE_URL must point at the Postgres the other processes use (PGlite is one process).');
     process.exit(1);
   }
+  surviveDatabaseOutages();
   const engine = await openEngine({ ...config, writeRequestsPerSecond: config.limits.writeRequestsPerSecond });
   await engine.start();
   console.log(`shardline worker ${engine.poller?.owner} delivering from ${new URL(config.databaseUrl).host}`);
