@@ -44,6 +44,9 @@ const CONTEXT_TTL_MS = 1000;
 const WINDOW_CLOSE_GRACE_MS = 1000;
 const windowStartOf = (arrivalMs: number, windowMs: number) => Math.floor(arrivalMs / windowMs) * windowMs;
 
+
+/** Thrown inside a step's transaction when the lease was lost meanwhile: rolls its writes back. */
+const LEASE_LOST = Symbol('lease lost');
 export class Lane {
   #stopped = false;
   #wake: (() => void) | undefined;
@@ -245,8 +248,12 @@ export class Lane {
         // A batch with more to deliver after this step stays PROCESSING, so it is not stolen mid-batch.
         const state: LeaseState = progress.retrying ? 'RETRYING' : progress.pending ? 'PROCESSING' : 'IDLE';
         let failureRows: (typeof failures.$inferSelect)[] = [];
+        // The step's statements go out together (pipelined on the transaction's connection):
+        // one round trip instead of one each, so the step commits, and its failures reach
+        // subscribers, without waiting for the event loop between statements. A lost lease
+        // rolls all of them back.
         const saved = await this.deps.handle.transaction(async (tx) => {
-          const ok = await this.deps.leases.save(tx, lease, {
+          const saving = this.deps.leases.save(tx, lease, {
             state,
             ...(progress.done ? { checkpoint: { seq: progress.done.seq, ordinal: progress.done.ordinal } } : {}),
             consecutiveFailures: progress.consecutiveFailures,
@@ -254,25 +261,35 @@ export class Lane {
             invoked: progress.invocation !== undefined,
             ...(progress.window === undefined ? {} : { window: progress.window === 'CLOSE' ? null : progress.window }),
           });
-          if (!ok) return false;
+          // Each statement runs where its builder is first awaited (a drizzle query runs at every
+          // then()): Promise.resolve takes each one's then() once, in this order.
+          const writes: Promise<unknown>[] = [];
           if (progress.invocation) {
-            await tx.insert(invocations).values({ mappingId: lease.mappingId, shardKey: lease.shardKey, lane: lease.lane, ...progress.invocation });
+            writes.push(Promise.resolve(tx.insert(invocations).values({ mappingId: lease.mappingId, shardKey: lease.shardKey, lane: lease.lane, ...progress.invocation })));
           }
+          let inserting: Promise<(typeof failures.$inferSelect)[]> | undefined;
           if (progress.failures.length > 0) {
-            failureRows = await tx.insert(failures)
+            inserting = Promise.resolve(tx.insert(failures)
               .values(progress.failures.map((f) => ({ mappingId: lease.mappingId, shardKey: lease.shardKey, ...f })))
-              .returning();
+              .returning());
+            writes.push(inserting);
             // A discard moves the checkpoint past records nobody acknowledged: the ledger keeps it.
             const discard = progress.failures.find((f) => f.kind === 'RETRIES_EXHAUSTED' || f.kind === 'RECORD_EXPIRED');
             if (discard && progress.done) {
-              await tx.insert(checkpointLedger).values({
+              writes.push(Promise.resolve(tx.insert(checkpointLedger).values({
                 mappingId: lease.mappingId, shardKey: lease.shardKey, lane: lease.lane,
                 fromSeq: lease.checkpointSeq, toSeq: progress.done.seq,
                 reason: `discard ${discard.kind} ${discard.recordCount} record(s)`, actor: 'engine',
-              });
+              })));
             }
           }
+          const [ok] = await Promise.all([saving, ...writes]);
+          if (!ok) throw LEASE_LOST;
+          failureRows = (await inserting) ?? [];
           return true;
+        }).catch((error: unknown) => {
+          if (error === LEASE_LOST) return false;
+          throw error;
         });
         if (saved) {
           this.deps.events.emit('leases', { mappingId: lease.mappingId });
