@@ -41,6 +41,10 @@ async function worker(): Promise<void> {
     console.error('shardline worker: DATABASE_URL must point at the Postgres the other processes use (PGlite is one process).');
     process.exit(1);
   }
+  if (config.delivery === false) {
+    console.error('shardline worker: SHARDLINE_DELIVERY=off leaves a worker nothing to do; a worker delivers (unset it, or run serve).');
+    process.exit(1);
+  }
   surviveDatabaseOutages();
   const engine = await openEngine({ ...config, writeRequestsPerSecond: config.limits.writeRequestsPerSecond });
   await engine.start();

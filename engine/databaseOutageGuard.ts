@@ -4,7 +4,9 @@
  * as an unhandled rejection). Node would end the process on it, though every part of the
  * engine recovers from an outage on its own. Installed by the process entry points: a database
  * outage error that reaches no handler is logged; any other unhandled rejection still ends the
- * process, as Node would.
+ * process, as Node would. The driver passes a socket's own error on as it is, so a bare socket
+ * code (ECONNRESET, EPIPE …) counts too, from whichever connection: a dropped connection is
+ * not a fault that leaves state behind.
  */
 import { isDatabaseUnavailable } from './db.ts';
 
@@ -12,6 +14,6 @@ export function surviveDatabaseOutages(log: (message: string) => void = (m) => c
   process.on('unhandledRejection', (reason) => {
     if (!isDatabaseUnavailable(reason)) throw reason;
     const message = reason instanceof Error ? reason.message : String(reason);
-    log(`shardline: the database connection failed (${message}); carrying on, delivery and requests retry on their own`);
+    log(`shardline: a connection failed with nothing waiting on it (${message}); carrying on, delivery and requests retry on their own`);
   });
 }

@@ -51,6 +51,14 @@ const decode = (data: string) => Buffer.from(data, 'base64').toString('utf8');
 /** What the module function `collect` received, per stream name (it runs in this process). */
 const collected = () => ((globalThis as { __shardlineCliCollected?: Record<string, string[]> }).__shardlineCliCollected ??= {});
 
+describe('shardline worker', () => {
+  it('refuses SHARDLINE_DELIVERY=off, which would leave it nothing to do', async () => {
+    const { code, stderr } = await startCli('', ['worker'], undefined, { SHARDLINE_DELIVERY: 'off', DATABASE_URL: 'postgres://127.0.0.1:1/none' }).result;
+    assert.equal(code, 1);
+    assert.match(stderr, /shardline worker: SHARDLINE_DELIVERY=off leaves a worker nothing to do/);
+  });
+});
+
 describe('shardline CLI credentials', () => {
   it('sends --token as a Bearer Authorization header and SHARDLINE_TOKEN in the graphql-ws connection_init payload', async () => {
     const seen: { header?: string; init?: unknown } = {};
