@@ -49,7 +49,7 @@ function jsonOf(result: ExecutionResult): string {
 }
 
 /** Where a graphql-ws subscription's messages go: set by the server's onSubscribe (api/app.ts). */
-export interface DirectTarget { socket: BatchedWebSocket; subscriptionId: string }
+interface DirectTarget { socket: BatchedWebSocket; subscriptionId: string }
 
 function directTarget(context: unknown): { socket: BatchedWebSocket; prefix: string } | undefined {
   const { socket, subscriptionId } = (context ?? {}) as Partial<DirectTarget>;

@@ -44,9 +44,9 @@ const CONTEXT_TTL_MS = 1000;
 const WINDOW_CLOSE_GRACE_MS = 1000;
 const windowStartOf = (arrivalMs: number, windowMs: number) => Math.floor(arrivalMs / windowMs) * windowMs;
 
-
 /** Thrown inside a step's transaction when the lease was lost meanwhile: rolls its writes back. */
 const LEASE_LOST = Symbol('lease lost');
+
 export class Lane {
   #stopped = false;
   #wake: (() => void) | undefined;

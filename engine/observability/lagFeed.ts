@@ -69,12 +69,10 @@ class LagInbox {
 
   put(update: LagUpdate, fingerprint: string, heartbeat: boolean): void {
     if (this.#wake && this.#pending.size === 0 && this.slot?.sink) {
-      // The same filter as take(), for an update handed straight to the idle consumer.
-      const sent = this.#sent.get(update.mappingId);
-      const at = update.at.getTime();
-      if (sent && (at < sent.at || (!heartbeat && fingerprint === sent.fingerprint))) return;
+      // Handed straight to the idle consumer, through the same filter as take().
+      if (this.#seen(update, fingerprint, heartbeat)) return;
       if (offerToSink(this.slot, update)) {
-        this.#sent.set(update.mappingId, { fingerprint, at });
+        this.#markSent(update, fingerprint);
         return;
       }
     }
@@ -90,7 +88,7 @@ class LagInbox {
 
   /** Notes an update handed to the subscriber outside the inbox (its first state). */
   sent(update: LagUpdate): void {
-    this.#sent.set(update.mappingId, { fingerprint: fingerprintOf(update), at: update.at.getTime() });
+    this.#markSent(update, fingerprintOf(update));
   }
 
   /**
@@ -110,15 +108,23 @@ class LagInbox {
       if (signal.aborted) return [];
       const out: LagUpdate[] = [];
       for (const { update, fingerprint, heartbeat } of this.#pending.values()) {
-        const sent = this.#sent.get(update.mappingId);
-        const at = update.at.getTime();
-        if (sent && (at < sent.at || (!heartbeat && fingerprint === sent.fingerprint))) continue;
-        this.#sent.set(update.mappingId, { fingerprint, at });
+        if (this.#seen(update, fingerprint, heartbeat)) continue;
+        this.#markSent(update, fingerprint);
         out.push(update);
       }
       this.#pending.clear();
       if (out.length) return out;
     }
+  }
+
+  /** Older than what the subscriber has, or a change it has seen (heartbeats always go). */
+  #seen(update: LagUpdate, fingerprint: string, heartbeat: boolean): boolean {
+    const sent = this.#sent.get(update.mappingId);
+    return sent !== undefined && (update.at.getTime() < sent.at || (!heartbeat && fingerprint === sent.fingerprint));
+  }
+
+  #markSent(update: LagUpdate, fingerprint: string): void {
+    this.#sent.set(update.mappingId, { fingerprint, at: update.at.getTime() });
   }
 
   #notify(): void {

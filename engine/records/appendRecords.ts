@@ -41,17 +41,15 @@ export class ShardMovedError extends Error {}
 /** Appends the rows; returns their sequence numbers in row order. */
 export async function appendRecords(handle: DatabaseHandle, executor: Database | undefined, rows: PendingRecord[]): Promise<bigint[]> {
   if (rows.length === 0) return [];
+  // Each row's place among its shard's rows (1-based), given here rather than ranked in SQL,
+  // where the window would sort the rows, payloads and all; the last rank is the shard's count.
   const counts = new Map<number, number>();
-  for (const r of rows) counts.set(r.shardKey, (counts.get(r.shardKey) ?? 0) + 1);
-  const keys = [...counts.keys()].sort((a, b) => a - b);
-  // Each row's place among its shard's rows (1-based): given here rather than ranked in SQL,
-  // where the window would sort the rows, payloads and all.
-  const seen = new Map<number, number>();
   const ranks = rows.map((r) => {
-    const rank = (seen.get(r.shardKey) ?? 0) + 1;
-    seen.set(r.shardKey, rank);
+    const rank = (counts.get(r.shardKey) ?? 0) + 1;
+    counts.set(r.shardKey, rank);
     return rank;
   });
+  const keys = [...counts.keys()].sort((a, b) => a - b);
   const [result] = await handle.prepared<{ seqs: string[] | string | null }>(sql`
     with locked as (
       select key from shards where key = any(${sql.param(keys)}::bigint[]) order by key for update
