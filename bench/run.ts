@@ -32,6 +32,10 @@ const RECORD_BYTES = 1024;
 const PER_CALL = 500;
 const CALLS = Number(process.env.BENCH_CALLS ?? 120);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 4);
+/** Calls made before measuring, on both sides: the server's JIT and pools reach their steady state. */
+const WARMUP_CALLS = Number(process.env.BENCH_WARMUP_CALLS ?? 40);
+/** Interleaved rounds on Postgres; the median ratio is the figure. */
+const ROUNDS = Number(process.env.BENCH_INGEST_ROUNDS ?? 3);
 const ROOT = new URL('..', import.meta.url).pathname;
 
 const payload = randomBytes(RECORD_BYTES).toString('base64');
@@ -71,15 +75,16 @@ async function stopServer(child: ChildProcess): Promise<void> {
   await exited;
 }
 
-async function apiIngest(url: string): Promise<number> {
+/** A client of the server's GraphQL API with the bench stream created: each call measures CALLS putRecords. */
+async function apiIngest(url: string): Promise<() => Promise<number>> {
   const gql = async (body: string) => {
     const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
     const json = (await response.json()) as { errors?: unknown };
     if (json.errors) throw new Error(JSON.stringify(json.errors));
   };
   await gql(JSON.stringify({ query: 'mutation { createStream(input: {name: "bench", shardCount: 4}) { name } }' }));
-  await runConcurrently(8, CONCURRENCY, (i) => gql(callBodies[i % 4]!)); // warm-up
-  return runConcurrently(CALLS, CONCURRENCY, (i) => gql(callBodies[i % 4]!));
+  await runConcurrently(WARMUP_CALLS, CONCURRENCY, (i) => gql(callBodies[i % 4]!));
+  return () => runConcurrently(CALLS, CONCURRENCY, (i) => gql(callBodies[i % 4]!));
 }
 
 const RAW_TABLE = `create table raw_records (
@@ -94,16 +99,20 @@ function rawRows(call: number) {
   }));
 }
 
-async function rawPostgres(url: string): Promise<number> {
+/** Plain INSERTs with the table made and warmed: each call measures CALLS more statements. */
+async function rawPostgres(url: string): Promise<{ measure: () => Promise<number>; end: () => Promise<void> }> {
   const sql = postgres(url, { max: CONCURRENCY, onnotice: () => {} });
   await sql.unsafe(RAW_TABLE);
   let seqBase = 0;
   const insert = (i: number) => sql`insert into raw_records ${sql(rawRows(i + seqBase))}`.then(() => {});
-  await runConcurrently(8, CONCURRENCY, insert);
-  seqBase = 1000;
-  const rate = await runConcurrently(CALLS, CONCURRENCY, insert);
-  await sql.end();
-  return rate;
+  await runConcurrently(WARMUP_CALLS, CONCURRENCY, insert);
+  return {
+    measure: () => {
+      seqBase += 1000;
+      return runConcurrently(CALLS, CONCURRENCY, insert);
+    },
+    end: () => sql.end(),
+  };
 }
 
 async function rawPglite(dir: string): Promise<number> {
@@ -120,7 +129,7 @@ async function rawPglite(dir: string): Promise<number> {
     });
     await db.query(`insert into raw_records values ${values.join(',')}`, params);
   };
-  await runConcurrently(8, CONCURRENCY, insert);
+  await runConcurrently(WARMUP_CALLS, CONCURRENCY, insert);
   seqBase = 1000;
   const rate = await runConcurrently(CALLS, CONCURRENCY, insert);
   await db.close();
@@ -147,7 +156,7 @@ async function ingestScenario(): Promise<void> {
     const dir = mkdtempSync(join(tmpdir(), 'shardline-bench-'));
     try {
       const server = await startServer({ DATABASE_URL: '', SHARDLINE_DATA_DIR: join(dir, 'api') });
-      const api = await apiIngest(server.url).finally(() => stopServer(server.child));
+      const api = await apiIngest(server.url).then((measure) => measure()).finally(() => stopServer(server.child));
       const raw = await rawPglite(join(dir, 'raw'));
       report('ingest', 'pglite', api, raw);
     } finally {
@@ -161,10 +170,33 @@ async function ingestScenario(): Promise<void> {
     for (const name of names) await admin.unsafe(`create database ${name}`);
     const urlOf = (name: string) => Object.assign(new URL(url), { pathname: `/${name}` }).toString();
     try {
+      // Both sides stay up and are measured in interleaved rounds, alternating which goes first:
+      // Postgres's state drifts within a run (shared buffers filling with dirty pages, a
+      // checkpoint and the full-page writes after it), and it should weigh on both alike.
       const server = await startServer({ DATABASE_URL: urlOf(names[0]!) });
-      const api = await apiIngest(server.url).finally(() => stopServer(server.child));
-      const raw = await rawPostgres(urlOf(names[1]!));
-      report('ingest', 'postgres', api, raw);
+      try {
+        const api = await apiIngest(server.url);
+        const raw = await rawPostgres(urlOf(names[1]!));
+        const ratios: number[] = [];
+        for (let round = 0; round < ROUNDS; round++) {
+          let apiRate = 0;
+          let rawRate = 0;
+          if (round % 2 === 0) {
+            apiRate = await api();
+            rawRate = await raw.measure();
+          } else {
+            rawRate = await raw.measure();
+            apiRate = await api();
+          }
+          ratios.push(apiRate / rawRate);
+          report(`  round ${round + 1}`, 'postgres', apiRate, rawRate);
+        }
+        await raw.end();
+        const median = [...ratios].sort((a, b) => a - b)[Math.floor(ratios.length / 2)]!;
+        console.log(`ingest   postgres  median ratio of ${ROUNDS} rounds ${median.toFixed(2)} (rounds: ${ratios.map((r) => r.toFixed(2)).join(', ')})`);
+      } finally {
+        await stopServer(server.child);
+      }
     } finally {
       for (const name of names) await admin.unsafe(`drop database if exists ${name} with (force)`);
       await admin.end();
