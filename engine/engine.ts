@@ -37,6 +37,7 @@ import { AlertRules } from './alerts/alertRules.ts';
 import type { ShardInfo, StreamInfo, StreamKind, ViewType } from './streams/model.ts';
 import { importRecords } from './records/importRecords.ts';
 import { type PutRecordInput, putRecords } from './records/putRecords.ts';
+import { ShardAppender } from './records/shardAppender.ts';
 import { RecordReader } from './records/readRecords.ts';
 import { Resharding } from './streams/resharding.ts';
 import { listFailures, listInvocations } from './delivery/deliveryLog.ts';
@@ -111,6 +112,7 @@ export class Engine {
       console.error(`shardline: ${error.message}${cause ? ` (${cause})` : ''}`);
     });
     this.catalog = new StreamCatalog(handle, options);
+    this.#appender = new ShardAppender(handle);
     this.resharding = new Resharding(handle, this.catalog, (stream) =>
       this.events.emit('shards', { streamId: stream.id, streamName: stream.name }));
     this.reader = new RecordReader(handle, this.catalog);
@@ -322,8 +324,10 @@ export class Engine {
   }
 
   putRecords(streamName: string, records: PutRecordInput[]) {
-    return putRecords(this.handle, this.catalog, this.events, streamName, records, this.#onError, this.#admitWrites);
+    return putRecords(this.handle, this.#appender, this.catalog, this.events, streamName, records, this.#onError, this.#admitWrites);
   }
+
+  readonly #appender: ShardAppender;
 
   readonly #admitWrites = (stream: StreamInfo, shard: ShardInfo, sizes: number[]) => this.throughput.admitWrites(stream, shard, sizes);
 

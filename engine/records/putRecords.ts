@@ -5,8 +5,8 @@
  * whole-request errors and nothing is written.
  *
  * A valid call is written as one statement per target shard (its own transaction), run side
- * by side: concurrent calls then queue on each shard's lock for a fraction of a call instead of
- * the whole call.
+ * by side; the rows concurrent calls send to one shard share a statement (ShardAppender), so
+ * calls never wait on each other's shard locks and Postgres commits once for all of them.
  * Like AWS PutRecords the call is not atomic across records: a shard whose write fails leaves
  * its records with a per-record errorCode (InternalFailure) and failedRecordCount counts them,
  * while records with the same partition key always share a shard and keep their order.
@@ -21,9 +21,10 @@ import type { ShardInfo, StreamInfo } from '../streams/model.ts';
 import { writeThrottled } from '../streams/shardThroughput.ts';
 import { formatSequenceNumber } from '../streams/sequenceNumbers.ts';
 import type { StreamCatalog } from '../streams/streamCatalog.ts';
-import { type PendingRecord, ShardMovedError, appendRecords } from './appendRecords.ts';
+import { type PendingRecord, ShardMovedError } from './appendRecords.ts';
 import { base64Length, isBase64 } from './base64.ts';
 import { ensurePartitionsForDatabaseTime, isMissingPartition } from './partitions.ts';
+import type { ShardAppender } from './shardAppender.ts';
 
 export const PUT_LIMITS = {
   maxRecords: 500,
@@ -143,6 +144,7 @@ const INTERNAL_FAILURE = { errorCode: 'InternalFailure', errorMessage: 'Internal
 
 export async function putRecords(
   handle: DatabaseHandle,
+  appender: ShardAppender,
   catalog: StreamCatalog,
   events: EngineEvents,
   streamName: string,
@@ -180,8 +182,9 @@ export async function putRecords(
         shardKey: shard.key, partitionKey: valid[i]!.partitionKey, dataBase64: valid[i]!.data, sizeBytes: valid[i]!.size,
       }));
       try {
-        // One statement per shard, atomic on its own (appendRecords): no transaction around it.
-        const seqs = await appendRecords(handle, undefined, rows);
+        // One statement per shard, atomic on its own (appendRecords): no transaction around it;
+        // concurrent calls' rows for the shard share it (ShardAppender).
+        const seqs = await appender.append(rows);
         indexes.forEach((i, j) => {
           entries[i] = { shardId: shard.shardId, sequenceNumber: formatSequenceNumber(seqs[j]!), errorCode: null, errorMessage: null };
         });
