@@ -29,6 +29,11 @@ export interface Config {
   /** Folder of module functions; nothing outside it is ever loaded. (Default: ./functions) */
   functionsDir: string;
   /**
+   * Memory for each shard's newest records this process wrote, which GetRecords reads without
+   * a query (engine/records/recentRecords.ts); 0 turns it off. (Default: 128 MiB)
+   */
+  recentRecordsBytes: number;
+  /**
    * Delivery: lease expiry, heartbeat and idle poll (defaults: 10 s, 1000 ms, 250 ms); false
    * with SHARDLINE_DELIVERY=off, for a process that serves the APIs and subscriptions only and
    * leaves delivery, replays and captures to the other processes on the same Postgres.
@@ -113,6 +118,7 @@ export function loadConfig(env: Env = process.env): Config {
     housekeepingIntervalMs: integer(env, 'SHARDLINE_HOUSEKEEPING_SECONDS', 30, 1, 3600) * SECOND,
     trimBatchSize: integer(env, 'SHARDLINE_TRIM_BATCH_SIZE', 5000, 1, 1_000_000),
     functionsDir: resolve(env.SHARDLINE_FUNCTIONS_DIR?.trim() || './functions'),
+    recentRecordsBytes: integer(env, 'SHARDLINE_RECENT_RECORDS_MB', 128, 0, 1024 * 1024) * 1024 * 1024,
     delivery: deliverySetting === 'off' ? false : {
       leaseTtlMs: integer(env, 'SHARDLINE_LEASE_TTL_SECONDS', 10, 1, 3600) * SECOND,
       heartbeatMs: integer(env, 'SHARDLINE_HEARTBEAT_MS', 1000, 10, 60_000),

@@ -37,7 +37,9 @@ import { AlertRules } from './alerts/alertRules.ts';
 import type { ShardInfo, StreamInfo, StreamKind, ViewType } from './streams/model.ts';
 import { importRecords } from './records/importRecords.ts';
 import { type PutRecordInput, putRecords } from './records/putRecords.ts';
-import { ShardAppender } from './records/shardAppender.ts';
+import { COMBINE_LIMITS, ShardAppender } from './records/shardAppender.ts';
+import { RecentRecords } from './records/recentRecords.ts';
+import { type KinesisJsonRead, type ShardPosition, readShardKinesisJson } from './records/shardReads.ts';
 import { RecordReader } from './records/readRecords.ts';
 import { Resharding } from './streams/resharding.ts';
 import { listFailures, listInvocations } from './delivery/deliveryLog.ts';
@@ -48,7 +50,7 @@ import { FunctionCatalog } from './functions/functionCatalog.ts';
 import { Invoker } from './functions/invoker.ts';
 import { MappingCatalog, type MappingInput, type MappingUpdate } from './mappings/mappingCatalog.ts';
 import { eventSourceMappings } from './schema.ts';
-import { eq } from 'drizzle-orm';
+import { eq, sql } from 'drizzle-orm';
 import { StreamCatalog } from './streams/streamCatalog.ts';
 import { StreamTags } from './streams/tags.ts';
 import { ShardThroughput } from './streams/shardThroughput.ts';
@@ -56,6 +58,8 @@ import { type CaptureInput, CaptureSources } from './capture/captureSources.ts';
 import { CaptureRunner, type CaptureRunnerOptions, DEFAULT_CAPTURE_OPTIONS } from './capture/captureRunner.ts';
 
 export type EngineOptions = Pick<Config, 'region' | 'accountId' | 'dynamoShardRolloverMs' | 'housekeepingIntervalMs' | 'trimBatchSize' | 'functionsDir'> & {
+  /** SHARDLINE_RECENT_RECORDS_MB in bytes; 0 turns the memory off. (Default: 128 MiB) */
+  recentRecordsBytes?: number;
   /** Where background and per-shard failures are reported. (Default: console.error) */
   onError?: (error: Error) => void;
   /** Lease and polling settings of delivery, or false for a process that does not deliver. */
@@ -112,7 +116,8 @@ export class Engine {
       console.error(`shardline: ${error.message}${cause ? ` (${cause})` : ''}`);
     });
     this.catalog = new StreamCatalog(handle, options);
-    this.#appender = new ShardAppender(handle);
+    this.recentRecords = new RecentRecords(options.recentRecordsBytes ?? DEFAULT_RECENT_RECORDS_BYTES);
+    this.#appender = new ShardAppender(handle, COMBINE_LIMITS, this.recentRecords);
     this.resharding = new Resharding(handle, this.catalog, (stream) =>
       this.events.emit('shards', { streamId: stream.id, streamName: stream.name }));
     this.reader = new RecordReader(handle, this.catalog);
@@ -328,6 +333,21 @@ export class Engine {
   }
 
   readonly #appender: ShardAppender;
+  /** The newest records this process wrote to each shard, for tail reads. */
+  readonly recentRecords: RecentRecords;
+
+  /**
+   * A shard's page after a position as the members of GetRecords' Records array: from memory
+   * when the newest records are held there (RecentRecords), else written by Postgres.
+   */
+  async readShardKinesisJson(stream: StreamInfo, shard: ShardInfo, from: ShardPosition, limit: number, maxBytes: number): Promise<KinesisJsonRead> {
+    const cutoffMs = Date.now() - stream.retentionHours * 3_600_000;
+    const recent = await this.recentRecords.read(shard.key, from, limit, maxBytes, cutoffMs, async () => {
+      const [row] = await this.handle.prepared<{ n: string | number }>(sql`select record_count as n from shards where key = ${shard.key}`);
+      return Number(row?.n ?? -1);
+    });
+    return recent ?? readShardKinesisJson(this.handle, stream, shard, from, limit, maxBytes);
+  }
 
   readonly #admitWrites = (stream: StreamInfo, shard: ShardInfo, sizes: number[]) => this.throughput.admitWrites(stream, shard, sizes);
 
@@ -366,6 +386,8 @@ export class Engine {
     await this.invoker.close();
   }
 }
+
+const DEFAULT_RECENT_RECORDS_BYTES = 128 * 1024 * 1024;
 
 export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
   region: 'us-east-1',

@@ -29,6 +29,7 @@ describe('configuration', () => {
     assert.equal(config.host, '127.0.0.1');
     assert.equal(config.databaseUrl, undefined);
     assert.match(config.dataDir, /\.shardline$/);
+    assert.equal(config.recentRecordsBytes, 128 * 1024 * 1024);
   });
 
   it('rejects a bad value with a message naming the variable', () => {
@@ -36,6 +37,8 @@ describe('configuration', () => {
     assert.throws(() => loadConfig({ PORT: '70000' }), /PORT must be an integer between 0 and 65535/);
     assert.throws(() => loadConfig({ DATABASE_URL: 'mysql://x' }), /DATABASE_URL must start with postgres/);
     assert.throws(() => loadConfig({ SHARDLINE_REGION: 'mars' }), /SHARDLINE_REGION/);
+    assert.throws(() => loadConfig({ SHARDLINE_RECENT_RECORDS_MB: '-1' }), /SHARDLINE_RECENT_RECORDS_MB must be an integer/);
+    assert.equal(loadConfig({ SHARDLINE_RECENT_RECORDS_MB: '0' }).recentRecordsBytes, 0);
     assert.throws(() => loadConfig({ SHARDLINE_DELIVERY: 'maybe', DATABASE_URL: 'postgres://x/y' }), /SHARDLINE_DELIVERY must be on or off, got "maybe"/);
     assert.throws(() => loadConfig({ SHARDLINE_DELIVERY: 'off' }), /SHARDLINE_DELIVERY=off needs DATABASE_URL/);
   });

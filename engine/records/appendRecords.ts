@@ -40,7 +40,22 @@ export class ShardMovedError extends Error {}
 
 /** Appends the rows; returns their sequence numbers in row order. */
 export async function appendRecords(handle: DatabaseHandle, executor: Database | undefined, rows: PendingRecord[]): Promise<bigint[]> {
-  if (rows.length === 0) return [];
+  return (await appendRecordsPlaced(handle, executor, rows)).seqs;
+}
+
+/** Where a statement put a shard's rows: the ordinal before its first row, and their arrival. */
+export interface ShardPlacement {
+  shardKey: number;
+  ordinalBefore: number;
+  /** Epoch microseconds. */
+  arrivedUs: number;
+}
+
+/** appendRecords, also saying where each target shard's rows went (for RecentRecords). */
+export async function appendRecordsPlaced(
+  handle: DatabaseHandle, executor: Database | undefined, rows: PendingRecord[],
+): Promise<{ seqs: bigint[]; placed: ShardPlacement[] }> {
+  if (rows.length === 0) return { seqs: [], placed: [] };
   // Each row's place among its shard's rows (1-based), given here rather than ranked in SQL,
   // where the window would sort the rows, payloads and all; the last rank is the shard's count.
   const counts = new Map<number, number>();
@@ -50,7 +65,7 @@ export async function appendRecords(handle: DatabaseHandle, executor: Database |
     return rank;
   });
   const keys = [...counts.keys()].sort((a, b) => a - b);
-  const [result] = await handle.prepared<{ seqs: string[] | string | null }>(sql`
+  const [result] = await handle.prepared<{ seqs: string[] | string | null; placed: [number | string, number | string, string][] | string | null }>(sql`
     with locked as (
       select key from shards where key = any(${sql.param(keys)}::bigint[]) order by key for update
     ), grown as (
@@ -87,11 +102,16 @@ export async function appendRecords(handle: DatabaseHandle, executor: Database |
        where seqs.v is not null
       returning 1
     )
-    select (select v::text[] from seqs) as seqs, (select count(*) from inserted)::int as n`, executor);
+    select (select v::text[] from seqs) as seqs, (select count(*) from inserted)::int as n,
+           (select json_agg(json_build_array(key, before, (extract(epoch from last_arrival) * 1000000)::int8::text)) from grown) as placed`, executor);
   const raw = result?.seqs ?? null;
   const seqs = typeof raw === 'string' ? parseTextArray(raw) : raw;
   if (!seqs || seqs.length !== rows.length) throw new ShardMovedError('A target shard closed; routing again.');
-  return seqs.map((v) => BigInt(v));
+  const placed = typeof result!.placed === 'string' ? JSON.parse(result!.placed) as [number, number, string][] : result!.placed ?? [];
+  return {
+    seqs: seqs.map((v) => BigInt(v)),
+    placed: placed.map(([key, before, us]) => ({ shardKey: Number(key), ordinalBefore: Number(before), arrivedUs: Number(us) })),
+  };
 }
 
 /** A column that is null throughout travels as one null: unnest pads a null array with nulls. */

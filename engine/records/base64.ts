@@ -45,3 +45,18 @@ export function base64Length(value: string): number {
   const padding = value.endsWith('==') ? 2 : value.endsWith('=') ? 1 : 0;
   return (value.length / 4) * 3 - padding;
 }
+
+/**
+ * The same bytes in canonical base64: strict base64 may set the unused bits of its last
+ * character, which decoding ignores and Postgres's encode() never writes.
+ */
+export function canonicalBase64(value: string): string {
+  const length = value.length;
+  if (length === 0 || value.charCodeAt(length - 1) !== PAD) return value;
+  const padded = value.charCodeAt(length - 2) === PAD ? 2 : 1;
+  const last = VALUE_OF[value.charCodeAt(length - 1 - padded)] ?? 0;
+  return (last & (padded === 2 ? 0x0f : 0x03)) === 0 ? value : Buffer.from(value, 'base64').toString('base64');
+}
+
+const VALUE_OF = new Uint8Array(128);
+'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'.split('').forEach((c, i) => (VALUE_OF[c.charCodeAt(0)] = i));

@@ -14,7 +14,8 @@
  * sequence numbers, or the error (a ShardMovedError sends each caller to route again).
  */
 import type { DatabaseHandle } from '../db.ts';
-import { type PendingRecord, appendRecords } from './appendRecords.ts';
+import { type PendingRecord, appendRecordsPlaced } from './appendRecords.ts';
+import type { RecentRecords } from './recentRecords.ts';
 
 interface Append {
   rows: PendingRecord[];
@@ -30,7 +31,12 @@ export class ShardAppender {
   readonly #writing = new Map<number, Append[]>();
   #statements = 0;
 
-  constructor(private readonly handle: DatabaseHandle, private readonly limits = COMBINE_LIMITS) {}
+  constructor(
+    private readonly handle: DatabaseHandle,
+    private readonly limits = COMBINE_LIMITS,
+    /** Told each committed statement's rows, for tail reads. */
+    private readonly recent?: RecentRecords,
+  ) {}
 
   /** Statements run so far (each one append or several combined). */
   get statements(): number {
@@ -56,7 +62,15 @@ export class ShardAppender {
     const rows = batch.length === 1 ? batch[0]!.rows : batch.flatMap((a) => a.rows);
     this.#statements++;
     try {
-      const seqs = await appendRecords(this.handle, undefined, rows);
+      const { seqs, placed } = await appendRecordsPlaced(this.handle, undefined, rows);
+      // Before the callers hear of it: a reader they tell finds the rows in memory already.
+      if (this.recent && placed.length === 1) {
+        try {
+          this.recent.add(shardKey, placed[0]!.ordinalBefore + 1, seqs, rows, placed[0]!.arrivedUs);
+        } catch {
+          this.recent.clear(); // memory only speeds reads up; the rows are committed
+        }
+      }
       let offset = 0;
       for (const append of batch) {
         append.resolve(seqs.slice(offset, offset + append.rows.length));

@@ -82,11 +82,11 @@ export async function readShard(
 
 export interface KinesisJsonRead {
   /**
-   * The records as the members of Kinesis GetRecords' `Records` array, comma-separated JSON
-   * without the brackets (SequenceNumber, ApproximateArrivalTimestamp, Data, PartitionKey);
-   * empty when none were read.
+   * The records as the members of Kinesis GetRecords' `Records` array, in order, to be joined
+   * with commas (SequenceNumber, ApproximateArrivalTimestamp, Data, PartitionKey); a piece may
+   * hold several members joined already. Empty when none were read.
    */
-  recordsJson: string;
+  recordsJson: string[];
   count: number;
   /** Data plus partition key bytes of the records (what read throughput charges). */
   sizeBytes: number;
@@ -127,7 +127,7 @@ export async function readShardKinesisJson(
       from (${pageOf(stream, shard, from, limit, maxBytes)}) p`);
   const count = row?.n ?? 0;
   return {
-    recordsJson: row?.records ?? '',
+    recordsJson: row?.records ? [row.records] : [],
     count,
     sizeBytes: Number(row?.bytes ?? 0),
     // Arrival never falls as sequence numbers rise within a shard, so the latest arrival is the last record's.

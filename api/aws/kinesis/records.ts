@@ -7,8 +7,9 @@
  * records (or where it was when none came back) and is absent only once a closed shard has been
  * read to its end, in the same response that carries ChildShards. MillisBehindLatest is how old
  * the first record left unread is (0 when caught up). A JSON request gets its records' JSON as
- * Postgres writes it (readShardKinesisJson), spliced into the response without parsing; CBOR
- * requests get them as values.
+ * the engine holds it for the newest records (RecentRecords) or Postgres writes it
+ * (readShardKinesisJson), spliced into the response without parsing; CBOR requests get them as
+ * values.
  *
  * On a stream with enforceThroughput, AWS's per-shard limits apply (engine/streams/shardThroughput.ts):
  * PutRecords reports throttled entries per record, PutRecord and GetRecords raise
@@ -16,7 +17,7 @@
  */
 import { ShardlineError } from '../../../engine/errors.ts';
 import { PUT_LIMITS } from '../../../engine/records/putRecords.ts';
-import { type ShardPosition, readShard, readShardKinesisJson } from '../../../engine/records/shardReads.ts';
+import { type ShardPosition, readShard } from '../../../engine/records/shardReads.ts';
 import { MAX_HASH_KEY } from '../../../engine/streams/hashKeys.ts';
 import { type ShardInfo, type StreamInfo, shardIdOf } from '../../../engine/streams/model.ts';
 import { parseSequenceNumber } from '../../../engine/streams/sequenceNumbers.ts';
@@ -218,11 +219,11 @@ export async function getRecords(ctx: AwsContext, input: { ShardIterator: string
   const from = { after: state.after, lowMs: state.lowMs };
   const limit = input.Limit ?? GET_RECORDS_DEFAULT_LIMIT;
   // JSON requests get the records' JSON as Postgres writes it; CBOR needs them as values.
-  let read: { next: ShardPosition; nextArrival: Date | null; sizeBytes: number; records: unknown[] | string };
+  let read: { next: ShardPosition; nextArrival: Date | null; sizeBytes: number; records: unknown[] | { json: string[] } };
   try {
     if (ctx.format === 'json') {
-      const json = await readShardKinesisJson(ctx.engine.handle, stream, shard, from, limit, GET_RECORDS_MAX_BYTES);
-      read = { ...json, records: json.recordsJson };
+      const json = await ctx.engine.readShardKinesisJson(stream, shard, from, limit, GET_RECORDS_MAX_BYTES);
+      read = { ...json, records: { json: json.recordsJson } };
     } else {
       const values = await readShard(ctx.engine.handle, stream, shard, from, limit, GET_RECORDS_MAX_BYTES);
       read = {
@@ -250,6 +251,11 @@ export async function getRecords(ctx: AwsContext, input: { ShardIterator: string
     MillisBehindLatest: millisBehind,
     ...(atEnd ? { ChildShards: childShards(shards, shard) } : {}),
   };
-  if (typeof read.records === 'string') return new JsonText(['{"Records":[', read.records, '],', JSON.stringify(rest).slice(1)]);
+  if (!Array.isArray(read.records)) {
+    const parts = ['{"Records":['];
+    read.records.json.forEach((piece, i) => (i === 0 ? parts.push(piece) : parts.push(',', piece)));
+    parts.push('],', JSON.stringify(rest).slice(1));
+    return new JsonText(parts);
+  }
   return { Records: read.records, ...rest };
 }

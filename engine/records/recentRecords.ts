@@ -1,0 +1,213 @@
+/**
+ * The newest records of each shard that this process appended, kept in memory, so that tail
+ * reads (Kinesis GetRecords: consumers mostly read just behind the writers) need no query.
+ * Each record is kept as the member of a GetRecords `Records` array that Postgres would write
+ * for it (readShardKinesisJson), built once when its statement commits.
+ *
+ * What a shard keeps: one run of records with consecutive ordinals, added statement by
+ * statement after each commits (ShardAppender: one statement per shard at a time, so in
+ * order). Rows written by another process or another write path leave a gap in the ordinals;
+ * the next rows added then start a new run. Records never change once written, so a run stays
+ * true until retention passes its records, which reads skip as Postgres does.
+ *
+ * When a read is answered here: the records after a position are exactly the run's records
+ * after it when the run holds a record at or before the position (ordinals leave no room for
+ * others in between), or starts at the shard's first record. A read never learns from the run
+ * that the shard ends where the run ends: a page that reaches the run's end asks Postgres for
+ * the shard's record count, and when anyone wrote more since, the read goes to Postgres. A
+ * position at or past the run's end always goes to Postgres.
+ *
+ * Bounded by a byte budget over all shards; the oldest statements' rows are dropped first.
+ */
+import type { PendingRecord } from './appendRecords.ts';
+import type { KinesisJsonRead, ShardPosition } from './shardReads.ts';
+import { formatSequenceNumber } from '../streams/sequenceNumbers.ts';
+import { canonicalBase64 } from './base64.ts';
+
+/** One statement's rows of one shard: they share an arrival time. */
+interface Chunk {
+  shardKey: number;
+  firstOrdinal: number;
+  seqs: bigint[];
+  /** Each record's GetRecords member JSON. */
+  json: string[];
+  /** Each record's data plus partition key bytes (what read throughput charges). */
+  sizes: number[];
+  arrivedUs: number;
+  /** Characters held (the budget's unit: close to bytes for base64 and most keys). */
+  chars: number;
+  /** False once its shard's run restarted without it or the budget dropped it. */
+  live: boolean;
+}
+
+interface Run {
+  chunks: Chunk[];
+  lastOrdinal: number;
+}
+
+
+export class RecentRecords {
+  readonly #runs = new Map<number, Run>();
+  /** Every live chunk, oldest first (a chunk is dropped lazily once dead). */
+  #order: Chunk[] = [];
+  #orderHead = 0;
+  #chars = 0;
+  #hits = 0;
+
+  constructor(private readonly budgetChars: number) {}
+
+  /** Reads answered from memory so far. */
+  get hits(): number {
+    return this.#hits;
+  }
+
+  /**
+   * Rows one committed statement appended to a shard, in order: their sequence numbers, the
+   * first one's ordinal and their arrival (epoch microseconds).
+   */
+  add(shardKey: number, firstOrdinal: number, seqs: bigint[], rows: PendingRecord[], arrivedUs: number): void {
+    if (this.budgetChars <= 0 || rows.length === 0) return;
+    let run = this.#runs.get(shardKey);
+    if (run && run.lastOrdinal !== firstOrdinal - 1) {
+      for (const chunk of run.chunks) this.#drop(chunk);
+      run = undefined;
+    }
+    if (!run) this.#runs.set(shardKey, run = { chunks: [], lastOrdinal: firstOrdinal - 1 });
+    const arrival = kinesisTimestamp(arrivedUs);
+    const json = new Array<string>(rows.length);
+    const sizes = new Array<number>(rows.length);
+    let chars = 0;
+    for (let i = 0; i < rows.length; i++) {
+      const row = rows[i]!;
+      json[i] = `{"SequenceNumber":"${formatSequenceNumber(seqs[i]!)}","ApproximateArrivalTimestamp":${arrival},"Data":"${canonicalBase64(row.dataBase64)}","PartitionKey":${JSON.stringify(row.partitionKey)}}`;
+      sizes[i] = row.sizeBytes;
+      chars += json[i]!.length;
+    }
+    const chunk: Chunk = { shardKey, firstOrdinal, seqs, json, sizes, arrivedUs, chars, live: true };
+    run.chunks.push(chunk);
+    run.lastOrdinal = firstOrdinal + rows.length - 1;
+    this.#order.push(chunk);
+    this.#chars += chars;
+    while (this.#chars > this.budgetChars && this.#orderHead < this.#order.length) {
+      const oldest = this.#order[this.#orderHead++]!;
+      if (!oldest.live) continue;
+      const owner = this.#runs.get(oldest.shardKey)!;
+      // A shard's chunks join the order in their run's order, so the oldest is its run's first.
+      owner.chunks.shift();
+      this.#drop(oldest);
+      if (owner.chunks.length === 0) this.#runs.delete(oldest.shardKey);
+    }
+    if (this.#orderHead > 1024 && this.#orderHead * 2 > this.#order.length) {
+      this.#order = this.#order.slice(this.#orderHead);
+      this.#orderHead = 0;
+    }
+  }
+
+  /**
+   * The page of a shard after a position, as readShardKinesisJson would read it (the first
+   * record always, then up to limit records within maxBytes, retention and lowMs applied), or
+   * undefined when memory cannot tell it. recordCount reads the shard's count of records ever
+   * written; it is asked only when the page reaches the end of what is held.
+   */
+  async read(
+    shardKey: number, from: ShardPosition, limit: number, maxBytes: number, retentionCutoffMs: number,
+    recordCount: () => Promise<number>,
+  ): Promise<KinesisJsonRead | undefined> {
+    const run = this.#runs.get(shardKey);
+    if (!run || run.chunks.length === 0) return undefined;
+    const chunks = run.chunks;
+    let [c, i] = firstAfter(chunks, from.after);
+    if (c === chunks.length) {
+      // At or past the newest record held: nothing to read, if nobody has written since (the
+      // poll of a consumer that has caught up, which then needs no page query).
+      const held = run.lastOrdinal;
+      if ((await recordCount()) !== held) return undefined;
+      this.#hits++;
+      return { recordsJson: [], count: 0, sizeBytes: 0, next: from, nextArrival: null };
+    }
+    if (c === 0 && i === 0 && chunks[0]!.firstOrdinal !== 1) return undefined;
+    const cutoffUs = Math.max(from.lowMs, retentionCutoffMs) * 1000;
+    while (c < chunks.length && chunks[c]!.arrivedUs < cutoffUs) {
+      c++;
+      i = 0;
+    }
+    if (c === chunks.length) return undefined;
+
+    const parts: string[] = [];
+    let bytes = 0;
+    let last: Chunk | undefined;
+    let lastIndex = 0;
+    while (c < chunks.length) {
+      const chunk = chunks[c]!;
+      const size = chunk.sizes[i]!;
+      if (parts.length > 0 && (parts.length >= limit || bytes + size > maxBytes)) break;
+      parts.push(chunk.json[i]!);
+      bytes += size;
+      last = chunk;
+      lastIndex = i;
+      if (++i === chunk.seqs.length) {
+        c++;
+        i = 0;
+      }
+    }
+    let nextArrival: Date | null = null;
+    if (c < chunks.length) {
+      nextArrival = new Date(Math.floor(chunks[c]!.arrivedUs / 1000));
+    } else {
+      const held = run.lastOrdinal;
+      if ((await recordCount()) !== held) return undefined;
+      // The run may have grown or restarted while the count was read; the page stands either way.
+    }
+    this.#hits++;
+    return {
+      recordsJson: parts,
+      count: parts.length,
+      sizeBytes: bytes,
+      next: { after: last!.seqs[lastIndex]!, lowMs: Math.floor(last!.arrivedUs / 1000) },
+      nextArrival,
+    };
+  }
+
+  /** Forgets everything held. */
+  clear(): void {
+    for (const run of this.#runs.values()) for (const chunk of run.chunks) this.#drop(chunk);
+    this.#runs.clear();
+    this.#order = [];
+    this.#orderHead = 0;
+  }
+
+  #drop(chunk: Chunk): void {
+    if (!chunk.live) return;
+    chunk.live = false;
+    this.#chars -= chunk.chars;
+  }
+}
+
+/** Chunk and index of the first record with a sequence value above `after` (chunks.length, 0 when none). */
+function firstAfter(chunks: Chunk[], after: bigint): [number, number] {
+  let lo = 0;
+  let hi = chunks.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    const seqs = chunks[mid]!.seqs;
+    if (seqs[seqs.length - 1]! > after) hi = mid;
+    else lo = mid + 1;
+  }
+  if (lo === chunks.length) return [lo, 0];
+  const seqs = chunks[lo]!.seqs;
+  let a = 0;
+  let b = seqs.length - 1;
+  while (a < b) {
+    const mid = (a + b) >> 1;
+    if (seqs[mid]! > after) b = mid;
+    else a = mid + 1;
+  }
+  return [lo, a];
+}
+
+/** Epoch seconds with the milliseconds truncated to three decimals, as trunc(extract(epoch …), 3) prints them. */
+function kinesisTimestamp(us: number): string {
+  const ms = Math.floor(us / 1000);
+  const seconds = Math.floor(ms / 1000);
+  return `${seconds}.${String(ms - seconds * 1000).padStart(3, '0')}`;
+}
