@@ -38,6 +38,8 @@ const SHARDS = 4;
 const CALLS = Number(process.env.BENCH_SDK_CALLS ?? 100);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 4);
 const ROUNDS = Number(process.env.BENCH_SDK_ROUNDS ?? 3);
+/** PutRecords calls to a stream of their own before measuring, on both servers: JITs warm. */
+const WARMUP_CALLS = Number(process.env.BENCH_SDK_WARMUP_CALLS ?? 40);
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
@@ -111,31 +113,36 @@ interface Figures { puts: number; gets: number }
 
 async function measure(endpoint: string): Promise<Figures> {
   const client = clientOf(endpoint);
-  const stream = `bench-sdk-${randomBytes(3).toString('hex')}`;
+  const suffix = randomBytes(3).toString('hex');
+  const stream = `bench-sdk-${suffix}`;
   try {
-    await client.send(new CreateStreamCommand({ StreamName: stream, ShardCount: SHARDS }));
-    for (;;) {
-      const { StreamDescriptionSummary: s } = await client.send(new DescribeStreamSummaryCommand({ StreamName: stream }));
-      if (s?.StreamStatus === 'ACTIVE') break;
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-    const put = async (i: number) => {
-      const out = await client.send(new PutRecordsCommand({ StreamName: stream, Records: calls[i % 4]! }));
-      if (out.FailedRecordCount) throw new Error(`${out.FailedRecordCount} records failed`);
+    const create = async (name: string) => {
+      await client.send(new CreateStreamCommand({ StreamName: name, ShardCount: SHARDS }));
+      for (;;) {
+        const { StreamDescriptionSummary: s } = await client.send(new DescribeStreamSummaryCommand({ StreamName: name }));
+        if (s?.StreamStatus === 'ACTIVE') break;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
     };
-    const run = async (n: number) => {
+    const run = async (name: string, n: number) => {
       let next = 0;
       const started = performance.now();
       await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
-        for (let i = next++; i < n; i = next++) await put(i);
+        for (let i = next++; i < n; i = next++) {
+          const out = await client.send(new PutRecordsCommand({ StreamName: name, Records: calls[i % 4]! }));
+          if (out.FailedRecordCount) throw new Error(`${out.FailedRecordCount} records failed`);
+        }
       }));
       return (n * PER_CALL) / ((performance.now() - started) / 1000);
     };
-    await run(4); // warm-up (its records are read back below too)
-    const puts = await run(CALLS);
+    // The warm-up goes to a stream of its own, so the read below is the measured puts' records.
+    await create(`bench-sdk-warm-${suffix}`);
+    await run(`bench-sdk-warm-${suffix}`, WARMUP_CALLS);
+    await create(stream);
+    const puts = await run(stream, CALLS);
 
     const { Shards: shards } = await client.send(new ListShardsCommand({ StreamName: stream }));
-    const total = (CALLS + 4) * PER_CALL;
+    const total = CALLS * PER_CALL;
     let read = 0;
     const started = performance.now();
     await Promise.all(shards!.map(async (shard) => {
@@ -173,7 +180,7 @@ async function measureCeiling(endpoint: string): Promise<Figures> {
     const get = () => client.send(new GetRecordsCommand({ ShardIterator: 'AAAA', Limit: 10_000 }));
     await timed(4, PER_CALL, put);
     await timed(2, 10_000, get);
-    return { puts: await timed(CALLS, PER_CALL, put), gets: await timed(Math.ceil(((CALLS + 4) * PER_CALL) / 10_000), 10_000, get) };
+    return { puts: await timed(CALLS, PER_CALL, put), gets: await timed(Math.ceil((CALLS * PER_CALL) / 10_000), 10_000, get) };
   } finally {
     client.destroy();
   }
