@@ -341,8 +341,7 @@ export class Engine {
    * when the newest records are held there (RecentRecords), else written by Postgres.
    */
   async readShardKinesisJson(stream: StreamInfo, shard: ShardInfo, from: ShardPosition, limit: number, maxBytes: number): Promise<KinesisJsonRead> {
-    const cutoffMs = Date.now() - stream.retentionHours * 3_600_000;
-    const recent = await this.recentRecords.read(shard.key, from, limit, maxBytes, cutoffMs, async () => {
+    const recent = await this.recentRecords.read(shard.key, from, limit, maxBytes, Date.now(), async () => {
       const [row] = await this.handle.prepared<{ n: string | number }>(sql`select record_count as n from shards where key = ${shard.key}`);
       return Number(row?.n ?? -1);
     });

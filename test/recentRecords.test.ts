@@ -11,10 +11,10 @@ import { type PendingRecord, appendRecords } from '../engine/records/appendRecor
 import { RecentRecords } from '../engine/records/recentRecords.ts';
 import { type KinesisJsonRead, type ShardPosition, readShardKinesisJson } from '../engine/records/shardReads.ts';
 import type { ShardInfo, StreamInfo } from '../engine/streams/model.ts';
-import { type TestEngine, backends, openTestEngine } from './harness.ts';
+import { type TestEngine, backends, openTestEngine, rejectsWith } from './harness.ts';
 
 const MAX_BYTES = 10 * 1024 * 1024;
-const KEYS = ['plain', 'quote"d', 'back\\slash', 'tab\there', 'ctl\u0001', 'ünïcödé', 'emoji 🎉', 'line\nbreak'];
+const KEYS = ['plain', 'quote"d', 'back\\slash', 'tab\there', 'ctl\u0001', 'ünïcödé', 'emoji 🎉', 'line\nbreak', 'lone \ud800 surrogate'];
 
 for (const backend of backends) {
   describe(`recent records (${backend.name})`, () => {
@@ -57,6 +57,13 @@ for (const backend of backends) {
       const seqs = await storedSeqs(stream, shard);
       const positions: ShardPosition[] = [{ after: -1n, lowMs: 0 }];
       for (const seq of seqs) positions.push({ after: seq, lowMs: 0 }, { after: seq + 1n, lowMs: 0 });
+      // Positions as iterators carry them: each page's next, with its arrival bound.
+      for (let from: ShardPosition = { after: -1n, lowMs: 0 }, pages = 0; pages < 100; pages++) {
+        const page = await readShardKinesisJson(t.engine.handle, stream, shard, from, 3, MAX_BYTES);
+        if (page.count === 0) break;
+        positions.push(page.next);
+        from = page.next;
+      }
       for (const from of positions) {
         for (const [limit, maxBytes] of [[10_000, MAX_BYTES], [1, MAX_BYTES], [3, MAX_BYTES], [10_000, 900]]) {
           const fromMemory = await t.engine.readShardKinesisJson(stream, shard, from, limit!, maxBytes!);
@@ -72,7 +79,8 @@ for (const backend of backends) {
       const { stream, shards } = await openShards('tail');
       const hits = t.engine.recentRecords.hits;
       await put('tail', 9, () => 1 + Math.floor(Math.random() * 300));
-      await put('tail', 5, () => 200);
+      // Concurrent calls: their rows share statements.
+      await Promise.all([put('tail', 2, () => 200), put('tail', 2, () => 100), put('tail', 1, () => 10)]);
       const before = t.engine.recentRecords.hits;
       assert.equal(await agreesEverywhere(stream, shards[0]!) + await agreesEverywhere(stream, shards[1]!), 14);
       assert.ok(t.engine.recentRecords.hits > before, 'reads were answered from memory');
@@ -125,6 +133,11 @@ for (const backend of backends) {
         await small.close();
       }
     });
+
+    it('refuses a partition key holding U+0000, which Postgres text cannot store', async () => {
+      await t.engine.catalog.create({ name: 'nul', shardCount: 1 });
+      await rejectsWith(t.engine.putRecords('nul', [{ partitionKey: 'a\u0000b', data: 'QUFB' }]), 'INVALID_ARGUMENT', /records\[0\]\.partitionKey/, /U\+0000/);
+    });
   });
 }
 
@@ -132,33 +145,58 @@ describe('recent records in memory', () => {
   const rows = (n: number, data = 'QUFB'): PendingRecord[] =>
     Array.from({ length: n }, (_, i) => ({ shardKey: 1, partitionKey: `k${i}`, dataBase64: data, sizeBytes: 3 + `k${i}`.length }));
   const count = (n: number) => async () => n;
+  const NOW = 1_800_000_000_000; // ms
+  const at = (msAgo: number) => (NOW - msAgo) * 1000; // µs
 
-  it('skips records past retention, and writes base64 as Postgres would', async () => {
+  it('applies lowMs, and writes timestamps and base64 as Postgres would', async () => {
     const recent = new RecentRecords(1 << 20);
-    recent.add(1, 1, [10n, 11n], rows(2, 'QR=='), 1_000_000_000); // arrived at 1,000,000 ms
-    recent.add(1, 3, [12n, 13n], rows(2), 2_000_000_000);
-    const read = await recent.read(1, { after: -1n, lowMs: 0 }, 10, 1 << 20, 1_500_000, count(4));
+    recent.add(1, 1, [10n, 11n], rows(2, 'QR=='), at(60_000));
+    recent.add(1, 3, [12n, 13n], rows(2), at(1_000));
+    const read = await recent.read(1, { after: -1n, lowMs: NOW - 30_000 }, 10, 1 << 20, NOW, count(4));
     assert.ok(read);
     const records = JSON.parse(`[${read.recordsJson.join(',')}]`) as { SequenceNumber: string; ApproximateArrivalTimestamp: number }[];
     assert.deepEqual(records.map((r) => BigInt(r.SequenceNumber) - 10n ** 20n), [12n, 13n]);
-    assert.equal(records[0]!.ApproximateArrivalTimestamp, 2_000, "epoch seconds");
-    const all = await recent.read(1, { after: -1n, lowMs: 0 }, 10, 1 << 20, 0, count(4));
+    assert.equal(records[0]!.ApproximateArrivalTimestamp, (NOW - 1_000) / 1000, 'epoch seconds');
+    const all = await recent.read(1, { after: -1n, lowMs: 0 }, 10, 1 << 20, NOW, count(4));
     assert.match(all!.recordsJson[0]!, /"Data":"QQ=="/, 'canonical base64');
-    assert.match(all!.recordsJson[0]!, /"ApproximateArrivalTimestamp":1000\.000,/);
+    assert.match(all!.recordsJson[0]!, /"ApproximateArrivalTimestamp":1799999940\.000,/);
+  });
+
+  it('leaves records that retention may have removed to Postgres', async () => {
+    const recent = new RecentRecords(1 << 20);
+    recent.add(1, 1, [10n], rows(1), at(24 * 3_600_000));
+    recent.add(1, 2, [11n], rows(1), at(3_600_000));
+    assert.equal(await recent.read(1, { after: -1n, lowMs: 0 }, 10, 1 << 20, NOW, count(2)), undefined, 'older than 23 h');
+    assert.equal((await recent.read(1, { after: 10n, lowMs: 0 }, 10, 1 << 20, NOW, count(2)))?.count, 1);
   });
 
   it('does not answer what it cannot know', async () => {
     const recent = new RecentRecords(1 << 20);
-    recent.add(1, 5, [50n, 51n], rows(2), 1_000_000);
+    recent.add(1, 5, [50n, 51n], rows(2), at(0));
     // Starts past ordinal 1 and holds nothing at or before the position: records may precede.
-    assert.equal(await recent.read(1, { after: -1n, lowMs: 0 }, 10, 1 << 20, 0, count(6)), undefined);
+    assert.equal(await recent.read(1, { after: -1n, lowMs: 0 }, 10, 1 << 20, NOW, count(6)), undefined);
     // Reaches the end of what is held while the shard has more.
-    assert.equal(await recent.read(1, { after: 50n, lowMs: 0 }, 10, 1 << 20, 0, count(7)), undefined);
-    assert.equal((await recent.read(1, { after: 50n, lowMs: 0 }, 10, 1 << 20, 0, count(6)))?.count, 1);
+    assert.equal(await recent.read(1, { after: 50n, lowMs: 0 }, 10, 1 << 20, NOW, count(7)), undefined);
+    assert.equal((await recent.read(1, { after: 50n, lowMs: 0 }, 10, 1 << 20, NOW, count(6)))?.count, 1);
     // A gap in the ordinals starts a new run.
-    recent.add(1, 9, [90n], rows(1), 2_000_000);
-    assert.equal(await recent.read(1, { after: 50n, lowMs: 0 }, 10, 1 << 20, 0, count(9)), undefined);
-    assert.equal((await recent.read(1, { after: 90n, lowMs: 0 }, 10, 1 << 20, 0, count(9)))?.count, 0);
-    assert.equal(await recent.read(2, { after: 0n, lowMs: 0 }, 10, 1 << 20, 0, count(0)), undefined, 'a shard never written here');
+    recent.add(1, 9, [90n], rows(1), at(0));
+    assert.equal(await recent.read(1, { after: 50n, lowMs: 0 }, 10, 1 << 20, NOW, count(9)), undefined);
+    assert.equal((await recent.read(1, { after: 90n, lowMs: 0 }, 10, 1 << 20, NOW, count(9)))?.count, 0);
+    assert.equal(await recent.read(1, { after: 90n, lowMs: 0 }, 10, 1 << 20, NOW, count(10)), undefined, 'a poll past what is held, with more written');
+    assert.equal(await recent.read(2, { after: 0n, lowMs: 0 }, 10, 1 << 20, NOW, count(0)), undefined, 'a shard never written here');
+  });
+
+  it('keeps what it tracks bounded through restarts and evictions', () => {
+    const recent = new RecentRecords(20_000);
+    let ordinal = 1;
+    let seq = 1n;
+    for (let i = 0; i < 3000; i++) {
+      // Every other statement follows a gap (another writer's rows), restarting the run.
+      if (i % 2 === 0) ordinal += 3;
+      recent.add(1 + (i % 3), ordinal, [seq, seq + 1n], rows(2, 'A'.repeat(400)), at(0));
+      ordinal += 2;
+      seq += 5n;
+    }
+    assert.ok(recent.trackedChunks <= 2 * (20_000 / 800) + 64, `${recent.trackedChunks} chunks tracked`);
   });
 });

@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { sql } from 'drizzle-orm';
 import { type PendingRecord, ShardMovedError } from '../engine/records/appendRecords.ts';
-import { ShardAppender } from '../engine/records/shardAppender.ts';
+import { RecentRecords } from '../engine/records/recentRecords.ts';
+import { COMBINE_LIMITS, ShardAppender } from '../engine/records/shardAppender.ts';
 import { type TestEngine, b64, backends, openTestEngine } from './harness.ts';
 
 for (const backend of backends) {
@@ -34,9 +35,20 @@ for (const backend of backends) {
 
     it('combines concurrent appends into fewer statements; each keeps its rows together and in order', async () => {
       const shard = await openShard('combined');
-      const appender = new ShardAppender(t.engine.handle);
+      const recent = new RecentRecords(1 << 24);
+      const appender = new ShardAppender(t.engine.handle, COMBINE_LIMITS, recent);
       const appends = Array.from({ length: 12 }, (_, a) => rowsOf(shard.key, `a${a}`, 1 + (a % 5) * 7));
-      const results = await Promise.all(appends.map((rows) => appender.append(rows)));
+      let heldWhenResolved = 0;
+      const results = await Promise.all(appends.map((rows) => appender.append(rows).then(async (seqs) => {
+        // Held in memory before the caller hears of its rows: a one-record page at the first of
+        // them is answered from memory (with more rows after it, it never needs the count).
+        if (seqs.length > 1) {
+          const read = await recent.read(shard.key, { after: seqs[0]! - 1n, lowMs: 0 }, 1, 1 << 20, Date.now(), async () => -1);
+          if (read?.count === 1) heldWhenResolved++;
+        }
+        return seqs;
+      })));
+      assert.equal(heldWhenResolved, appends.filter((rows) => rows.length > 1).length);
       assert.ok(appender.statements < appends.length, `${appender.statements} statements for ${appends.length} appends`);
       assert.ok(appender.statements >= 2, 'the first append does not wait for the others');
 
@@ -56,6 +68,7 @@ for (const backend of backends) {
         // Contiguous: no other append's row between this append's first and last.
         const ordinals = seqs.map((seq) => Number(bySeq.get(seq.toString())!.ordinal));
         assert.deepEqual(ordinals, ordinals.map((_, i) => ordinals[0]! + i), `append ${a} contiguous`);
+        if (a > 0) assert.ok(results[a - 1]![0]! < seqs[0]!, `append ${a - 1} before append ${a}: in the order they came`);
       });
     });
 
@@ -66,6 +79,15 @@ for (const backend of backends) {
       // The first runs alone; the five queued behind it can only go one by one (3 + 3 > 5).
       assert.equal(appender.statements, 6);
       assert.equal((await stored(shard.key)).length, 18);
+    });
+
+    it('when Postgres refuses one append\'s value, fails that append alone', async () => {
+      const shard = await openShard('refused');
+      const appender = new ShardAppender(t.engine.handle);
+      const appends = [rowsOf(shard.key, 'ok0', 2), rowsOf(shard.key, 'bad\u0000key', 1), rowsOf(shard.key, 'ok2', 2), rowsOf(shard.key, 'ok3', 1)];
+      const outcomes = await Promise.allSettled(appends.map((rows) => appender.append(rows)));
+      assert.deepEqual(outcomes.map((o) => o.status), ['fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
+      assert.deepEqual([...new Set((await stored(shard.key)).map((r) => r.partition_key))], ['ok0', 'ok2', 'ok3']);
     });
 
     it('fails every append of a statement whose shard closed, and only those', async () => {

@@ -90,6 +90,9 @@ export function validatePutRecords(records: PutRecordInput[]): Validated[] {
     if (keyChars < 1 || keyChars > PUT_LIMITS.maxPartitionKeyChars) {
       throw invalidArgument(`records[${i}].partitionKey must be 1–256 characters, got ${keyChars}.`);
     }
+    if (record.partitionKey.indexOf('\u0000') !== -1) {
+      throw invalidArgument(`records[${i}].partitionKey must not contain U+0000 (NUL): Postgres text cannot hold it.`);
+    }
     if (record.dataBytes === undefined && !isBase64(record.data)) throw invalidArgument(`records[${i}].data must be base64.`);
     const keyBytes = Buffer.byteLength(record.partitionKey, 'utf8');
     const size = record.dataBytes ?? base64Length(record.data);

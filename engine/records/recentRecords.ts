@@ -7,22 +7,29 @@
  * What a shard keeps: one run of records with consecutive ordinals, added statement by
  * statement after each commits (ShardAppender: one statement per shard at a time, so in
  * order). Rows written by another process or another write path leave a gap in the ordinals;
- * the next rows added then start a new run. Records never change once written, so a run stays
- * true until retention passes its records, which reads skip as Postgres does.
+ * the next rows added then start a new run. Records never change once written, only leave with
+ * retention, which keeps every record for at least 24 hours: memory answers only for records
+ * younger than 23 hours (an hour's grace for clocks that disagree), and leaves older ones to
+ * Postgres, which knows what retention has removed (and what a widened retention kept).
  *
  * When a read is answered here: the records after a position are exactly the run's records
  * after it when the run holds a record at or before the position (ordinals leave no room for
  * others in between), or starts at the shard's first record. A read never learns from the run
  * that the shard ends where the run ends: a page that reaches the run's end asks Postgres for
- * the shard's record count, and when anyone wrote more since, the read goes to Postgres. A
- * position at or past the run's end always goes to Postgres.
+ * the shard's record count, and when anyone wrote more since, the read goes to Postgres; so does
+ * the poll of a consumer at the run's end (an empty page from memory only when nothing is new).
  *
- * Bounded by a byte budget over all shards; the oldest statements' rows are dropped first.
+ * Bounded by a budget of characters held over all shards; the oldest statements' rows are
+ * dropped first. It holds what Kinesis JSON readers are sent; CBOR readers read from Postgres.
  */
 import type { PendingRecord } from './appendRecords.ts';
 import type { KinesisJsonRead, ShardPosition } from './shardReads.ts';
 import { formatSequenceNumber } from '../streams/sequenceNumbers.ts';
 import { canonicalBase64 } from './base64.ts';
+
+/** Records older than this are left to Postgres: retention (24 h at least) may have removed them. */
+export const RECENT_WINDOW_MS = 23 * 3_600_000;
+const EMPTY: never[] = [];
 
 /** One statement's rows of one shard: they share an arrival time. */
 interface Chunk {
@@ -49,12 +56,19 @@ interface Run {
 export class RecentRecords {
   readonly #runs = new Map<number, Run>();
   /** Every live chunk, oldest first (a chunk is dropped lazily once dead). */
-  #order: Chunk[] = [];
+  #order: (Chunk | undefined)[] = [];
   #orderHead = 0;
+  /** Dead chunks still in #order (a run restarted without them). */
+  #deadInOrder = 0;
   #chars = 0;
   #hits = 0;
 
   constructor(private readonly budgetChars: number) {}
+
+  /** Chunks the eviction order tracks, live or not (bounded by about twice the live ones). */
+  get trackedChunks(): number {
+    return this.#order.length - this.#orderHead;
+  }
 
   /** Reads answered from memory so far. */
   get hits(): number {
@@ -69,7 +83,10 @@ export class RecentRecords {
     if (this.budgetChars <= 0 || rows.length === 0) return;
     let run = this.#runs.get(shardKey);
     if (run && run.lastOrdinal !== firstOrdinal - 1) {
-      for (const chunk of run.chunks) this.#drop(chunk);
+      for (const chunk of run.chunks) {
+        this.#drop(chunk);
+        this.#deadInOrder++;
+      }
       run = undefined;
     }
     if (!run) this.#runs.set(shardKey, run = { chunks: [], lastOrdinal: firstOrdinal - 1 });
@@ -79,7 +96,7 @@ export class RecentRecords {
     let chars = 0;
     for (let i = 0; i < rows.length; i++) {
       const row = rows[i]!;
-      json[i] = `{"SequenceNumber":"${formatSequenceNumber(seqs[i]!)}","ApproximateArrivalTimestamp":${arrival},"Data":"${canonicalBase64(row.dataBase64)}","PartitionKey":${JSON.stringify(row.partitionKey)}}`;
+      json[i] = `{"SequenceNumber":"${formatSequenceNumber(seqs[i]!)}","ApproximateArrivalTimestamp":${arrival},"Data":"${canonicalBase64(row.dataBase64)}","PartitionKey":${JSON.stringify(asStored(row.partitionKey))}}`;
       sizes[i] = row.sizeBytes;
       chars += json[i]!.length;
     }
@@ -89,28 +106,34 @@ export class RecentRecords {
     this.#order.push(chunk);
     this.#chars += chars;
     while (this.#chars > this.budgetChars && this.#orderHead < this.#order.length) {
-      const oldest = this.#order[this.#orderHead++]!;
-      if (!oldest.live) continue;
+      const oldest = this.#order[this.#orderHead]!;
+      this.#order[this.#orderHead++] = undefined;
+      if (!oldest.live) {
+        this.#deadInOrder--;
+        continue;
+      }
       const owner = this.#runs.get(oldest.shardKey)!;
       // A shard's chunks join the order in their run's order, so the oldest is its run's first.
       owner.chunks.shift();
       this.#drop(oldest);
       if (owner.chunks.length === 0) this.#runs.delete(oldest.shardKey);
     }
-    if (this.#orderHead > 1024 && this.#orderHead * 2 > this.#order.length) {
-      this.#order = this.#order.slice(this.#orderHead);
+    // What the order still tracks stays within twice what is live.
+    if (this.#orderHead + this.#deadInOrder > 64 && (this.#orderHead + this.#deadInOrder) * 2 > this.#order.length) {
+      this.#order = this.#order.slice(this.#orderHead).filter((c) => c!.live);
       this.#orderHead = 0;
+      this.#deadInOrder = 0;
     }
   }
 
   /**
    * The page of a shard after a position, as readShardKinesisJson would read it (the first
-   * record always, then up to limit records within maxBytes, retention and lowMs applied), or
-   * undefined when memory cannot tell it. recordCount reads the shard's count of records ever
-   * written; it is asked only when the page reaches the end of what is held.
+   * record always, then up to limit records within maxBytes, lowMs applied), or undefined when
+   * memory cannot tell it. recordCount reads the shard's count of records ever written; it is
+   * asked only when the page reaches the end of what is held.
    */
   async read(
-    shardKey: number, from: ShardPosition, limit: number, maxBytes: number, retentionCutoffMs: number,
+    shardKey: number, from: ShardPosition, limit: number, maxBytes: number, nowMs: number,
     recordCount: () => Promise<number>,
   ): Promise<KinesisJsonRead | undefined> {
     const run = this.#runs.get(shardKey);
@@ -126,12 +149,13 @@ export class RecentRecords {
       return { recordsJson: [], count: 0, sizeBytes: 0, next: from, nextArrival: null };
     }
     if (c === 0 && i === 0 && chunks[0]!.firstOrdinal !== 1) return undefined;
-    const cutoffUs = Math.max(from.lowMs, retentionCutoffMs) * 1000;
-    while (c < chunks.length && chunks[c]!.arrivedUs < cutoffUs) {
+    const lowUs = from.lowMs * 1000;
+    while (c < chunks.length && chunks[c]!.arrivedUs < lowUs) {
       c++;
       i = 0;
     }
     if (c === chunks.length) return undefined;
+    if (chunks[c]!.arrivedUs < (nowMs - RECENT_WINDOW_MS) * 1000) return undefined;
 
     const parts: string[] = [];
     let bytes = 0;
@@ -150,22 +174,18 @@ export class RecentRecords {
         i = 0;
       }
     }
+    const next = { after: last!.seqs[lastIndex]!, lowMs: Math.floor(last!.arrivedUs / 1000) };
     let nextArrival: Date | null = null;
     if (c < chunks.length) {
       nextArrival = new Date(Math.floor(chunks[c]!.arrivedUs / 1000));
     } else {
       const held = run.lastOrdinal;
       if ((await recordCount()) !== held) return undefined;
-      // The run may have grown or restarted while the count was read; the page stands either way.
+      // The run may have grown, restarted or been dropped while the count was read; the page,
+      // taken before, stands either way.
     }
     this.#hits++;
-    return {
-      recordsJson: parts,
-      count: parts.length,
-      sizeBytes: bytes,
-      next: { after: last!.seqs[lastIndex]!, lowMs: Math.floor(last!.arrivedUs / 1000) },
-      nextArrival,
-    };
+    return { recordsJson: parts, count: parts.length, sizeBytes: bytes, next, nextArrival };
   }
 
   /** Forgets everything held. */
@@ -174,12 +194,17 @@ export class RecentRecords {
     this.#runs.clear();
     this.#order = [];
     this.#orderHead = 0;
+    this.#deadInOrder = 0;
   }
 
   #drop(chunk: Chunk): void {
     if (!chunk.live) return;
     chunk.live = false;
     this.#chars -= chunk.chars;
+    // Whatever still refers to the chunk, its records are let go.
+    chunk.seqs = EMPTY;
+    chunk.json = EMPTY;
+    chunk.sizes = EMPTY;
   }
 }
 
@@ -203,6 +228,11 @@ function firstAfter(chunks: Chunk[], after: bigint): [number, number] {
     else a = mid + 1;
   }
   return [lo, a];
+}
+
+/** A key as Postgres stores it: a lone surrogate reaches it as U+FFFD (the drivers send UTF-8). */
+function asStored(key: string): string {
+  return /[\ud800-\udfff]/.test(key) ? Buffer.from(key, 'utf8').toString('utf8') : key;
 }
 
 /** Epoch seconds with the milliseconds truncated to three decimals, as trunc(extract(epoch …), 3) prints them. */

@@ -11,10 +11,12 @@
  * Per shard: idle (no entry) → writing (one statement in flight; later appends queue) → when it
  * settles, the queue (up to the row and byte limits) is the next statement, or the shard is idle
  * again. A statement's outcome is every one of its callers' outcome: each gets its own rows'
- * sequence numbers, or the error (a ShardMovedError sends each caller to route again).
+ * sequence numbers, or the error (a ShardMovedError sends each caller to route again) — except
+ * when Postgres refuses a value in it (one caller's rows' doing, maybe): then each caller's
+ * rows go again alone.
  */
 import type { DatabaseHandle } from '../db.ts';
-import { type PendingRecord, appendRecordsPlaced } from './appendRecords.ts';
+import { type PendingRecord, type ShardPlacement, appendRecordsPlaced } from './appendRecords.ts';
 import type { RecentRecords } from './recentRecords.ts';
 
 interface Append {
@@ -63,21 +65,20 @@ export class ShardAppender {
     this.#statements++;
     try {
       const { seqs, placed } = await appendRecordsPlaced(this.handle, undefined, rows);
-      // Before the callers hear of it: a reader they tell finds the rows in memory already.
-      if (this.recent && placed.length === 1) {
-        try {
-          this.recent.add(shardKey, placed[0]!.ordinalBefore + 1, seqs, rows, placed[0]!.arrivedUs);
-        } catch {
-          this.recent.clear(); // memory only speeds reads up; the rows are committed
-        }
-      }
+      this.#remember(shardKey, seqs, rows, placed);
       let offset = 0;
       for (const append of batch) {
         append.resolve(seqs.slice(offset, offset + append.rows.length));
         offset += append.rows.length;
       }
     } catch (error) {
-      for (const append of batch) append.reject(error);
+      if (batch.length > 1 && isDataException(error)) {
+        // Postgres refused a value (so nothing was written), which may be one caller's rows:
+        // each goes again alone, so the others are not failed with it.
+        for (const append of batch) await this.#writeAlone(shardKey, append);
+      } else {
+        for (const append of batch) append.reject(error);
+      }
     }
     const queue = this.#writing.get(shardKey)!;
     if (queue.length === 0) {
@@ -87,6 +88,27 @@ export class ShardAppender {
     const next = this.#take(queue);
     this.#writing.set(shardKey, queue.slice(next.length));
     void this.#write(shardKey, next);
+  }
+
+  async #writeAlone(shardKey: number, append: Append): Promise<void> {
+    this.#statements++;
+    try {
+      const { seqs, placed } = await appendRecordsPlaced(this.handle, undefined, append.rows);
+      this.#remember(shardKey, seqs, append.rows, placed);
+      append.resolve(seqs);
+    } catch (error) {
+      append.reject(error);
+    }
+  }
+
+  /** Before the callers hear of the rows: a reader they tell finds them in memory already. */
+  #remember(shardKey: number, seqs: bigint[], rows: PendingRecord[], placed: ShardPlacement[]): void {
+    if (!this.recent || placed.length !== 1) return;
+    try {
+      this.recent.add(shardKey, placed[0]!.ordinalBefore + 1, seqs, rows, placed[0]!.arrivedUs);
+    } catch {
+      this.recent.clear(); // memory only speeds reads up; the rows are committed
+    }
   }
 
   /** The queue's longest prefix within the limits; always at least one append. */
@@ -103,4 +125,11 @@ export class ShardAppender {
     }
     return queue.slice(0, n);
   }
+}
+
+/** SQLSTATE class 22: the statement was refused for a value in it, before anything was written. */
+function isDataException(error: unknown): boolean {
+  const e = error as { code?: unknown; cause?: { code?: unknown } };
+  const code = typeof e?.code === 'string' ? e.code : e?.cause?.code;
+  return typeof code === 'string' && code.startsWith('22');
 }
