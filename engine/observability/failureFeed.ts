@@ -44,6 +44,8 @@ class FailureHub {
   readonly #names = new Map<string, Promise<{ streamName: string; functionName: string } | undefined>>();
   /** Shard key -> shard index: a shard's index never changes. */
   readonly #shardIndexes = new Map<number, number>();
+  /** Every mapping's names were asked for ahead (a subscriber to all mappings joined). */
+  #warmedAll = false;
   /** Events are pushed in the order they were heard, though their reads overlap. */
   #tail: Promise<void> = Promise.resolve();
 
@@ -54,8 +56,16 @@ class FailureHub {
     if (this.#offs.length === 0) {
       this.#offs = [
         this.engine.events.on('failures', (e) => this.#heard(e.mappingId, e.ids, e.rows)),
-        this.engine.events.on('mappings', (e) => this.#names.delete(e.mappingId)),
+        this.engine.events.on('mappings', (e) => {
+          this.#names.delete(e.mappingId);
+          this.#warm(e.mappingId);
+        }),
       ];
+    }
+    if (subscriber.scope.mappingId) this.#warm(subscriber.scope.mappingId);
+    else if (!this.#warmedAll) {
+      this.#warmedAll = true;
+      this.engine.mappings.list().then((all) => all.forEach((m) => this.#warm(m.id)), () => {});
     }
     return () => {
       this.#subscribers.delete(subscriber);
@@ -63,8 +73,25 @@ class FailureHub {
         for (const off of this.#offs) off();
         this.#offs = [];
         this.#names.clear();
+        this.#warmedAll = false;
       }
     };
+  }
+
+  /**
+   * Reads a mapping's names and its stream's shard indexes ahead of its first failure, which
+   * then reaches subscribers without waiting on those reads (on a busy engine, tens of ms).
+   */
+  #warm(mappingId: string): void {
+    void (async () => {
+      const mapping = await this.engine.mappings.find(mappingId);
+      const stream = mapping ? await this.engine.catalog.findById(mapping.streamId) : undefined;
+      if (!stream || this.#subscribers.size === 0) return;
+      await this.#namesOf(mappingId);
+      for (const shard of await this.engine.catalog.shards(stream, 'ALL')) {
+        if (this.#shardIndexes.size < MAX_REMEMBERED_SHARDS) this.#shardIndexes.set(shard.key, shard.shardIndex);
+      }
+    })().catch(() => {}); // a failure's own reads try again
   }
 
   #heard(mappingId: string, ids: number[], rows: FailureRow[] | undefined): void {
