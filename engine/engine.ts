@@ -106,6 +106,10 @@ export class Engine {
   /** Per-shard throughput limits of streams with enforceThroughput (per process, in memory). */
   readonly throughput: ShardThroughput;
   readonly #onError: (error: Error) => void;
+  /** putRecords' appends, concurrent calls' rows for a shard sharing a statement. */
+  readonly #appender: ShardAppender;
+  /** The newest records this process wrote to each shard, for tail reads. */
+  readonly recentRecords: RecentRecords;
 
   constructor(
     readonly handle: DatabaseHandle,
@@ -331,10 +335,6 @@ export class Engine {
   putRecords(streamName: string, records: PutRecordInput[]) {
     return putRecords(this.handle, this.#appender, this.catalog, this.events, streamName, records, this.#onError, this.#admitWrites);
   }
-
-  readonly #appender: ShardAppender;
-  /** The newest records this process wrote to each shard, for tail reads. */
-  readonly recentRecords: RecentRecords;
 
   /**
    * A shard's page after a position as the members of GetRecords' Records array: from memory
