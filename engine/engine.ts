@@ -332,7 +332,12 @@ export class Engine {
     return listFailures(this.handle, mappingId, args);
   }
 
-  putRecords(streamName: string, records: PutRecordInput[]) {
+  /**
+   * putRecords; `kinesisReaders`: the records come through the Kinesis API, so Kinesis readers
+   * are expected, and the stream's newest records are held for them (RecentRecords).
+   */
+  async putRecords(streamName: string, records: PutRecordInput[], options: { kinesisReaders?: boolean } = {}) {
+    if (options.kinesisReaders) this.recentRecords.want((await this.catalog.routing(streamName)).stream.id);
     return putRecords(this.handle, this.#appender, this.catalog, this.events, streamName, records, this.#onError, this.#admitWrites);
   }
 
@@ -341,6 +346,7 @@ export class Engine {
    * when the newest records are held there (RecentRecords), else written by Postgres.
    */
   async readShardKinesisJson(stream: StreamInfo, shard: ShardInfo, from: ShardPosition, limit: number, maxBytes: number): Promise<KinesisJsonRead> {
+    this.recentRecords.want(stream.id);
     const recent = await this.recentRecords.read(shard.key, from, limit, maxBytes, Date.now(), async () => {
       const [row] = await this.handle.prepared<{ n: string | number }>(sql`select record_count as n from shards where key = ${shard.key}`);
       return Number(row?.n ?? -1);

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { randomBytes } from 'node:crypto';
 import { type PendingRecord, appendRecords } from '../engine/records/appendRecords.ts';
-import { RecentRecords } from '../engine/records/recentRecords.ts';
+import { RecentRecords, WANTED_MS } from '../engine/records/recentRecords.ts';
 import { type KinesisJsonRead, type ShardPosition, readShardKinesisJson } from '../engine/records/shardReads.ts';
 import type { ShardInfo, StreamInfo } from '../engine/streams/model.ts';
 import { type TestEngine, backends, openTestEngine, rejectsWith } from './harness.ts';
@@ -33,7 +33,7 @@ for (const backend of backends) {
     });
     const put = async (stream: string, n: number, bytes: () => number) => {
       const records = Array.from({ length: n }, (_, i) => ({ partitionKey: `${KEYS[i % KEYS.length]}-${i}`, data: randomBytes(bytes()).toString('base64') }));
-      const result = await t.engine.putRecords(stream, records);
+      const result = await t.engine.putRecords(stream, records, { kinesisReaders: true });
       assert.equal(result.failedRecordCount, 0);
     };
     /** Rows appended past the engine's memory, as another process would. */
@@ -118,7 +118,7 @@ for (const backend of backends) {
       try {
         await small.engine.catalog.create({ name: 'budget', shardCount: 1 });
         for (let i = 0; i < 6; i++) {
-          await small.engine.putRecords('budget', Array.from({ length: 3 }, (_, j) => ({ partitionKey: `k${i}-${j}`, data: randomBytes(300).toString('base64') })));
+          await small.engine.putRecords('budget', Array.from({ length: 3 }, (_, j) => ({ partitionKey: `k${i}-${j}`, data: randomBytes(300).toString('base64') })), { kinesisReaders: true });
         }
         const stream = (await small.engine.catalog.get('budget')) as StreamInfo;
         const [shard] = await small.engine.catalog.shards(stream, 'OPEN');
@@ -132,6 +132,23 @@ for (const backend of backends) {
       } finally {
         await small.close();
       }
+    });
+
+    it('holds a stream only once it has Kinesis readers: a Kinesis write or a JSON read', async () => {
+      await t.engine.catalog.create({ name: 'graphql-only', shardCount: 1 });
+      const { stream, shards: [shard] } = await openShards('graphql-only');
+      const records = (n: number) => Array.from({ length: n }, (_, i) => ({ partitionKey: `g${i}`, data: randomBytes(8).toString('base64') }));
+      await t.engine.putRecords('graphql-only', records(3));
+      const hits = t.engine.recentRecords.hits;
+      assert.equal((await t.engine.readShardKinesisJson(stream, shard!, { after: -1n, lowMs: 0 }, 100, MAX_BYTES)).count, 3);
+      assert.equal(t.engine.recentRecords.hits, hits, 'GraphQL writes alone are not held');
+      // That read announced a Kinesis reader: from now on the stream's writes are held.
+      await t.engine.putRecords('graphql-only', records(2));
+      const seqs = await storedSeqs(stream, shard!);
+      // The run starts at the 4th record; after it, memory knows what follows.
+      const tail = await t.engine.readShardKinesisJson(stream, shard!, { after: seqs[3]!, lowMs: 0 }, 100, MAX_BYTES);
+      assert.equal(tail.count, 1);
+      assert.equal(t.engine.recentRecords.hits, hits + 1, 'read from memory');
     });
 
     it('refuses a partition key holding U+0000, which Postgres text cannot store', async () => {
@@ -184,6 +201,15 @@ describe('recent records in memory', () => {
     assert.equal((await recent.read(1, { after: 90n, lowMs: 0 }, 10, 1 << 20, NOW, count(9)))?.count, 0);
     assert.equal(await recent.read(1, { after: 90n, lowMs: 0 }, 10, 1 << 20, NOW, count(10)), undefined, 'a poll past what is held, with more written');
     assert.equal(await recent.read(2, { after: 0n, lowMs: 0 }, 10, 1 << 20, NOW, count(0)), undefined, 'a shard never written here');
+  });
+
+  it('holds a stream for WANTED_MS after its last Kinesis call', () => {
+    const recent = new RecentRecords(1 << 20);
+    assert.equal(recent.wants(7, NOW), false);
+    recent.want(7, NOW);
+    assert.equal(recent.wants(7, NOW + WANTED_MS), true);
+    assert.equal(recent.wants(7, NOW + WANTED_MS + 1), false);
+    assert.equal(new RecentRecords(0).wants((new RecentRecords(0).want(7, NOW), 7), NOW), false, 'a zero budget holds nothing');
   });
 
   it('keeps what it tracks bounded through restarts and evictions', () => {

@@ -18,6 +18,8 @@ for (const backend of backends) {
     });
     after(() => t.close());
 
+    /** The streams' ids only decide what RecentRecords holds: every append here says the same. */
+    const STREAM = 1;
     const openShard = async (name: string) => {
       const stream = await t.engine.catalog.create({ name, shardCount: 1 });
       const [shard] = await t.engine.catalog.shards(stream, 'OPEN');
@@ -36,10 +38,11 @@ for (const backend of backends) {
     it('combines concurrent appends into fewer statements; each keeps its rows together and in order', async () => {
       const shard = await openShard('combined');
       const recent = new RecentRecords(1 << 24);
+      recent.want(STREAM);
       const appender = new ShardAppender(t.engine.handle, COMBINE_LIMITS, recent);
       const appends = Array.from({ length: 12 }, (_, a) => rowsOf(shard.key, `a${a}`, 1 + (a % 5) * 7));
       let heldWhenResolved = 0;
-      const results = await Promise.all(appends.map((rows) => appender.append(rows).then(async (seqs) => {
+      const results = await Promise.all(appends.map((rows) => appender.append(STREAM, rows).then(async (seqs) => {
         // Held in memory before the caller hears of its rows: a one-record page at the first of
         // them is answered from memory (with more rows after it, it never needs the count).
         if (seqs.length > 1) {
@@ -75,7 +78,7 @@ for (const backend of backends) {
     it('keeps a combined statement within its row limit', async () => {
       const shard = await openShard('limited');
       const appender = new ShardAppender(t.engine.handle, { maxRows: 5, maxChars: 1 << 20 });
-      await Promise.all(Array.from({ length: 6 }, (_, a) => appender.append(rowsOf(shard.key, `l${a}`, 3))));
+      await Promise.all(Array.from({ length: 6 }, (_, a) => appender.append(STREAM, rowsOf(shard.key, `l${a}`, 3))));
       // The first runs alone; the five queued behind it can only go one by one (3 + 3 > 5).
       assert.equal(appender.statements, 6);
       assert.equal((await stored(shard.key)).length, 18);
@@ -85,7 +88,7 @@ for (const backend of backends) {
       const shard = await openShard('refused');
       const appender = new ShardAppender(t.engine.handle);
       const appends = [rowsOf(shard.key, 'ok0', 2), rowsOf(shard.key, 'bad\u0000key', 1), rowsOf(shard.key, 'ok2', 2), rowsOf(shard.key, 'ok3', 1)];
-      const outcomes = await Promise.allSettled(appends.map((rows) => appender.append(rows)));
+      const outcomes = await Promise.allSettled(appends.map((rows) => appender.append(STREAM, rows)));
       assert.deepEqual(outcomes.map((o) => o.status), ['fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
       assert.deepEqual([...new Set((await stored(shard.key)).map((r) => r.partition_key))], ['ok0', 'ok2', 'ok3']);
     });
@@ -94,11 +97,11 @@ for (const backend of backends) {
       const shard = await openShard('closing');
       const other = await openShard('staying');
       const appender = new ShardAppender(t.engine.handle);
-      await appender.append(rowsOf(shard.key, 'before', 2));
+      await appender.append(STREAM, rowsOf(shard.key, 'before', 2));
       await t.engine.handle.query(sql`update shards set closed_at = now(), ending_seq = 0 where key = ${shard.key}`);
       const outcomes = await Promise.allSettled([
-        ...Array.from({ length: 4 }, (_, a) => appender.append(rowsOf(shard.key, `c${a}`, 3))),
-        appender.append(rowsOf(other.key, 'other', 3)),
+        ...Array.from({ length: 4 }, (_, a) => appender.append(STREAM, rowsOf(shard.key, `c${a}`, 3))),
+        appender.append(STREAM, rowsOf(other.key, 'other', 3)),
       ]);
       for (const outcome of outcomes.slice(0, 4)) {
         assert.equal(outcome.status, 'rejected');
@@ -107,7 +110,7 @@ for (const backend of backends) {
       assert.equal(outcomes[4]!.status, 'fulfilled', 'another shard is not affected');
       assert.deepEqual((await stored(shard.key)).map((r) => r.partition_key), ['before', 'before'], 'nothing written to the closed shard');
       // The appender is idle again: a later append to an open shard goes through.
-      assert.equal((await appender.append(rowsOf(other.key, 'later', 1))).length, 1);
+      assert.equal((await appender.append(STREAM, rowsOf(other.key, 'later', 1))).length, 1);
     });
   });
 }

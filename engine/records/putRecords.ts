@@ -187,7 +187,7 @@ export async function putRecords(
       try {
         // One statement per shard, atomic on its own (appendRecords): no transaction around it;
         // concurrent calls' rows for the shard share it (ShardAppender).
-        const seqs = await appender.append(rows);
+        const seqs = await appender.append(stream.id, rows);
         indexes.forEach((i, j) => {
           entries[i] = { shardId: shard.shardId, sequenceNumber: formatSequenceNumber(seqs[j]!), errorCode: null, errorMessage: null };
         });

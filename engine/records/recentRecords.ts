@@ -20,12 +20,17 @@
  * the poll of a consumer at the run's end (an empty page from memory only when nothing is new).
  *
  * Bounded by a budget of characters held over all shards; the oldest statements' rows are
- * dropped first. It holds what Kinesis JSON readers are sent; CBOR readers read from Postgres.
+ * dropped first. Only streams with Kinesis readers are held, as far as this process can tell:
+ * those written through the Kinesis API or read through its JSON GetRecords in the last
+ * WANTED_MS. Other writes (GraphQL, CBOR readers' streams) pay nothing for it.
  */
 import type { PendingRecord } from './appendRecords.ts';
 import type { KinesisJsonRead, ShardPosition } from './shardReads.ts';
 import { formatSequenceNumber } from '../streams/sequenceNumbers.ts';
 import { canonicalBase64 } from './base64.ts';
+
+/** How long a stream stays held after its last Kinesis write or JSON read through this process. */
+export const WANTED_MS = 10 * 60_000;
 
 /** Records older than this are left to Postgres: retention (24 h at least) may have removed them. */
 export const RECENT_WINDOW_MS = 23 * 3_600_000;
@@ -62,8 +67,26 @@ export class RecentRecords {
   #deadInOrder = 0;
   #chars = 0;
   #hits = 0;
+  /** Streams whose newest records are held: stream id -> until (epoch ms). */
+  readonly #wanted = new Map<number, number>();
 
   constructor(private readonly budgetChars: number) {}
+
+  /** Holds a stream's newest records from now on (renewed by every call; lapses after WANTED_MS). */
+  want(streamId: number, nowMs = Date.now()): void {
+    if (this.budgetChars <= 0) return;
+    if (this.#wanted.size > 100_000) this.#wanted.clear();
+    this.#wanted.set(streamId, nowMs + WANTED_MS);
+  }
+
+  /** Whether a stream's new records are to be held. */
+  wants(streamId: number, nowMs = Date.now()): boolean {
+    const until = this.#wanted.get(streamId);
+    if (until === undefined) return false;
+    if (until >= nowMs) return true;
+    this.#wanted.delete(streamId);
+    return false;
+  }
 
   /** Chunks the eviction order tracks, live or not (bounded by about twice the live ones). */
   get trackedChunks(): number {

@@ -21,6 +21,7 @@ import type { RecentRecords } from './recentRecords.ts';
 
 interface Append {
   rows: PendingRecord[];
+  streamId: number;
   resolve: (seqs: bigint[]) => void;
   reject: (error: unknown) => void;
 }
@@ -45,11 +46,11 @@ export class ShardAppender {
     return this.#statements;
   }
 
-  /** Appends rows that all target one shard; resolves with their sequence numbers in order. */
-  append(rows: PendingRecord[]): Promise<bigint[]> {
+  /** Appends rows that all target one shard of the stream; resolves with their sequence numbers in order. */
+  append(streamId: number, rows: PendingRecord[]): Promise<bigint[]> {
     const shardKey = rows[0]!.shardKey;
     return new Promise((resolve, reject) => {
-      const append = { rows, resolve, reject };
+      const append = { rows, streamId, resolve, reject };
       const queue = this.#writing.get(shardKey);
       if (queue) {
         queue.push(append);
@@ -65,7 +66,7 @@ export class ShardAppender {
     this.#statements++;
     try {
       const { seqs, placed } = await appendRecordsPlaced(this.handle, undefined, rows);
-      this.#remember(shardKey, seqs, rows, placed);
+      this.#remember(batch[0]!.streamId, shardKey, seqs, rows, placed);
       let offset = 0;
       for (const append of batch) {
         append.resolve(seqs.slice(offset, offset + append.rows.length));
@@ -94,7 +95,7 @@ export class ShardAppender {
     this.#statements++;
     try {
       const { seqs, placed } = await appendRecordsPlaced(this.handle, undefined, append.rows);
-      this.#remember(shardKey, seqs, append.rows, placed);
+      this.#remember(append.streamId, shardKey, seqs, append.rows, placed);
       append.resolve(seqs);
     } catch (error) {
       append.reject(error);
@@ -102,8 +103,8 @@ export class ShardAppender {
   }
 
   /** Before the callers hear of the rows: a reader they tell finds them in memory already. */
-  #remember(shardKey: number, seqs: bigint[], rows: PendingRecord[], placed: ShardPlacement[]): void {
-    if (!this.recent || placed.length !== 1) return;
+  #remember(streamId: number, shardKey: number, seqs: bigint[], rows: PendingRecord[], placed: ShardPlacement[]): void {
+    if (!this.recent || placed.length !== 1 || !this.recent.wants(streamId)) return;
     try {
       this.recent.add(shardKey, placed[0]!.ordinalBefore + 1, seqs, rows, placed[0]!.arrivedUs);
     } catch {

@@ -80,7 +80,7 @@ export async function putRecord(ctx: AwsContext, input: StreamRef & PutEntry & {
   checkRecordSize(input);
   const result = await onStream(ctx, stream.name, () => ctx.engine.putRecords(stream.name, [{
     partitionKey: input.PartitionKey, data: input.Data.base64, explicitHashKey: input.ExplicitHashKey ?? null, dataBytes: input.Data.length,
-  }]));
+  }], { kinesisReaders: true }));
   const entry = result.records[0]!;
   if (entry.errorCode === 'ProvisionedThroughputExceededException') throw throughputExceeded(entry.errorMessage!);
   if (entry.errorCode !== null) throw internalFailure();
@@ -98,7 +98,7 @@ export async function putRecords(ctx: AwsContext, input: StreamRef & { Records: 
   if (total > PUT_LIMITS.maxRequestBytes) throw invalidArgument('Records size exceeds 5 MB limit');
   const result = await onStream(ctx, stream.name, () => ctx.engine.putRecords(stream.name, input.Records.map((entry) => ({
     partitionKey: entry.PartitionKey, data: entry.Data.base64, explicitHashKey: entry.ExplicitHashKey ?? null, dataBytes: entry.Data.length,
-  }))));
+  })), { kinesisReaders: true }));
   return {
     FailedRecordCount: result.failedRecordCount,
     Records: result.records.map((entry) => (entry.errorCode !== null
