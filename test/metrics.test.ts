@@ -135,6 +135,18 @@ for (const backend of backends) {
       assert.ok(Math.abs(Number(sum?.split(' ')[1]) - invocations.reduce((s, i) => s + i.durationMs, 0) / 1000) < 1e-6, 'labelled _sum');
     });
 
+    it('counts GetRecords answered from memory, and what memory holds, for this process', async () => {
+      const before = await scrape();
+      assert.equal(value(before, 'shardline_recent_records_reads_total', {}), t.engine.recentRecords.hits);
+      const stream = await t.engine.catalog.create({ name: 'held', shardCount: 1 });
+      await t.engine.putRecords('held', [{ partitionKey: 'k', data: b64('held') }], { kinesisReaders: true });
+      const [shard] = await t.engine.catalog.shards(stream, 'OPEN');
+      await t.engine.readShardKinesisJson(stream, shard!, { after: -1n, lowMs: 0 }, 10, 1 << 20);
+      const after = await scrape();
+      assert.equal(value(after, 'shardline_recent_records_reads_total', {}), value(before, 'shardline_recent_records_reads_total', {}) + 1);
+      assert.ok(value(after, 'shardline_recent_records_held_bytes', {}) >= value(before, 'shardline_recent_records_held_bytes', {}) + 100);
+    });
+
     it('exposes errors, discarded records and a finite time to data loss', async () => {
       await t.engine.createFunction({ name: 'fail', module: 'fail.mjs#handler' });
       await t.engine.createStream({ name: 'stuck', shardCount: 1 });

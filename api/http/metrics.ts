@@ -10,6 +10,8 @@
  *     shardline_discarded_records_total, shardline_invocation_duration_seconds (histogram)
  *   per mapping and shard: shardline_time_to_data_loss_seconds (+Inf when nothing is behind)
  *   per stream: shardline_records_ingested_total
+ *   of this process only: shardline_recent_records_reads_total, shardline_recent_records_held_bytes
+ *     (GetRecords answered from memory, engine/records/recentRecords.ts)
  *
  * The counters and the histogram are totals of the invocation and failure logs, computed at
  * collect time rather than observed in this process: the delivery path that runs invocations
@@ -88,6 +90,24 @@ export function metricsEndpoint(engine: Engine, logError: (error: unknown) => vo
   });
 
   registry.registerMetric(durationHistogram(current) as unknown as Histogram);
+
+  new Counter({
+    name: 'shardline_recent_records_reads_total',
+    help: 'Kinesis GetRecords calls this process answered from its memory of the newest records, without a query (per process).',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(engine.recentRecords.hits);
+    },
+  });
+  new Gauge({
+    name: 'shardline_recent_records_held_bytes',
+    help: 'Size of the newest records this process holds for Kinesis readers, as GetRecords JSON characters (per process; SHARDLINE_RECENT_RECORDS_MB bounds it).',
+    registers: [registry],
+    collect() {
+      this.set(engine.recentRecords.heldChars);
+    },
+  });
 
   let queue: Promise<unknown> = Promise.resolve();
   const render = (): Promise<string> => {

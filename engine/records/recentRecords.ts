@@ -93,6 +93,11 @@ export class RecentRecords {
     return this.#order.length - this.#orderHead;
   }
 
+  /** Characters held now (the budget's unit). */
+  get heldChars(): number {
+    return this.#chars;
+  }
+
   /** Reads answered from memory so far. */
   get hits(): number {
     return this.#hits;
