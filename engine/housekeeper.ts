@@ -4,8 +4,10 @@
  * due, trim retention (see records/retentionTrimmer.ts). Every step is idempotent and safe to
  * run in several processes at once.
  *
- * States: STOPPED → (start) RUNNING → (stop) STOPPING → STOPPED. start() runs one tick before
- * it returns, so the partitions for today exist before the first write.
+ * States: STOPPED → (start) RUNNING → (stop) STOPPING → STOPPED. start() makes the coming
+ * days' partitions before it returns, so they exist before the first write, and runs the rest
+ * of its first tick in the background: a slow or failing trim (say, another process starting
+ * at the same moment detaches the same partition) neither delays nor stops a process's start.
  */
 import type { DatabaseHandle } from './db.ts';
 import { ShardRollover } from './dynamodb/shardRollover.ts';
@@ -50,7 +52,7 @@ export class Housekeeper {
 
   async start(): Promise<void> {
     if (this.#state !== 'STOPPED') return;
-    await this.tick();
+    await ensurePartitions(this.handle, new Date());
     this.#state = 'RUNNING';
     const loop = () => {
       if (this.#state !== 'RUNNING') return;
@@ -61,7 +63,7 @@ export class Housekeeper {
           if (this.#state === 'RUNNING') this.#timer = setTimeout(loop, this.options.housekeepingIntervalMs);
         });
     };
-    this.#timer = setTimeout(loop, this.options.housekeepingIntervalMs);
+    loop();
   }
 
   async stop(): Promise<void> {

@@ -8,7 +8,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { sql } from 'drizzle-orm';
+import { openDatabase } from '../engine/db.ts';
 import { ensurePartitions, listPartitions, partitionName } from '../engine/records/partitions.ts';
+import { RetentionTrimmer } from '../engine/records/retentionTrimmer.ts';
 import type { Position, StoredRecord } from '../engine/records/readRecords.ts';
 import type { StreamInfo } from '../engine/streams/model.ts';
 import { type TestEngine, b64, backends, openTestEngine, rejectsWith } from './harness.ts';
@@ -227,3 +229,28 @@ for (const backend of backends) {
     });
   });
 }
+
+const postgresBackend = backends.find((b) => b.name === 'postgres');
+describe('retention: processes trimming at once (postgres)', { skip: !postgresBackend }, () => {
+  it('two processes dropping the same empty past partition both finish, and it is gone', async () => {
+    const t = await openTestEngine(postgresBackend!);
+    const second = await openDatabase({ databaseUrl: t.databaseUrl });
+    try {
+      const past = new Date(Date.now() - 3 * DAY);
+      await ensurePartitions(t.engine.handle, past, 1);
+      const name = partitionName(past);
+      assert.ok((await listPartitions(t.engine.handle)).some((p) => p.name === name));
+      const trimmers = [t.engine.housekeeper.trimmer, new RetentionTrimmer(second, 5000)];
+      // Several rounds: the race (both detaching at once) does not come every time.
+      for (let round = 0; round < 3; round++) {
+        await ensurePartitions(t.engine.handle, past, 1);
+        const outcomes = await Promise.allSettled(trimmers.map((trimmer) => trimmer.trim(new Date())));
+        assert.deepEqual(outcomes.map((o) => (o.status === 'rejected' ? String(o.reason) : 'ok')), ['ok', 'ok']);
+        assert.ok(!(await listPartitions(t.engine.handle)).some((p) => p.name === name), `round ${round}: dropped`);
+      }
+    } finally {
+      await second.close();
+      await t.close();
+    }
+  });
+});

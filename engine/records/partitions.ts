@@ -68,12 +68,29 @@ export function isMissingPartition(raw: unknown): boolean {
   return code === '23514' && message.includes('no partition of relation');
 }
 
-/** Detaches and drops one partition. */
+/**
+ * Detaches and drops one partition. Several processes' trimmers may pick the same partition at
+ * once: one that finds it detached or dropped by another carries on, one that finds another's
+ * detach left pending (interrupted) finishes it, and one that deadlocks with another's detach
+ * leaves it to that one.
+ */
 export async function dropPartition(handle: DatabaseHandle, name: string): Promise<void> {
   if (!PARTITION_NAME.test(name)) throw new Error(`Refusing to drop "${name}": not a records partition.`);
   if (handle.kind === 'postgres') {
     // DETACH … CONCURRENTLY cannot run inside a transaction block: run it on its own.
-    await handle.db.execute(sql.raw(`alter table records detach partition ${name} concurrently`));
+    try {
+      await handle.db.execute(sql.raw(`alter table records detach partition ${name} concurrently`));
+    } catch (raw) {
+      const e = raw as { code?: string; message?: string; cause?: { code?: string; message?: string } };
+      const code = e.cause?.code ?? e.code;
+      const message = e.cause?.message ?? e.message ?? '';
+      if (code === '40P01') return; // deadlocked with another process's detach of it: that one goes on
+      if (/pending detach/.test(message)) {
+        await handle.db.execute(sql.raw(`alter table records detach partition ${name} finalize`)).catch(() => {});
+      } else if (code !== '42P01' && !/is not a partition/.test(message)) {
+        throw raw;
+      }
+    }
   } else {
     await handle.db.execute(sql.raw(`alter table records detach partition ${name}`));
   }
