@@ -232,7 +232,7 @@ for (const backend of backends) {
 
 const postgresBackend = backends.find((b) => b.name === 'postgres');
 describe('retention: processes trimming at once (postgres)', { skip: !postgresBackend }, () => {
-  it('two processes dropping the same empty past partition both finish, and it is gone', async () => {
+  it('two processes dropping the same empty past partition both finish, and it is gone; a detached leftover goes too', async () => {
     const t = await openTestEngine(postgresBackend!);
     const second = await openDatabase({ databaseUrl: t.databaseUrl });
     try {
@@ -248,6 +248,12 @@ describe('retention: processes trimming at once (postgres)', { skip: !postgresBa
         assert.deepEqual(outcomes.map((o) => (o.status === 'rejected' ? String(o.reason) : 'ok')), ['ok', 'ok']);
         assert.ok(!(await listPartitions(t.engine.handle)).some((p) => p.name === name), `round ${round}: dropped`);
       }
+      // A partition some process detached and never dropped (it stopped in between) goes too.
+      await ensurePartitions(t.engine.handle, past, 1);
+      await t.engine.handle.query(sql.raw(`alter table records detach partition ${name}`));
+      assert.ok((await t.engine.housekeeper.trimmer.trim(new Date())).droppedPartitions.includes(name));
+      const [left] = await t.engine.handle.query<{ n: number }>(sql`select count(*)::int as n from pg_class where relname = ${name}`);
+      assert.equal(left!.n, 0, 'the detached table is dropped');
     } finally {
       await second.close();
       await t.close();

@@ -58,11 +58,13 @@ class FailureHub {
         this.engine.events.on('failures', (e) => this.#heard(e.mappingId, e.ids, e.rows)),
         this.engine.events.on('mappings', (e) => {
           this.#names.delete(e.mappingId);
-          this.#warm(e.mappingId);
+          if (this.#wanted(e.mappingId)) this.#warm(e.mappingId);
         }),
       ];
     }
-    if (subscriber.scope.mappingId) this.#warm(subscriber.scope.mappingId);
+    if (subscriber.scope.mappingId) {
+      if (!this.#names.has(subscriber.scope.mappingId)) this.#warm(subscriber.scope.mappingId);
+    }
     else if (!this.#warmedAll) {
       this.#warmedAll = true;
       this.engine.mappings.list().then((all) => all.forEach((m) => this.#warm(m.id)), () => {});
@@ -94,9 +96,14 @@ class FailureHub {
     })().catch(() => {}); // a failure's own reads try again
   }
 
+  /** Whether any subscriber's scope takes a mapping's failures. */
+  #wanted(mappingId: string): boolean {
+    for (const s of this.#subscribers) if (!s.scope.mappingId || s.scope.mappingId === mappingId) return true;
+    return false;
+  }
+
   #heard(mappingId: string, ids: number[], rows: FailureRow[] | undefined): void {
-    const wanted = [...this.#subscribers].some((s) => !s.scope.mappingId || s.scope.mappingId === mappingId);
-    if (!wanted) return;
+    if (!this.#wanted(mappingId)) return;
     const read = this.#events(mappingId, ids, rows);
     read.catch(() => {}); // handled in order below
     this.#tail = this.#tail.then(async () => {

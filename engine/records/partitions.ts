@@ -69,12 +69,13 @@ export function isMissingPartition(raw: unknown): boolean {
 }
 
 /**
- * Detaches and drops one partition. Several processes' trimmers may pick the same partition at
- * once: one that finds it detached or dropped by another carries on, one that finds another's
- * detach left pending (interrupted) finishes it, and one that deadlocks with another's detach
- * leaves it to that one.
+ * Detaches and drops one partition; false when another process is doing it. Several
+ * processes' trimmers may pick the same partition at once: one that deadlocks with another's
+ * detach leaves it to that one (the partition stays listed until it is gone, so a later tick
+ * tries again if that one stops short), one that finds this partition's detach left pending
+ * finishes it, and one that finds it detached already just drops it.
  */
-export async function dropPartition(handle: DatabaseHandle, name: string): Promise<void> {
+export async function dropPartition(handle: DatabaseHandle, name: string): Promise<boolean> {
   if (!PARTITION_NAME.test(name)) throw new Error(`Refusing to drop "${name}": not a records partition.`);
   if (handle.kind === 'postgres') {
     // DETACH … CONCURRENTLY cannot run inside a transaction block: run it on its own.
@@ -84,10 +85,17 @@ export async function dropPartition(handle: DatabaseHandle, name: string): Promi
       const e = raw as { code?: string; message?: string; cause?: { code?: string; message?: string } };
       const code = e.cause?.code ?? e.code;
       const message = e.cause?.message ?? e.message ?? '';
-      if (code === '40P01') return; // deadlocked with another process's detach of it: that one goes on
-      if (/pending detach/.test(message)) {
-        await handle.db.execute(sql.raw(`alter table records detach partition ${name} finalize`)).catch(() => {});
-      } else if (code !== '42P01' && !/is not a partition/.test(message)) {
+      if (code === '40P01') return false;
+      if (message.includes(`"${name}" already pending detach`)) {
+        try {
+          await handle.db.execute(sql.raw(`alter table records detach partition ${name} finalize`));
+        } catch (again) {
+          // Its detach is still under way in another process (we deadlocked with it, or it got
+          // there first): that one drops it, or a later tick does.
+          if (anotherProcessOnIt(again)) return false;
+          throw again;
+        }
+      } else if (code !== '42P01' && !message.includes('is not a partition')) {
         throw raw;
       }
     }
@@ -95,4 +103,26 @@ export async function dropPartition(handle: DatabaseHandle, name: string): Promi
     await handle.db.execute(sql.raw(`alter table records detach partition ${name}`));
   }
   await handle.db.execute(sql.raw(`drop table if exists ${name}`));
+  return true;
+}
+
+function anotherProcessOnIt(raw: unknown): boolean {
+  const e = raw as { code?: string; message?: string; cause?: { code?: string; message?: string } };
+  const code = e.cause?.code ?? e.code;
+  const message = e.cause?.message ?? e.message ?? '';
+  return code === '40P01' || code === '42P01' || /no pending concurrent detach|is not a partition/.test(message);
+}
+
+/**
+ * Record tables no longer attached to `records` (Postgres): a process that detached one and
+ * stopped before its drop leaves it behind, and a detached table is never read again.
+ */
+export async function detachedPartitions(handle: DatabaseHandle): Promise<string[]> {
+  if (handle.kind !== 'postgres') return [];
+  const rows = await handle.query<{ name: string }>(sql`
+    select c.relname as name from pg_class c
+     where c.relkind = 'r' and c.relname ~ '^records_p[0-9]{8}$'
+       and c.relnamespace = (select oid from pg_namespace where nspname = current_schema())
+       and not exists (select 1 from pg_inherits i where i.inhrelid = c.oid)`);
+  return rows.map((r) => r.name).filter((name) => PARTITION_NAME.test(name));
 }

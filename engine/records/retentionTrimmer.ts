@@ -11,7 +11,10 @@
  */
 import { sql } from 'drizzle-orm';
 import type { DatabaseHandle } from '../db.ts';
-import { dropPartition, listPartitions } from './partitions.ts';
+import { detachedPartitions, dropPartition, listPartitions } from './partitions.ts';
+
+/** How long after its day ends a partition is left alone. */
+const PARTITION_GRACE_MS = 3600_000;
 
 /** How long invocation rows are kept (failures stay: redrive needs them while records live). */
 export const INVOCATION_LOG_DAYS = 7;
@@ -38,15 +41,21 @@ export class RetentionTrimmer {
     const cutoff = (s: StreamRetention) => (s.deleted ? Infinity : now.getTime() - s.retention_hours * 3600_000);
 
     for (const partition of await listPartitions(this.handle)) {
-      if (partition.to.getTime() > now.getTime()) continue;
+      // An hour's grace past the day's end: a row stamped just before midnight by the
+      // database's clock may still be uncommitted (invisible to the probe below), or the
+      // clocks may disagree.
+      if (partition.to.getTime() > now.getTime() - PARTITION_GRACE_MS) continue;
       const stillLive = streams.filter((s) => cutoff(s) < partition.to.getTime()).flatMap((s) => s.keys);
       if (stillLive.length > 0) {
         const probe = await this.handle.query(sql`
           select 1 from ${sql.identifier(partition.name)} where shard_key = any(${sql.param(stillLive)}::bigint[]) limit 1`);
         if (probe.length > 0) continue;
       }
-      await dropPartition(this.handle, partition.name);
-      report.droppedPartitions.push(partition.name);
+      if (await dropPartition(this.handle, partition.name)) report.droppedPartitions.push(partition.name);
+    }
+    for (const name of await detachedPartitions(this.handle)) {
+      await this.handle.db.execute(sql.raw(`drop table if exists ${name}`));
+      report.droppedPartitions.push(name);
     }
 
     for (const stream of streams) {
