@@ -54,6 +54,17 @@ export function rowsOf<T>(result: unknown): T[] {
   return ((result as { rows?: T[] }).rows ?? []) as T[];
 }
 
+/**
+ * A database error's SQLSTATE and message, whether the driver's error arrives as it is or
+ * wrapped by drizzle (as `cause`).
+ */
+export function databaseError(raw: unknown): { code: string | undefined; message: string } {
+  const e = raw as { code?: unknown; message?: unknown; cause?: { code?: unknown; message?: unknown } } | null | undefined;
+  const code = typeof e?.cause?.code === 'string' ? e.cause.code : typeof e?.code === 'string' ? e.code : undefined;
+  const message = typeof e?.cause?.message === 'string' ? e.cause.message : typeof e?.message === 'string' ? e.message : '';
+  return { code, message };
+}
+
 const RETRYABLE = new Set(['40001', '40P01']);
 
 /**
@@ -142,8 +153,7 @@ export async function openDatabase(options: OpenOptions): Promise<DatabaseHandle
         try {
           return await db.transaction((tx) => fn(tx as unknown as Database));
         } catch (raw) {
-          const code = (raw as { code?: string; cause?: { code?: string } }).code ??
-            (raw as { cause?: { code?: string } }).cause?.code;
+          const { code } = databaseError(raw);
           if (attempt >= 5 || !code || !RETRYABLE.has(code)) throw raw;
           await new Promise((r) => setTimeout(r, 5 * attempt * (0.5 + Math.random())));
         }

@@ -17,6 +17,7 @@ import type { Engine } from '../engine.ts';
 import { failures, shards } from '../schema.ts';
 import { EventQueue, type SinkSlot } from './cancellable.ts';
 import { toFailureView } from '../delivery/deliveryLog.ts';
+import type { StreamInfo } from '../streams/model.ts';
 
 const MAX_QUEUE = 10_000;
 
@@ -35,13 +36,16 @@ interface Subscriber {
 
 type FailureRow = typeof failures.$inferSelect;
 
+/** What an event says of its mapping, and the mapping's stream (for its shards). */
+interface MappingNames { streamName: string; functionName: string; stream: StreamInfo }
+
 const MAX_REMEMBERED_SHARDS = 100_000;
 
 class FailureHub {
   readonly #subscribers = new Set<Subscriber>();
   #offs: (() => void)[] = [];
   /** Per mapping: its stream's and function's names (undefined: the mapping or stream is gone). */
-  readonly #names = new Map<string, Promise<{ streamName: string; functionName: string } | undefined>>();
+  readonly #names = new Map<string, Promise<MappingNames | undefined>>();
   /** Shard key -> shard index: a shard's index never changes. */
   readonly #shardIndexes = new Map<number, number>();
   /** Every mapping's names were asked for ahead (a subscriber to all mappings joined). */
@@ -86,11 +90,9 @@ class FailureHub {
    */
   #warm(mappingId: string): void {
     void (async () => {
-      const mapping = await this.engine.mappings.find(mappingId);
-      const stream = mapping ? await this.engine.catalog.findById(mapping.streamId) : undefined;
-      if (!stream || this.#subscribers.size === 0) return;
-      await this.#namesOf(mappingId);
-      for (const shard of await this.engine.catalog.shards(stream, 'ALL')) {
+      const names = await this.#namesOf(mappingId);
+      if (!names || this.#subscribers.size === 0) return;
+      for (const shard of await this.engine.catalog.shards(names.stream, 'ALL')) {
         if (this.#shardIndexes.size < MAX_REMEMBERED_SHARDS) this.#shardIndexes.set(shard.key, shard.shardIndex);
       }
     })().catch(() => {}); // a failure's own reads try again
@@ -134,16 +136,17 @@ class FailureHub {
       rows = await this.engine.handle.db.select({ f: failures, shardIndex: shards.shardIndex }).from(failures)
         .innerJoin(shards, eq(shards.key, failures.shardKey)).where(inArray(failures.id, ids)).orderBy(failures.id);
     }
-    return rows.map(({ f, shardIndex }) => ({ failure: toFailureView(f, shardIndex), ...names }));
+    const { streamName, functionName } = names;
+    return rows.map(({ f, shardIndex }) => ({ failure: toFailureView(f, shardIndex), streamName, functionName }));
   }
 
-  #namesOf(mappingId: string): Promise<{ streamName: string; functionName: string } | undefined> {
+  #namesOf(mappingId: string): Promise<MappingNames | undefined> {
     let names = this.#names.get(mappingId);
     if (!names) {
       names = (async () => {
         const mapping = await this.engine.mappings.find(mappingId);
         const stream = mapping ? await this.engine.catalog.findById(mapping.streamId) : undefined;
-        return mapping && stream ? { streamName: stream.name, functionName: mapping.functionName } : undefined;
+        return mapping && stream ? { streamName: stream.name, functionName: mapping.functionName, stream } : undefined;
       })();
       this.#names.set(mappingId, names);
       names.catch(() => this.#names.delete(mappingId));

@@ -8,7 +8,7 @@
  * dropped, so writers to the other partitions are not blocked by a lock on the parent.
  */
 import { sql } from 'drizzle-orm';
-import type { DatabaseHandle } from '../db.ts';
+import { type DatabaseHandle, databaseError } from '../db.ts';
 
 const DAY_MS = 24 * 3600 * 1000;
 const PARTITION_NAME = /^records_p(\d{4})(\d{2})(\d{2})$/;
@@ -62,9 +62,7 @@ export async function ensurePartitionsForDatabaseTime(handle: DatabaseHandle): P
 
 /** True for the error of an INSERT that found no partition for its arrival time. */
 export function isMissingPartition(raw: unknown): boolean {
-  const e = raw as { code?: string; message?: string; cause?: { code?: string; message?: string } };
-  const code = e?.cause?.code ?? e?.code;
-  const message = e?.cause?.message ?? e?.message ?? '';
+  const { code, message } = databaseError(raw);
   return code === '23514' && message.includes('no partition of relation');
 }
 
@@ -82,9 +80,7 @@ export async function dropPartition(handle: DatabaseHandle, name: string): Promi
     try {
       await handle.db.execute(sql.raw(`alter table records detach partition ${name} concurrently`));
     } catch (raw) {
-      const e = raw as { code?: string; message?: string; cause?: { code?: string; message?: string } };
-      const code = e.cause?.code ?? e.code;
-      const message = e.cause?.message ?? e.message ?? '';
+      const { code, message } = databaseError(raw);
       if (code === '40P01') return false;
       if (message.includes(`"${name}" already pending detach`)) {
         try {
@@ -107,22 +103,23 @@ export async function dropPartition(handle: DatabaseHandle, name: string): Promi
 }
 
 function anotherProcessOnIt(raw: unknown): boolean {
-  const e = raw as { code?: string; message?: string; cause?: { code?: string; message?: string } };
-  const code = e.cause?.code ?? e.code;
-  const message = e.cause?.message ?? e.message ?? '';
+  const { code, message } = databaseError(raw);
   return code === '40P01' || code === '42P01' || /no pending concurrent detach|is not a partition/.test(message);
 }
 
 /**
- * Record tables no longer attached to `records` (Postgres): a process that detached one and
- * stopped before its drop leaves it behind, and a detached table is never read again.
+ * Drops the record tables no longer attached to `records` (Postgres) and returns their names:
+ * a process that detached one and stopped before its drop leaves it behind, and a detached
+ * table is never read again.
  */
-export async function detachedPartitions(handle: DatabaseHandle): Promise<string[]> {
+export async function dropDetachedPartitions(handle: DatabaseHandle): Promise<string[]> {
   if (handle.kind !== 'postgres') return [];
   const rows = await handle.query<{ name: string }>(sql`
     select c.relname as name from pg_class c
      where c.relkind = 'r' and c.relname ~ '^records_p[0-9]{8}$'
        and c.relnamespace = (select oid from pg_namespace where nspname = current_schema())
        and not exists (select 1 from pg_inherits i where i.inhrelid = c.oid)`);
-  return rows.map((r) => r.name).filter((name) => PARTITION_NAME.test(name));
+  const names = rows.map((r) => r.name).filter((name) => PARTITION_NAME.test(name));
+  for (const name of names) await handle.db.execute(sql.raw(`drop table if exists ${name}`));
+  return names;
 }

@@ -11,7 +11,7 @@
  */
 import { sql } from 'drizzle-orm';
 import type { DatabaseHandle } from '../db.ts';
-import { detachedPartitions, dropPartition, listPartitions } from './partitions.ts';
+import { dropDetachedPartitions, dropPartition, listPartitions } from './partitions.ts';
 
 /** How long after its day ends a partition is left alone. */
 const PARTITION_GRACE_MS = 3600_000;
@@ -53,10 +53,7 @@ export class RetentionTrimmer {
       }
       if (await dropPartition(this.handle, partition.name)) report.droppedPartitions.push(partition.name);
     }
-    for (const name of await detachedPartitions(this.handle)) {
-      await this.handle.db.execute(sql.raw(`drop table if exists ${name}`));
-      report.droppedPartitions.push(name);
-    }
+    report.droppedPartitions.push(...await dropDetachedPartitions(this.handle));
 
     for (const stream of streams) {
       const until = cutoff(stream);

@@ -15,7 +15,7 @@
  * when Postgres refuses a value in it (one caller's rows' doing, maybe): then each caller's
  * rows go again alone.
  */
-import type { DatabaseHandle } from '../db.ts';
+import { type DatabaseHandle, databaseError } from '../db.ts';
 import { type PendingRecord, type ShardPlacement, appendRecordsPlaced } from './appendRecords.ts';
 import type { RecentRecords } from './recentRecords.ts';
 
@@ -62,6 +62,19 @@ export class ShardAppender {
   }
 
   async #write(shardKey: number, batch: Append[]): Promise<void> {
+    await this.#run(shardKey, batch);
+    const queue = this.#writing.get(shardKey)!;
+    if (queue.length === 0) {
+      this.#writing.delete(shardKey);
+      return;
+    }
+    const next = this.#take(queue);
+    this.#writing.set(shardKey, queue.slice(next.length));
+    void this.#write(shardKey, next);
+  }
+
+  /** One statement for the batch; settles every append in it. */
+  async #run(shardKey: number, batch: Append[]): Promise<void> {
     const rows = batch.length === 1 ? batch[0]!.rows : batch.flatMap((a) => a.rows);
     this.#statements++;
     try {
@@ -73,32 +86,13 @@ export class ShardAppender {
         offset += append.rows.length;
       }
     } catch (error) {
-      if (batch.length > 1 && isDataException(error)) {
-        // Postgres refused a value (so nothing was written), which may be one caller's rows:
-        // each goes again alone, so the others are not failed with it.
-        for (const append of batch) await this.#writeAlone(shardKey, append);
+      if (batch.length > 1 && databaseError(error).code?.startsWith('22')) {
+        // SQLSTATE class 22: Postgres refused a value (so nothing was written), which may be
+        // one caller's rows: each goes again alone, so the others are not failed with it.
+        for (const append of batch) await this.#run(shardKey, [append]);
       } else {
         for (const append of batch) append.reject(error);
       }
-    }
-    const queue = this.#writing.get(shardKey)!;
-    if (queue.length === 0) {
-      this.#writing.delete(shardKey);
-      return;
-    }
-    const next = this.#take(queue);
-    this.#writing.set(shardKey, queue.slice(next.length));
-    void this.#write(shardKey, next);
-  }
-
-  async #writeAlone(shardKey: number, append: Append): Promise<void> {
-    this.#statements++;
-    try {
-      const { seqs, placed } = await appendRecordsPlaced(this.handle, undefined, append.rows);
-      this.#remember(append.streamId, shardKey, seqs, append.rows, placed);
-      append.resolve(seqs);
-    } catch (error) {
-      append.reject(error);
     }
   }
 
@@ -126,11 +120,4 @@ export class ShardAppender {
     }
     return queue.slice(0, n);
   }
-}
-
-/** SQLSTATE class 22: the statement was refused for a value in it, before anything was written. */
-function isDataException(error: unknown): boolean {
-  const e = error as { code?: unknown; cause?: { code?: unknown } };
-  const code = typeof e?.code === 'string' ? e.code : e?.cause?.code;
-  return typeof code === 'string' && code.startsWith('22');
 }
