@@ -103,6 +103,22 @@ interface DrizzleInternals {
   };
 }
 
+/**
+ * Runs fn (a transaction, or one statement: its own transaction) again when Postgres aborted it
+ * for a serialization failure or a deadlock, up to 5 times: nothing of an aborted run was written.
+ */
+export async function retryingConflicts<T>(fn: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (raw) {
+      const { code } = databaseError(raw);
+      if (attempt >= 5 || !code || !RETRYABLE.has(code)) throw raw;
+      await new Promise((r) => setTimeout(r, 5 * attempt * (0.5 + Math.random())));
+    }
+  }
+}
+
 export async function openDatabase(options: OpenOptions): Promise<DatabaseHandle> {
   let db: Database;
   let close: () => Promise<void>;
@@ -148,16 +164,8 @@ export async function openDatabase(options: OpenOptions): Promise<DatabaseHandle
       const { dialect, session } = executor as unknown as DrizzleInternals;
       return rowsOf<T>(await session.prepareQuery(dialect.sqlToQuery(statement), undefined, 'shardline', false).execute());
     },
-    async transaction<T>(fn: (tx: Database) => Promise<T>) {
-      for (let attempt = 1; ; attempt++) {
-        try {
-          return await db.transaction((tx) => fn(tx as unknown as Database));
-        } catch (raw) {
-          const { code } = databaseError(raw);
-          if (attempt >= 5 || !code || !RETRYABLE.has(code)) throw raw;
-          await new Promise((r) => setTimeout(r, 5 * attempt * (0.5 + Math.random())));
-        }
-      }
+    transaction<T>(fn: (tx: Database) => Promise<T>) {
+      return retryingConflicts(() => db.transaction((tx) => fn(tx as unknown as Database)));
     },
     close,
     ...(listen ? { listen } : {}),

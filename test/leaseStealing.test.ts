@@ -27,8 +27,8 @@ for (const backend of backends) {
       const held = await a.claim();
       assert.equal(held.length, 2, 'alone, the first process claims both leases');
       const processing = (lease: (typeof held)[number], table = a) =>
-        t.engine.handle.transaction((tx) => table.save(tx, lease, { state: 'PROCESSING', durable: false }));
-      const idle = (lease: (typeof held)[number]) => t.engine.handle.transaction((tx) => a.save(tx, lease, { state: 'IDLE' }));
+        table.save(lease, { state: 'PROCESSING', durable: false });
+      const idle = (lease: (typeof held)[number]) => a.save(lease, { state: 'IDLE' });
 
       for (const lease of held) assert.equal(await processing(lease), true);
       assert.deepEqual(await b.steal(), [], 'nothing is taken while both leases have a batch in flight');

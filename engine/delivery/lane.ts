@@ -17,12 +17,12 @@ import type { EngineEvents } from '../events.ts';
 import type { StreamCatalog } from '../streams/streamCatalog.ts';
 import type { MappingCatalog, MappingInfo } from '../mappings/mappingCatalog.ts';
 import type { ShardInfo, StreamInfo } from '../streams/model.ts';
-import { checkpointLedger, failures, invocations } from '../schema.ts';
 import { type BatchSink, type DeliveryDeps, type Progress, closeWindow, deliverBatch } from './batchDelivery.ts';
 import { formBatch } from './batchForming.ts';
 import { compileFilterPatterns } from './filterPatterns.ts';
 import { type LaneRecord, readLane } from './laneReader.ts';
 import type { Lease, LeaseState, LeaseTable } from './leaseTable.ts';
+import { commitStep } from './stepCommit.ts';
 import { toShardInfo } from '../streams/streamCatalog.ts';
 import { shards } from '../schema.ts';
 import { eq } from 'drizzle-orm';
@@ -43,9 +43,6 @@ const CONTEXT_TTL_MS = 1000;
 /** A window closes this long after its end, so a record that committed late still joins it. */
 const WINDOW_CLOSE_GRACE_MS = 1000;
 const windowStartOf = (arrivalMs: number, windowMs: number) => Math.floor(arrivalMs / windowMs) * windowMs;
-
-/** Thrown inside a step's transaction when the lease was lost meanwhile: rolls its writes back. */
-const LEASE_LOST = Symbol('lease lost');
 
 export class Lane {
   #stopped = false;
@@ -247,55 +244,27 @@ export class Lane {
         const lease = this.#lease;
         // A batch with more to deliver after this step stays PROCESSING, so it is not stolen mid-batch.
         const state: LeaseState = progress.retrying ? 'RETRYING' : progress.pending ? 'PROCESSING' : 'IDLE';
-        let failureRows: (typeof failures.$inferSelect)[] = [];
-        // The step's statements go out together (pipelined on the transaction's connection):
-        // one round trip instead of one each, so the step commits, and its failures reach
-        // subscribers, without waiting for the event loop between statements. A lost lease
-        // rolls all of them back.
-        const saved = await this.deps.handle.transaction(async (tx) => {
-          const saving = this.deps.leases.save(tx, lease, {
-            state,
-            ...(progress.done ? { checkpoint: { seq: progress.done.seq, ordinal: progress.done.ordinal } } : {}),
-            consecutiveFailures: progress.consecutiveFailures,
-            ...(progress.iteratorAgeMs !== undefined ? { iteratorAgeMs: progress.iteratorAgeMs } : {}),
-            invoked: progress.invocation !== undefined,
-            ...(progress.window === undefined ? {} : { window: progress.window === 'CLOSE' ? null : progress.window }),
-          });
-          // Each statement runs where its builder is first awaited (a drizzle query runs at every
-          // then()): Promise.resolve takes each one's then() once, in this order.
-          const writes: Promise<unknown>[] = [];
-          if (progress.invocation) {
-            writes.push(Promise.resolve(tx.insert(invocations).values({ mappingId: lease.mappingId, shardKey: lease.shardKey, lane: lease.lane, ...progress.invocation })));
-          }
-          let inserting: Promise<(typeof failures.$inferSelect)[]> | undefined;
-          if (progress.failures.length > 0) {
-            inserting = Promise.resolve(tx.insert(failures)
-              .values(progress.failures.map((f) => ({ mappingId: lease.mappingId, shardKey: lease.shardKey, ...f })))
-              .returning());
-            writes.push(inserting);
-            // A discard moves the checkpoint past records nobody acknowledged: the ledger keeps it.
-            const discard = progress.failures.find((f) => f.kind === 'RETRIES_EXHAUSTED' || f.kind === 'RECORD_EXPIRED');
-            if (discard && progress.done) {
-              writes.push(Promise.resolve(tx.insert(checkpointLedger).values({
-                mappingId: lease.mappingId, shardKey: lease.shardKey, lane: lease.lane,
-                fromSeq: lease.checkpointSeq, toSeq: progress.done.seq,
-                reason: `discard ${discard.kind} ${discard.recordCount} record(s)`, actor: 'engine',
-              })));
-            }
-          }
-          const [ok] = await Promise.all([saving, ...writes]);
-          if (!ok) throw LEASE_LOST;
-          failureRows = (await inserting) ?? [];
-          return true;
-        }).catch((error: unknown) => {
-          if (error === LEASE_LOST) return false;
-          throw error;
+        // A discard moves the checkpoint past records nobody acknowledged: the ledger keeps it.
+        const discard = progress.failures.find((f) => f.kind === 'RETRIES_EXHAUSTED' || f.kind === 'RECORD_EXPIRED');
+        const { saved, failures: stored } = await commitStep(this.deps.handle, this.deps.leases, lease, {
+          state,
+          ...(progress.done ? { checkpoint: { seq: progress.done.seq, ordinal: progress.done.ordinal } } : {}),
+          consecutiveFailures: progress.consecutiveFailures,
+          ...(progress.iteratorAgeMs !== undefined ? { iteratorAgeMs: progress.iteratorAgeMs } : {}),
+          invoked: progress.invocation !== undefined,
+          ...(progress.window === undefined ? {} : { window: progress.window === 'CLOSE' ? null : progress.window }),
+        }, {
+          ...(progress.invocation ? { invocation: progress.invocation } : {}),
+          failures: progress.failures,
+          ...(discard && progress.done ? {
+            ledger: { fromSeq: lease.checkpointSeq, toSeq: progress.done.seq, reason: `discard ${discard.kind} ${discard.recordCount} record(s)` },
+          } : {}),
         });
         if (saved) {
           this.deps.events.emit('leases', { mappingId: lease.mappingId });
-          if (failureRows.length > 0) {
+          if (stored.ids.length > 0) {
             // The rows ride along, so the failures feed need not read them back.
-            this.deps.events.emit('failures', { mappingId: lease.mappingId, ids: failureRows.map((r) => r.id), rows: failureRows });
+            this.deps.events.emit('failures', { mappingId: lease.mappingId, ids: stored.ids, ...(stored.rows ? { rows: stored.rows } : {}) });
           }
           this.#lease = {
             ...this.#lease,
@@ -313,11 +282,11 @@ export class Lane {
 
   async #save(progress: { state: LeaseState; checkpoint?: LaneRecord; durable?: boolean }): Promise<boolean> {
     const lease = this.#lease;
-    const ok = await this.deps.handle.transaction((tx) => this.deps.leases.save(tx, lease, {
+    const ok = await this.deps.leases.save(lease, {
       state: progress.state,
       ...(progress.durable === false ? { durable: false } : {}),
       ...(progress.checkpoint ? { checkpoint: { seq: progress.checkpoint.seq, ordinal: progress.checkpoint.ordinal } } : {}),
-    }));
+    });
     if (ok) {
       this.#lease = {
         ...lease,

@@ -14,8 +14,8 @@
  * was read with, so a process that lost its lease can never move the checkpoint (fencing in
  * the database, not in JS). Times are the database's now().
  */
-import { sql } from 'drizzle-orm';
-import type { Database, DatabaseHandle } from '../db.ts';
+import { type SQL, sql } from 'drizzle-orm';
+import { type DatabaseHandle, retryingConflicts } from '../db.ts';
 
 export type LeaseState = 'WAITING_FOR_PARENT' | 'IDLE' | 'PROCESSING' | 'RETRYING' | 'SHARD_END';
 
@@ -30,6 +30,25 @@ export interface Lease {
   /** Tumbling windows: the open window's start and the state its last invocation returned. */
   windowStart: Date | null;
   windowState: unknown;
+}
+
+/** Which lease a write is for, and the epoch it was read with (the fence). */
+export type LeaseIdentity = Pick<Lease, 'mappingId' | 'shardKey' | 'lane' | 'epoch'>;
+
+/** What a lease write records. */
+export interface LeaseProgress {
+  state: LeaseState;
+  checkpoint?: { seq: bigint; ordinal: number };
+  consecutiveFailures?: number;
+  iteratorAgeMs?: number;
+  invoked?: boolean;
+  /** Tumbling windows: the open window to keep, or null to drop it after its final invocation. */
+  window?: { start: Date; state: unknown } | null;
+  /**
+   * False for writes that move no checkpoint (the PROCESSING state shown in lag): they skip
+   * the WAL flush at commit, as losing one in a crash loses nothing.
+   */
+  durable?: boolean;
 }
 
 export const leaseKey = (l: { mappingId: string; shardKey: number; lane: number }) => `${l.mappingId}/${l.shardKey}/${l.lane}`;
@@ -170,35 +189,28 @@ export class LeaseTable {
   }
 
   /**
-   * Writes a lease's progress if, and only if, this owner still holds it at the same epoch.
-   * Runs inside the caller's transaction, so the invocation and failure rows of the batch
-   * commit with it or not at all. Returns false when the lease was lost (nothing is written).
+   * Writes a lease's progress if, and only if, this owner still holds it at the same epoch, as
+   * one statement (its own transaction). Returns false when the lease was lost (nothing is
+   * written). A batch step's other rows go in the same statement: see stepCommit.ts.
    */
-  async save(
-    tx: Database,
-    lease: Pick<Lease, 'mappingId' | 'shardKey' | 'lane' | 'epoch'>,
-    progress: {
-      state: LeaseState;
-      checkpoint?: { seq: bigint; ordinal: number };
-      consecutiveFailures?: number;
-      iteratorAgeMs?: number;
-      invoked?: boolean;
-      /** Tumbling windows: the open window to keep, or null to drop it after its final invocation. */
-      window?: { start: Date; state: unknown } | null;
-      /**
-       * False for writes that move no checkpoint (the PROCESSING state shown in lag): they skip
-       * the WAL flush at commit, as losing one in a crash loses nothing.
-       */
-      durable?: boolean;
-    },
-  ): Promise<boolean> {
-    if (progress.durable === false && !progress.checkpoint) await tx.execute(sql`set local synchronous_commit = off`);
+  async save(lease: LeaseIdentity, progress: LeaseProgress): Promise<boolean> {
+    const rows = await retryingConflicts(() => this.handle.prepared(this.saveStatement(lease, progress)));
+    return rows.length === 1;
+  }
+
+  /**
+   * The fenced update of save(): `update leases … returning …`, one row when it applied. A write
+   * that moves no checkpoint (durable: false) turns the WAL flush off for the commit of its own
+   * transaction: set_config(…, true) is SET LOCAL, evaluated only for a row that is updated.
+   */
+  saveStatement(lease: LeaseIdentity, progress: LeaseProgress): SQL {
+    const relaxed = progress.durable === false && !progress.checkpoint;
     const window = progress.window === undefined
       ? sql`window_start = window_start, window_state = window_state`
       : progress.window === null
         ? sql`window_start = null, window_state = null`
         : sql`window_start = ${progress.window.start.toISOString()}::timestamptz, window_state = ${JSON.stringify(progress.window.state ?? {})}::jsonb`;
-    const rows = await this.handle.query(sql`
+    return sql`
       update leases set
         state = ${progress.state},
         checkpoint_seq = coalesce(${progress.checkpoint ? String(progress.checkpoint.seq) : null}::bigint, checkpoint_seq),
@@ -209,7 +221,6 @@ export class LeaseTable {
         ${window}
        where mapping_id = ${lease.mappingId} and shard_key = ${lease.shardKey} and lane = ${lease.lane}
          and owner = ${this.owner} and epoch = ${lease.epoch} and expires_at > now()
-      returning 1`, tx);
-    return rows.length === 1;
+      returning ${relaxed ? sql`set_config('synchronous_commit', 'off', true)` : sql`1`}`;
   }
 }

@@ -19,6 +19,7 @@ import { type BatchSink, type DeliveryDeps, type Progress, deliverBatch } from '
 import { formBatch } from '../delivery/batchForming.ts';
 import { compileFilterPatterns } from '../delivery/filterPatterns.ts';
 import { type LaneRecord, readLane } from '../delivery/laneReader.ts';
+import { FAILED_ROWS, stepLogCtes, storedFailures } from '../delivery/stepCommit.ts';
 import { ReadAhead } from './readAhead.ts';
 import { coerceError } from '../errors.ts';
 import { TickLoop } from '../tickLoop.ts';
@@ -216,37 +217,16 @@ export class ReplayRunner {
             update replay_cursors set cursor_seq = ${String(progress.done.seq)}::bigint, delivered = delivered + ${delivered}::int
              where job_id = ${job.id} and idx = ${c.idx}::int and ${held})`);
         }
-        if (progress.invocation) {
-          const i = progress.invocation;
-          steps.push(sql`
-          logged as (
-            insert into invocations (mapping_id, shard_key, lane, replay_id, first_seq, last_seq, record_count, attempt, outcome, duration_ms, error, started_at)
-            select ${logMappingId}, ${c.shardKey}::bigint, 0, ${job.id}, ${String(i.firstSeq)}::bigint, ${String(i.lastSeq)}::bigint,
-                   ${i.recordCount}::int, ${i.attempt}::int, ${i.outcome}, ${i.durationMs}::int, ${i.error}, ${i.startedAt.toISOString()}::timestamptz
-             where ${held})`);
-        }
-        if (progress.failures.length > 0) {
-          const rows = JSON.stringify(progress.failures.map((f) => ({
-            kind: f.kind, first_seq: String(f.firstSeq), last_seq: String(f.lastSeq), record_count: f.recordCount,
-            attempt: f.attempt, message: f.message, destination_record: f.destinationRecord,
-          })));
-          steps.push(sql`
-          failed as (
-            insert into failures (mapping_id, shard_key, kind, first_seq, last_seq, record_count, attempt, message, destination_record)
-            select ${logMappingId}, ${c.shardKey}::bigint, f.kind, f.first_seq, f.last_seq, f.record_count, f.attempt, f.message, f.destination_record
-              from jsonb_to_recordset(${rows}::jsonb) with ordinality as f(kind text, first_seq bigint, last_seq bigint, record_count int,
-                   attempt int, message text, destination_record jsonb, n bigint)
-             where ${held}
-             order by f.n
-            returning id)`);
-        }
-        const [row] = await this.handle.prepared<{ held: unknown; ids: unknown }>(sql`
+        const owner = { mappingId: logMappingId, shardKey: c.shardKey, lane: 0, replayId: job.id };
+        steps.push(stepLogCtes(owner, progress, held));
+        const [row] = await this.handle.prepared<{ held: unknown; failed: unknown }>(sql`
           with ${sql.join(steps, sql`,`)}
-          select (select count(*) from held)::int as held,
-                 ${progress.failures.length > 0 ? sql`(select coalesce(json_agg(id order by id), '[]') from failed)` : sql`'[]'::json`} as ids`);
+          select (select count(*) from held)::int as held, ${FAILED_ROWS} as failed`);
         const ok = Number(row?.held ?? 0) === 1;
-        const failureIds = ok ? (typeof row!.ids === 'string' ? JSON.parse(row!.ids) as unknown[] : row!.ids as unknown[]).map(Number) : [];
-        if (ok && failureIds.length > 0) this.events.emit('failures', { mappingId: logMappingId, ids: failureIds });
+        if (ok && progress.failures.length > 0) {
+          const stored = storedFailures(owner, progress, row!.failed);
+          this.events.emit('failures', { mappingId: logMappingId, ids: stored.ids, ...(stored.rows ? { rows: stored.rows } : {}) });
+        }
         if (ok && progress.done) counted = upTo;
         if (ok) this.#progressed(job.id);
         return ok;
