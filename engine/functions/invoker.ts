@@ -157,7 +157,7 @@ export class Invoker {
 
   private async loadHandler(fn: FunctionInfo): Promise<(...args: unknown[]) => unknown> {
     // Re-resolved at every invocation: the directory may have changed since create.
-    const { path, exportName } = await resolveModule(this.options.functionsDir, fn.module!);
+    const { path, exportName } = resolveModule(this.options.functionsDir, fn.module!);
     let loading = this.modules.get(path);
     if (!loading) {
       loading = import(pathToFileURL(path).href) as Promise<Record<string, unknown>>;
