@@ -13,4 +13,4 @@ RUN mkdir -p /data && chown node:node /data
 VOLUME /data
 EXPOSE 4000
 USER node
-CMD ["node", "--import", "tsx", "api/server.ts"]
+CMD ["node", "--max-semi-space-size=64", "--import", "tsx", "api/server.ts"]
