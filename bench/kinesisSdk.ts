@@ -29,7 +29,7 @@ import {
 } from '@aws-sdk/client-kinesis';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import postgres from 'postgres';
-import { fmt } from './common.ts';
+import { SERVER_NODE_FLAGS, fmt } from './common.ts';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const PER_CALL = 500;
@@ -40,6 +40,8 @@ const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 4);
 const ROUNDS = Number(process.env.BENCH_SDK_ROUNDS ?? 3);
 /** PutRecords calls to a stream of their own before measuring, on both servers: JITs warm. */
 const WARMUP_CALLS = Number(process.env.BENCH_SDK_WARMUP_CALLS ?? 40);
+/** Diagnostics: a directory; the shardline server writes a CPU profile of its whole run there (node --cpu-prof). */
+const PROFILE_DIR = process.env.BENCH_SDK_PROFILE_DIR;
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
@@ -65,7 +67,7 @@ async function stopChild(child: ChildProcess): Promise<void> {
 }
 
 async function startShardline(env: Record<string, string>): Promise<Target> {
-  const { match, child } = await spawnAndWait(['--import', 'tsx', 'api/server.ts'], { PORT: '0', NODE_ENV: 'production', ...env }, /serving (http:\S+)/);
+  const { match, child } = await spawnAndWait([...SERVER_NODE_FLAGS, ...(PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : []), '--import', 'tsx', 'api/server.ts'], { PORT: '0', NODE_ENV: 'production', ...env }, /serving (http:\S+)/);
   return { endpoint: new URL(match[1]!).origin, stop: () => stopChild(child) };
 }
 

@@ -27,6 +27,7 @@ import { lagQueryScenario } from './lagQuery.ts';
 import { latencyScenario } from './latency.ts';
 import { replayScenario } from './replay.ts';
 import { subscribersScenario } from './subscribers.ts';
+import { SERVER_NODE_FLAGS } from './common.ts';
 
 const RECORD_BYTES = 1024;
 const PER_CALL = 500;
@@ -55,7 +56,7 @@ async function runConcurrently(calls: number, concurrency: number, call: (i: num
 }
 
 function startServer(env: Record<string, string>): Promise<{ url: string; child: ChildProcess }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'api/server.ts'], {
+  const child = spawn(process.execPath, [...SERVER_NODE_FLAGS, '--import', 'tsx', 'api/server.ts'], {
     cwd: ROOT, env: { ...process.env, PORT: '0', NODE_ENV: 'production', ...env }, stdio: ['ignore', 'pipe', 'inherit'],
   });
   return new Promise((resolve, reject) => {

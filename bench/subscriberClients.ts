@@ -30,6 +30,8 @@ export interface Report {
   failures: { count: number; p50: number; p99: number; max: number };
   /** Distinct failure rows (recorded in the window) each subscriber received: the fewest and the most. */
   failureRowsPerSubscriber: { min: number; max: number };
+  /** The failure rows whose last receipt came latest after their `at`: the first and last receipt's delay (ms), and when the row was recorded. */
+  slowestRows: { id: string; first: number; last: number; recordedAt: number }[];
   errors: string[];
 }
 
@@ -114,8 +116,18 @@ function report(from: number, to: number, subscribers: number): Report {
   const perSubscriber = Array.from({ length: subscribers }, () => new Set<string>());
   for (const f of failures) perSubscriber[f.subscriber]!.add(f.id);
   const sizes = perSubscriber.map((ids) => ids.size);
+  const rows = new Map<string, { id: string; first: number; last: number; recordedAt: number }>();
+  for (const f of failures) {
+    const row = rows.get(f.id);
+    if (!row) rows.set(f.id, { id: f.id, first: f.delay, last: f.delay, recordedAt: f.recordedAt });
+    else {
+      row.first = Math.min(row.first, f.delay);
+      row.last = Math.max(row.last, f.delay);
+    }
+  }
   return {
     type: 'report',
+    slowestRows: [...rows.values()].sort((a, b) => b.last - a.last).slice(0, 5),
     lag: figures(inWindow(lagSamples)),
     failures: figures(failures),
     failureRowsPerSubscriber: { min: Math.min(...sizes), max: Math.max(...sizes) },
