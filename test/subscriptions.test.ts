@@ -15,6 +15,17 @@ import { schema } from '../api/schema.ts';
 import { type LagUpdate, watchLag } from '../engine/observability/lagFeed.ts';
 import { type TestEngine, b64, backends, openTestEngine, waitFor } from './harness.ts';
 
+/** Awaits `promise`, failing after `ms` instead of hanging the run. */
+async function bounded<T>(promise: Promise<T>, what: string, ms = 10_000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`Timed out after ${ms} ms: ${what}`)), ms); });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 for (const backend of backends) {
   describe(`subscriptions (${backend.name})`, () => {
     let t: TestEngine;
@@ -310,15 +321,53 @@ for (const backend of backends) {
           await t.engine.putRecords('slow', [{ partitionKey: `k${i}`, data: b64(`r${i}`) }]);
           await new Promise((resolve) => setTimeout(resolve, 200));
         }
-        await following;
+        await bounded(following, 'the fast subscriber sees the lag settle at zero');
         // Several updates went out meanwhile; the slow subscriber is handed the latest only.
-        const next = await slow.next();
+        const next = await bounded(slow.next(), 'the slow subscriber\'s next update');
         assert.equal(next.value, seen.at(-1), 'the latest update, the very object the others were sent');
         const more = await Promise.race([slow.next(), new Promise((resolve) => setTimeout(() => resolve('nothing'), 300))]);
         assert.equal(more, 'nothing', 'no backlog of older updates behind it');
       } finally {
         abort.abort();
         await Promise.all([slow.return(undefined), fast.return(undefined)]);
+      }
+    });
+
+    it('follows a mapping created while the feed was reading the list of mappings', async () => {
+      await t.engine.createStream({ name: 'late', shardCount: 1 });
+      await t.engine.createFunction({ name: 'plain-late', module: 'plain.mjs#handler' });
+      // Holds the feed's own read of every mapping (list(null)) until the mapping exists.
+      const catalog = t.engine.mappings;
+      let reached!: () => void;
+      let release!: () => void;
+      const reading = new Promise<void>((resolve) => { reached = resolve; });
+      const released = new Promise<void>((resolve) => { release = resolve; });
+      let held = false;
+      const list = catalog.list;
+      catalog.list = async (streamName?: string | null) => {
+        const out = await list.call(catalog, streamName);
+        if (streamName == null && !held) {
+          held = true;
+          reached();
+          await released;
+        }
+        return out;
+      };
+      const abort = new AbortController();
+      const watcher = watchLag(t.engine, { streamName: 'late' }, abort.signal);
+      try {
+        const first = watcher.next(); // nothing on 'late' yet: waits for an update
+        await bounded(reading, 'the feed reads the mappings');
+        const mapping = await t.engine.createMapping({ streamName: 'late', functionName: 'plain-late', startingPosition: 'TRIM_HORIZON' });
+        release();
+        await t.engine.putRecords('late', [{ partitionKey: 'k', data: b64('r') }]);
+        const update = (await bounded(first, 'an update for the mapping created meanwhile')).value as LagUpdate;
+        assert.equal(update.mappingId, mapping.id);
+      } finally {
+        release();
+        delete (catalog as { list?: unknown }).list;
+        abort.abort();
+        await watcher.return(undefined);
       }
     });
 

@@ -143,6 +143,8 @@ class LagHub {
   #offs: (() => void)[] = [];
   /** Every mapping with its stream's name; undefined until read, and after a mapping changed. */
   #mappings: Watched[] | undefined;
+  /** Counts mapping changes: a list read before the latest change is used once, never kept. */
+  #mappingsVersion = 0;
   readonly #dirty = new Set<string>();
   /** What was last pushed (or checked) per mapping. */
   readonly #last = new Map<string, { fingerprint: string; at: number }>();
@@ -168,6 +170,7 @@ class LagHub {
           for (const { mapping } of this.#mappings) if (mapping.streamId === e.streamId) this.#mark(mapping.id);
         }),
         events.on('mappings', () => {
+          this.#mappingsVersion++;
           this.#mappings = undefined;
           this.#mark(ALL);
         }),
@@ -212,9 +215,16 @@ class LagHub {
     const dirty = new Set(this.#dirty);
     this.#dirty.clear();
     try {
-      this.#mappings ??= await this.#readMappings();
+      let mappings = this.#mappings;
+      if (!mappings) {
+        const version = this.#mappingsVersion;
+        mappings = await this.#readMappings();
+        // A mapping created or changed during the read may be missing from it: the change marked
+        // every mapping dirty, so the next run reads the list again.
+        if (version === this.#mappingsVersion) this.#mappings = mappings;
+      }
       const scopes = [...this.#scopes.values()].map((s) => s.scope);
-      for (const { mapping, streamName } of this.#mappings) {
+      for (const { mapping, streamName } of mappings) {
         if (this.#offs.length === 0) return; // everyone left meanwhile
         if (!scopes.some((scope) => covers(scope, mapping.id, streamName))) continue;
         const now = Date.now();
