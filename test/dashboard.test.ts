@@ -350,8 +350,9 @@ describe('dashboard behind a token (pglite, headless Chromium)', { skip: noBrows
     const t = await openTestEngine(backends[0]!);
     const app = buildApp({ engine: t.engine, logError: () => {} });
     const url = await app.start(0, '127.0.0.1');
-    const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true, timeout: 30_000 });
+    let browser: Browser | undefined;
     try {
+      browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true, timeout: 30_000 });
       await t.engine.createStream({ name: 'guarded-orders', shardCount: 1 });
       const reader = await t.engine.tokens.create({ name: 'dashboard', scopes: 'read' }, 'test');
       const page = await browser.newPage();
@@ -364,7 +365,7 @@ describe('dashboard behind a token (pglite, headless Chromium)', { skip: noBrows
       await page.locator('#connection[data-state=connected]').waitFor({ state: 'attached', timeout: 10_000 });
       assert.equal(await page.locator('#sign-in').count(), 0);
     } finally {
-      await browser.close();
+      await browser?.close();
       await app.stop();
       await t.close();
     }
