@@ -47,8 +47,12 @@ const windowStartOf = (arrivalMs: number, windowMs: number) => Math.floor(arriva
 export class Lane {
   #stopped = false;
   #wake: (() => void) | undefined;
+  /** Woken while not asleep, since the last read began. */
+  #wokenAwake = false;
   #lease: Lease;
   #cached: { mapping: MappingInfo; stream: StreamInfo; shard: ShardInfo; at: number } | undefined;
+  /** Bumped by invalidate(): a context read across it is not kept. */
+  #contextVersion = 0;
   /** The stream this lane reads, once known (wake-ups are per stream). */
   streamId: number | undefined;
   readonly done: Promise<void>;
@@ -67,12 +71,16 @@ export class Lane {
 
   /** New records may be there: look now instead of at the next poll. */
   wake(): void {
-    this.#wake?.();
+    // Not asleep (reading, invoking): the next sleep returns at once, or records committed
+    // just after a read found none would wait a whole idle poll.
+    if (this.#wake) this.#wake();
+    else this.#wokenAwake = true;
   }
 
   /** The mapping changed (in this or another process): read it again before the next step. */
   invalidate(): void {
     this.#cached = undefined;
+    this.#contextVersion++;
     this.wake();
   }
 
@@ -85,14 +93,17 @@ export class Lane {
   async #context(): Promise<{ mapping: MappingInfo; stream: StreamInfo; shard: ShardInfo } | undefined> {
     const cached = this.#cached;
     if (cached && Date.now() - cached.at < CONTEXT_TTL_MS) return cached;
+    const version = this.#contextVersion;
     const mapping = await this.deps.mappings.find(this.#lease.mappingId);
     if (!mapping || !mapping.enabled || this.#lease.lane >= mapping.parallelizationFactor) return undefined;
     this.streamId = mapping.streamId;
     const stream = await this.deps.streams.findById(mapping.streamId);
     const shard = stream && (await this.#shard());
     if (!stream || !shard) return undefined;
-    this.#cached = { mapping, stream, shard, at: Date.now() };
-    return this.#cached;
+    const context = { mapping, stream, shard, at: Date.now() };
+    // Invalidated during the read (the mapping changed): used this once, read again next time.
+    if (version === this.#contextVersion) this.#cached = context;
+    return context;
   }
 
   stop(): void {
@@ -102,7 +113,10 @@ export class Lane {
 
   #sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      if (this.#stopped) return resolve();
+      if (this.#stopped || this.#wokenAwake) {
+        this.#wokenAwake = false;
+        return resolve();
+      }
       const timer = setTimeout(() => { this.#wake = undefined; resolve(); }, ms);
       this.#wake = () => { clearTimeout(timer); this.#wake = undefined; resolve(); };
     });
@@ -134,6 +148,7 @@ export class Lane {
       };
       const tumblingMs = mapping.tumblingWindowSeconds * 1000;
       const open = this.#lease.windowStart;
+      this.#wokenAwake = false; // this read sees whatever a wake-up so far announced
       let page = await readLane(deps.handle, stream, shard,
         { index: this.#lease.lane, count: mapping.parallelizationFactor }, this.#lease.checkpointSeq, mapping.batchSize);
 

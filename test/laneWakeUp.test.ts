@@ -1,0 +1,53 @@
+/**
+ * A lane is woken by new records whatever it is doing when they arrive: a wake-up that lands
+ * while the lane reads (and finds nothing yet) must not leave the records to the idle poll.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { type TestEngine, b64, backends, openTestEngine, waitFor } from './harness.ts';
+
+const IDLE_POLL_MS = 30_000;
+
+for (const backend of backends) {
+  describe(`lane wake-ups (${backend.name})`, () => {
+    let t: TestEngine;
+    const functionsDir = mkdtempSync(join(tmpdir(), 'shardline-wake-'));
+    let sink: { seen: string[] };
+
+    before(async () => {
+      writeFileSync(join(functionsDir, 'sink.mjs'), `
+        export const seen = [];
+        export async function handler(event) {
+          for (const r of event.Records) seen.push(Buffer.from(r.kinesis.data, 'base64').toString());
+          return null;
+        }`);
+      sink = await import(join(functionsDir, 'sink.mjs'));
+      t = await openTestEngine(backend, { functionsDir, delivery: { heartbeatMs: 100, idlePollMs: IDLE_POLL_MS, leaseTtlMs: 5000 } });
+      await t.engine.start();
+    });
+    after(async () => {
+      await t.close();
+      rmSync(functionsDir, { recursive: true, force: true });
+    });
+
+    it('delivers a record put just as the lane finished a batch, well before the idle poll', async () => {
+      await t.engine.createStream({ name: 'wake', shardCount: 1 });
+      await t.engine.createFunction({ name: 'wake-sink', module: 'sink.mjs#handler' });
+      await t.engine.createMapping({ streamName: 'wake', functionName: 'wake-sink', startingPosition: 'TRIM_HORIZON' });
+      // Each record is put the moment the function has the one before: the lane is then
+      // committing that batch and reading again, the moment a wake-up used to be lost.
+      let slowest = 0;
+      for (let i = 0; i < 40; i++) {
+        const at = Date.now();
+        await t.engine.putRecords('wake', [{ partitionKey: 'k', data: b64(`w${i}`) }]);
+        await waitFor(() => sink.seen.includes(`w${i}`), `record ${i} delivered (the idle poll is ${IDLE_POLL_MS} ms)`, 10_000);
+        slowest = Math.max(slowest, Date.now() - at);
+      }
+      assert.ok(slowest < 5000, `every record was delivered by a wake-up, not the idle poll (slowest ${slowest} ms)`);
+      assert.deepEqual(sink.seen, Array.from({ length: 40 }, (_, i) => `w${i}`));
+    });
+  });
+}
