@@ -1,6 +1,7 @@
 /**
  * The heartbeat loop of the poller, the replay runner and the capture runner: runs tick()
- * every intervalMs, and at once on poke(), never two ticks at a time; a failing tick is
+ * every intervalMs, and at once on poke(), never two ticks at a time (a poke during a tick runs
+ * another right after it, so the change is never left to the next heartbeat); a failing tick is
  * reported and the loop goes on.
  *
  *   STOPPED --start()--> RUNNING --halt()--> STOPPING --stopped()--> STOPPED
@@ -14,6 +15,8 @@ export class TickLoop {
   #state: 'STOPPED' | 'RUNNING' | 'STOPPING' = 'STOPPED';
   #timer: NodeJS.Timeout | undefined;
   #ticking: Promise<void> | undefined;
+  /** Poked during a tick: tick again once it ends. */
+  #again = false;
 
   constructor(
     private readonly tick: () => Promise<void>,
@@ -25,11 +28,20 @@ export class TickLoop {
     return this.#state === 'RUNNING';
   }
 
-  /** STOPPED → RUNNING; false when already started. The owner runs a first tick if it wants one, then schedule(). */
+  /** STOPPED → RUNNING; false when already started. The owner then awaits first(). */
   start(): boolean {
     if (this.#state !== 'STOPPED') return false;
     this.#state = 'RUNNING';
     return true;
+  }
+
+  /**
+   * The first tick, awaited by the owner's start() and failing it as the tick fails; the
+   * heartbeat follows. A loop tick, so a poke meanwhile waits for it instead of overlapping it.
+   */
+  async first(): Promise<void> {
+    if (this.#state !== 'RUNNING' || this.#ticking) return;
+    await this.#run(false);
   }
 
   /** The next tick, one interval from now. */
@@ -59,10 +71,24 @@ export class TickLoop {
   }
 
   #beat(): void {
-    if (this.#state !== 'RUNNING' || this.#ticking) return;
-    this.#ticking = this.tick().catch((raw) => this.onError(coerceError(raw))).finally(() => {
+    if (this.#state !== 'RUNNING') return;
+    if (this.#ticking) {
+      this.#again = true;
+      return;
+    }
+    void this.#run(true);
+  }
+
+  /** Runs a tick as the loop's one tick in progress; `report`: its failure goes to onError. */
+  #run(report: boolean): Promise<void> {
+    clearTimeout(this.#timer);
+    this.#again = false;
+    const tick = this.tick();
+    this.#ticking = tick.catch((raw) => { if (report) this.onError(coerceError(raw)); }).finally(() => {
       this.#ticking = undefined;
-      this.schedule();
+      if (this.#again) this.poke();
+      else this.schedule();
     });
+    return report ? this.#ticking : tick;
   }
 }

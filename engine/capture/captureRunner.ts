@@ -64,8 +64,7 @@ export class CaptureRunner {
     this.#off = this.events.on('captures', (event) => {
       if (!this.#runs.has(event.sourceId) || event.remote) this.#loop.poke();
     });
-    await this.#tick().catch((raw) => this.onError(coerceError(raw)));
-    this.#loop.schedule();
+    await this.#loop.first().catch((raw) => this.onError(coerceError(raw)));
   }
 
   async stop(): Promise<void> {

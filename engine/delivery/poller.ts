@@ -58,8 +58,7 @@ export class Poller {
       // A changed mapping (batch size, enabled …) is re-read by its lanes at their next step.
       for (const lane of this.#lanes.values()) lane.invalidate();
     });
-    await this.#tick();
-    this.#loop.schedule();
+    await this.#loop.first();
   }
 
   /** Runs a heartbeat now (a mapping or shard changed). */

@@ -60,8 +60,7 @@ export class ReplayRunner {
     if (!this.#loop.start()) return;
     // New jobs and jobs handed back wake the runner; the progress of its own jobs does not.
     this.#off = this.events.on('replays', (e) => { if (!this.#running.has(e.jobId)) this.#loop.poke(); });
-    await this.#tick();
-    this.#loop.schedule();
+    await this.#loop.first();
   }
 
   async stop(): Promise<void> {
@@ -91,14 +90,23 @@ export class ReplayRunner {
         from candidates c where j.id = c.id
       returning j.id, j.epoch`);
     for (const { id, epoch } of claimed) {
-      const done = this.#run(id, Number(epoch))
+      // A job claimed again (paused and resumed, or its lease expired) while an older run of it
+      // still finishes here: that run's writes are fenced by the epoch, and its end must not
+      // remove the new run's entry or progress.
+      const previous = this.#running.get(id);
+      const entry = { epoch: Number(epoch), done: Promise.resolve() };
+      entry.done = (async () => {
+        await previous?.done;
+        await this.#run(id, entry.epoch);
+      })()
         .catch((raw) => this.deps.onError(coerceError(raw)))
         .finally(() => {
+          if (this.#running.get(id) !== entry) return;
           this.#running.delete(id);
           this.#flushProgress(id);
           this.#loop.poke(); // a slot is free
         });
-      this.#running.set(id, { epoch: Number(epoch), done });
+      this.#running.set(id, entry);
       this.events.emit('replays', { jobId: id });
     }
   }
