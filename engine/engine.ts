@@ -319,6 +319,11 @@ export class Engine {
     return this.#recentLag.get(mappingId, () => this.lag(mappingId));
   }
 
+  /** recentLag() with the time its shared read started: the figures are no newer than that. */
+  recentLagRead(mappingId: string) {
+    return this.#recentLag.entry(mappingId, () => this.lag(mappingId));
+  }
+
   /** A mapping's metrics history in [from, to), summed over shards, in buckets of stepSeconds. */
   metrics(mappingId: string, from: Date, to: Date, stepSeconds: number) {
     return this.metricsSampler.history(mappingId, from, to, stepSeconds);

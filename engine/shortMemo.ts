@@ -12,16 +12,22 @@ export class ShortMemo<T> {
   ) {}
 
   get(key: string, read: () => Promise<T>): Promise<T> {
+    return this.entry(key, read).value;
+  }
+
+  /** The shared read with the time it started: what it returns is no newer than `at`. */
+  entry(key: string, read: () => Promise<T>): { at: number; value: Promise<T> } {
     const now = Date.now();
     const hit = this.#entries.get(key);
-    if (hit && now - hit.at < this.ttlMs) return hit.value;
+    if (hit && now - hit.at < this.ttlMs) return hit;
     if (this.#entries.size >= this.max) {
       for (const [k, e] of this.#entries) if (now - e.at >= this.ttlMs) this.#entries.delete(k);
       if (this.#entries.size >= this.max) this.#entries.clear();
     }
-    const value = read();
-    this.#entries.set(key, { at: now, value });
-    value.catch(() => this.#entries.delete(key));
-    return value;
+    const entry = { at: now, value: read() };
+    this.#entries.set(key, entry);
+    // Only this entry: a newer read of the key may have replaced it by the time this one fails.
+    entry.value.catch(() => { if (this.#entries.get(key) === entry) this.#entries.delete(key); });
+    return entry;
   }
 }

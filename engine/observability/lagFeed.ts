@@ -38,7 +38,10 @@ interface Scope { mappingId?: string | null; streamName?: string | null }
 interface Watched { mapping: MappingInfo; streamName: string }
 
 export async function lagUpdate(engine: Engine, mapping: MappingInfo, streamName: string): Promise<LagUpdate> {
-  const shards = await engine.recentLag(mapping.id);
+  // Stamped with the read's start: a subscriber's inbox drops updates older than what it has,
+  // so a slow read finishing late must not pass for newer figures.
+  const read = engine.recentLagRead(mapping.id);
+  const shards = await read.value;
   const ages = shards.map((s) => s.iteratorAgeMs).filter((a): a is number => a !== null);
   return {
     mappingId: mapping.id,
@@ -46,7 +49,7 @@ export async function lagUpdate(engine: Engine, mapping: MappingInfo, streamName
     shards,
     recordsBehind: shards.reduce((sum, s) => sum + s.recordsBehind, 0),
     maxIteratorAgeMs: ages.length ? Math.max(...ages) : null,
-    at: new Date(),
+    at: new Date(read.at),
   };
 }
 
@@ -186,6 +189,8 @@ class LagHub {
       this.#offs = [];
       clearTimeout(this.#timer);
       this.#timer = undefined;
+      // Unheard from now on: a list being read may miss the changes made meanwhile.
+      this.#mappingsVersion++;
       this.#mappings = undefined;
       this.#dirty.clear();
       this.#last.clear();
