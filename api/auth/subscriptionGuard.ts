@@ -19,6 +19,8 @@ type Connection = WsContext<Record<string, unknown>, Extra & { principal?: Princ
 
 export class SubscriptionGuard {
   readonly #byToken = new Map<number, Set<Connection>>();
+  /** Counts revocations heard: one during a connection's check makes it look again. */
+  #revocations = 0;
   readonly #offRevoked: () => void;
   readonly #timer: NodeJS.Timeout;
 
@@ -30,7 +32,16 @@ export class SubscriptionGuard {
 
   /** connection_init: authenticates, or closes the socket with 4401 and the reason. */
   readonly onConnect = async (ctx: Connection): Promise<boolean> => {
+    const revocations = this.#revocations;
     const auth = await authenticate(this.engine, ctx.connectionParams?.authorization);
+    // Closed meanwhile: onClose has already run and found no principal, so nothing to register.
+    if (ctx.extra.socket.readyState !== ctx.extra.socket.OPEN) return false;
+    if (!auth.error && auth.principal.tokenId !== undefined && revocations !== this.#revocations
+      && !(await this.engine.tokens.live([auth.principal.tokenId])).has(auth.principal.tokenId)) {
+      // A revocation heard during the check may have been of this very token.
+      ctx.extra.socket.close(4403, 'FORBIDDEN: the token was revoked.');
+      return false;
+    }
     if (auth.error) {
       ctx.extra.socket.close(4401, `${auth.error.code}: ${auth.error.message}`.slice(0, 123));
       return false;
@@ -73,6 +84,7 @@ export class SubscriptionGuard {
   }
 
   #close(tokenId: number): void {
+    this.#revocations++;
     for (const ctx of this.#byToken.get(tokenId) ?? []) ctx.extra.socket.close(4403, 'FORBIDDEN: the token was revoked.');
     this.#byToken.delete(tokenId);
   }
