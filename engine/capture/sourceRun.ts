@@ -71,6 +71,7 @@ export class SourceRun {
   #state: SourceSettings['state'];
   #wakeDiscovery: (() => void) | undefined;
   #description: SourceDescription | undefined;
+  #describeAgain = false;
   readonly done: Promise<void>;
 
   constructor(
@@ -115,7 +116,10 @@ export class SourceRun {
     try {
       while (!this.#stopped) {
         try {
-          this.#description ??= await client.describe();
+          if (!this.#description || this.#describeAgain) {
+            this.#description = await client.describe();
+            this.#describeAgain = false;
+          }
           const listed = await client.listShards();
           const rows = await registerShards(this.deps.handle, this.lease, this.#description, listed, this.source.startingPosition);
           for (const row of readyShards(rows)) {
@@ -132,7 +136,8 @@ export class SourceRun {
             await this.#stopFor(raw.message);
             break;
           }
-          this.#description = undefined;
+          // Described again at the next pass; shard readers keep the last good description meanwhile.
+          this.#describeAgain = true;
           await this.#failed(raw, null);
           await this.#sleep(backoffMs(++failures, this.options.minBackoffMs, this.options.maxBackoffMs));
         }
