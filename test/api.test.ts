@@ -7,7 +7,7 @@ import WebSocket from 'ws';
 import { type App, buildApp } from '../api/app.ts';
 import { SCHEMA_FILE, printServedSchema } from '../api/printSchema.ts';
 import { schema } from '../api/schema.ts';
-import { type TestEngine, b64, backends, openTestEngine, waitFor } from './harness.ts';
+import { type TestEngine, b64, backends, bounded, openTestEngine, waitFor } from './harness.ts';
 
 // A copy of ../shared/contract/schema.graphql (test/fixtures.test.ts checks it is identical).
 const CONTRACT = new URL('./fixtures/contract.graphql', import.meta.url);
@@ -216,13 +216,13 @@ for (const backend of backends) {
 
     it('ends a subscription to an unknown stream with STREAM_NOT_FOUND', async () => {
       const client = createClient({ url: url.replace('http', 'ws'), webSocketImpl: WebSocket, retryAttempts: 0 });
-      const error = await new Promise<any>((resolve) => {
+      const error = await bounded(new Promise<any>((resolve) => {
         client.subscribe({ query: 'subscription { records(streamName: "missing") { data } }' }, {
           next: (value: any) => resolve(value.errors?.[0]),
           error: (e) => resolve(Array.isArray(e) ? e[0] : e),
           complete: () => resolve(undefined),
         });
-      });
+      }), 'the subscription ends with an error');
       await client.dispose();
       assert.equal(error?.extensions?.code, 'STREAM_NOT_FOUND');
     });

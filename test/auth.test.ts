@@ -17,7 +17,7 @@ import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 import { type App, buildApp } from '../api/app.ts';
 import { ADMIN_ACCESS_KEY_ID, type CreatedToken } from '../engine/auth/apiTokens.ts';
-import { type TestEngine, b64, backends, openTestEngine, waitFor } from './harness.ts';
+import { type TestEngine, b64, backends, bounded, openTestEngine, waitFor } from './harness.ts';
 
 const run = promisify(execFile);
 const REGION = 'us-east-1';
@@ -177,7 +177,7 @@ for (const backend of backends) {
       assert.ok(revoked.data.revokeApiToken.revokedAt);
       await waitFor(() => reader.state().closed !== undefined, 'revoked connection closed', 5000);
       assert.equal(reader.state().closed!.code, 4403);
-      await ended;
+      await bounded(ended, 'the revoked subscription ends');
       await reader.client.dispose();
       assert.equal(codeOf(await gql(url, '{ streams { name } }', temporary.token)), 'UNAUTHENTICATED');
     });

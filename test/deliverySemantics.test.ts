@@ -365,7 +365,7 @@ for (const backend of backends) {
         await t.engine.catalog.create({ name: 'window', shardCount: 1 });
         await t.engine.createFunction({ name: 'window-fn', url: fn.url });
         const mapping = await t.engine.createMapping({
-          streamName: 'window', functionName: 'window-fn', startingPosition: 'TRIM_HORIZON', batchSize: 100, maximumBatchingWindowSeconds: 1,
+          streamName: 'window', functionName: 'window-fn', startingPosition: 'TRIM_HORIZON', batchSize: 100, maximumBatchingWindowSeconds: 3,
         });
         await waitFor(async () => (await t.engine.lag(mapping.id))[0]?.owner, 'lane running');
         const started = Date.now();
@@ -373,10 +373,11 @@ for (const backend of backends) {
         const wrote = Date.now();
         await waitFor(() => fn.records().length >= 5, 'five records delivered', 10_000);
         await waitFor(() => lagCaughtUp(mapping.id), 'checkpoint at the end');
-        assert.ok(wrote - started < 800, `the writes were quick (${wrote - started} ms)`);
+        // Five puts well inside the 3 s window, even on a loaded machine.
+        assert.ok(wrote - started < 2500, `the writes were quick (${wrote - started} ms)`);
         assert.equal(fn.received.length, 1, 'one invocation for the five records');
         assert.deepEqual(fn.received[0]!.body.Records.map(dataOf), ['w0', 'w1', 'w2', 'w3', 'w4']);
-        assert.ok(fn.received[0]!.at - started >= 900, `the window was waited (${fn.received[0]!.at - started} ms)`);
+        assert.ok(fn.received[0]!.at - started >= 2900, `the window was waited (${fn.received[0]!.at - started} ms)`);
 
         await t.engine.catalog.create({ name: 'window-full', shardCount: 1 });
         await t.engine.createFunction({ name: 'window-full-fn', url: full.url });
@@ -387,8 +388,8 @@ for (const backend of backends) {
         const putAt = Date.now();
         await t.engine.putRecords('window-full', Array.from({ length: 5 }, (_, i) => ({ partitionKey: 'k', data: b64(`f${i}`) })));
         // Far less than the 20 s window: a full batch does not wait for it.
-        await waitFor(() => full.records().length >= 5, 'the full batch delivered before the window', 5000);
-        assert.ok(full.received[0]!.at - putAt < 5000);
+        await waitFor(() => full.records().length >= 5, 'the full batch delivered before the window', 15_000);
+        assert.ok(full.received[0]!.at - putAt < 15_000);
         assert.deepEqual(full.received.map((r) => r.body.Records.map(dataOf)), [['f0', 'f1', 'f2', 'f3', 'f4']]);
       } finally {
         await fn.close();

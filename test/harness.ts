@@ -71,6 +71,17 @@ export async function waitFor<T>(check: () => Promise<T | undefined | false> | T
   }
 }
 
+/** Awaits `promise`, failing after `ms` with `what` instead of hanging the test file. */
+export async function bounded<T>(promise: Promise<T>, what: string, ms = 10_000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`Timed out after ${ms} ms: ${what}`)), ms); });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Awaits a rejection with a ShardlineError of `code` whose message matches every pattern. */
 export async function rejectsWith(promise: Promise<unknown>, code: ErrorCode, ...patterns: RegExp[]): Promise<ShardlineError> {
   let caught: unknown;

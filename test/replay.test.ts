@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 import { type App, buildApp } from '../api/app.ts';
-import { type TestEngine, b64, backends, openTestEngine, waitFor } from './harness.ts';
+import { type TestEngine, b64, backends, bounded, openTestEngine, waitFor } from './harness.ts';
 
 const text = (r: any) => Buffer.from(r.kinesis.data, 'base64').toString();
 
@@ -213,13 +213,13 @@ for (const backend of backends) {
         const job = await t.engine.startReplay({ streamName: 'progress', from: { type: 'TRIM_HORIZON' }, functionName: 'progfn', ratePerSecond: 60, batchSize: 5 });
         const client = createClient({ url: url.replace('http', 'ws'), webSocketImpl: WebSocket, retryAttempts: 0 });
         const updates: any[] = [];
-        await new Promise<void>((resolve, reject) => {
+        await bounded(new Promise<void>((resolve, reject) => {
           client.subscribe({ query: `subscription { replayProgress(id: "${job.id}") { state deliveredRecords totalRecords shards { shardId delivered done } } }` }, {
             next: (v: any) => updates.push(v.data.replayProgress),
             error: reject,
             complete: resolve,
           });
-        });
+        }), 'the replay progress subscription completes', 30_000);
         await client.dispose();
         assert.ok(updates.length >= 2, `several updates (${updates.length})`);
         assert.equal(updates.at(-1).state, 'SUCCEEDED');

@@ -3,6 +3,7 @@
  * Postgres; and that a subscriber who leaves leaves nothing behind.
  */
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,18 +14,7 @@ import { type GraphQLFieldResolver, type GraphQLObjectType, defaultFieldResolver
 import { type App, buildApp } from '../api/app.ts';
 import { schema } from '../api/schema.ts';
 import { type LagUpdate, watchLag } from '../engine/observability/lagFeed.ts';
-import { type TestEngine, b64, backends, openTestEngine, waitFor } from './harness.ts';
-
-/** Awaits `promise`, failing after `ms` instead of hanging the run. */
-async function bounded<T>(promise: Promise<T>, what: string, ms = 10_000): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`Timed out after ${ms} ms: ${what}`)), ms); });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+import { type TestEngine, b64, backends, bounded, openTestEngine, waitFor } from './harness.ts';
 
 for (const backend of backends) {
   describe(`subscriptions (${backend.name})`, () => {
@@ -143,6 +133,8 @@ for (const backend of backends) {
       const mapping = await t.engine.createMapping({
         streamName: 'shared', functionName: 'plain', startingPosition: 'TRIM_HORIZON', batchSize: 10, maximumRetryAttempts: 0,
       });
+      // The lease is running before anyone subscribes: its state then changes no first state.
+      await waitFor(async () => (await t.engine.lag(mapping.id)).every((l) => l.owner) || undefined, 'the lease is running');
       // Counts how often the served schema executes a field of the events (restored afterwards).
       const executions = { lag: 0, failures: 0 };
       const count = (type: string, field: string, key: keyof typeof executions) => {
@@ -217,10 +209,10 @@ for (const backend of backends) {
         const { id } = JSON.parse(text) as { id?: string };
         if (id) frames.set(id, [...(frames.get(id) ?? []), text]);
       });
-      await new Promise((resolve) => socket.once('open', resolve));
-      const acked = new Promise((resolve) => socket.once('message', resolve));
+      await bounded(once(socket, 'open'), 'the socket opens');
+      const acked = once(socket, 'message');
       socket.send(JSON.stringify({ type: 'connection_init' }));
-      await acked;
+      await bounded(acked, 'connection_ack');
       const query = 'subscription { failures(streamName: "direct") { failure { kind recordCount } } }';
       // "c" reads a field made to throw below: its results carry an error, which must stay masked.
       const failing = 'subscription { failures(streamName: "direct") { functionName failure { kind } } }';
@@ -268,10 +260,10 @@ for (const backend of backends) {
         const message = JSON.parse(String(data));
         if (message.type === 'next') ids.push(Number(message.payload.data.failures.failure.id));
       });
-      await new Promise((resolve) => socket.once('open', resolve));
-      const acked = new Promise((resolve) => socket.once('message', resolve));
+      await bounded(once(socket, 'open'), 'the socket opens');
+      const acked = once(socket, 'message');
       socket.send(JSON.stringify({ type: 'connection_init' }));
-      await acked;
+      await bounded(acked, 'connection_ack');
       socket.send(JSON.stringify({ id: 'p', type: 'subscribe', payload: { query: 'subscription { failures(streamName: "paused") { failure { id message } } }' } }));
       await waitFor(() => t.engine.events.listenerCount('failures') > baseline[0]!, 'the failures feed is listening');
       await new Promise((resolve) => setTimeout(resolve, 200));
@@ -308,20 +300,19 @@ for (const backend of backends) {
       const slow = watchLag(t.engine, { mappingId: mapping.id }, abort.signal);
       const fast = watchLag(t.engine, { mappingId: mapping.id }, abort.signal);
       try {
-        await slow.next(); // its first state; then it reads nothing for a while
-        await fast.next();
+        await bounded(slow.next(), 'the slow subscriber\'s first state'); // then it reads nothing for a while
+        await bounded(fast.next(), 'the fast subscriber\'s first state');
         const seen: LagUpdate[] = [];
-        const following = (async () => {
-          for await (const update of fast) {
-            seen.push(update);
-            if (seen.length >= 3 && update.recordsBehind === 0) return;
-          }
+        void (async () => {
+          for await (const update of fast) seen.push(update);
         })();
+        let last: string | null = null;
         for (let i = 0; seen.length < 3 && i < 50; i++) {
-          await t.engine.putRecords('slow', [{ partitionKey: `k${i}`, data: b64(`r${i}`) }]);
+          last = (await t.engine.putRecords('slow', [{ partitionKey: `k${i}`, data: b64(`r${i}`) }])).records[0]!.sequenceNumber;
           await new Promise((resolve) => setTimeout(resolve, 200));
         }
-        await bounded(following, 'the fast subscriber sees the lag settle at zero');
+        // Settled: the checkpoint at the last record put, the state that stays.
+        await waitFor(() => seen.at(-1)?.shards[0]?.checkpointSequenceNumber === last && seen.at(-1)!.recordsBehind === 0, 'the fast subscriber sees the lag settle at the last record', 10_000);
         // Several updates went out meanwhile; the slow subscriber is handed the latest only.
         const next = await bounded(slow.next(), 'the slow subscriber\'s next update');
         assert.equal(next.value, seen.at(-1), 'the latest update, the very object the others were sent');
@@ -333,43 +324,62 @@ for (const backend of backends) {
       }
     });
 
-    it('follows a mapping created while the feed was reading the list of mappings', async () => {
-      await t.engine.createStream({ name: 'late', shardCount: 1 });
-      await t.engine.createFunction({ name: 'plain-late', module: 'plain.mjs#handler' });
-      // Holds the feed's own read of every mapping (list(null)) until the mapping exists.
-      const catalog = t.engine.mappings;
-      let reached!: () => void;
-      let release!: () => void;
-      const reading = new Promise<void>((resolve) => { reached = resolve; });
-      const released = new Promise<void>((resolve) => { release = resolve; });
-      let held = false;
-      const list = catalog.list;
-      catalog.list = async (streamName?: string | null) => {
-        const out = await list.call(catalog, streamName);
-        if (streamName == null && !held) {
-          held = true;
-          reached();
-          await released;
+    for (const variant of ['the subscriber stays', 'every subscriber leaves and one joins'] as const) {
+      it(`follows a mapping created while the feed was reading the list of mappings (${variant})`, async () => {
+        const name = variant === 'the subscriber stays' ? 'late' : 'late-rejoined';
+        await t.engine.createStream({ name, shardCount: 1 });
+        await t.engine.createFunction({ name: `plain-${name}`, module: 'plain.mjs#handler' });
+        // Holds the feed's own read of every mapping (list(null)) until the mapping exists.
+        const catalog = t.engine.mappings;
+        let reached!: () => void;
+        let release!: () => void;
+        const reading = new Promise<void>((resolve) => { reached = resolve; });
+        const released = new Promise<void>((resolve) => { release = resolve; });
+        let held = false;
+        const list = catalog.list;
+        catalog.list = async (streamName?: string | null) => {
+          const out = await list.call(catalog, streamName);
+          if (streamName == null && !held) {
+            held = true;
+            reached();
+            await released;
+          }
+          return out;
+        };
+        let abort = new AbortController();
+        let watcher = watchLag(t.engine, { streamName: name }, abort.signal);
+        try {
+          let next = watcher.next(); // nothing on the stream yet: waits for an update
+          await bounded(reading, 'the feed reads the mappings');
+          if (variant === 'the subscriber stays') {
+            const mapping = await t.engine.createMapping({ streamName: name, functionName: `plain-${name}`, startingPosition: 'TRIM_HORIZON' });
+            release();
+            await t.engine.putRecords(name, [{ partitionKey: 'k', data: b64('r') }]);
+            const update = (await bounded(next, 'an update for the mapping created meanwhile')).value as LagUpdate;
+            assert.equal(update.mappingId, mapping.id);
+          } else {
+            // The only subscriber leaves: the change below is heard by no one; then one joins.
+            abort.abort();
+            await bounded(next, 'the subscriber leaves');
+            const mapping = await t.engine.createMapping({ streamName: name, functionName: `plain-${name}`, startingPosition: 'TRIM_HORIZON' });
+            abort = new AbortController();
+            watcher = watchLag(t.engine, { streamName: name }, abort.signal);
+            const first = (await bounded(watcher.next(), 'the first state')).value as LagUpdate;
+            assert.equal(first.mappingId, mapping.id);
+            next = watcher.next();
+            release();
+            await t.engine.putRecords(name, [{ partitionKey: 'k', data: b64('r') }]);
+            const update = (await bounded(next, 'an update from the feed for the mapping created meanwhile')).value as LagUpdate;
+            assert.equal(update.mappingId, mapping.id);
+          }
+        } finally {
+          release();
+          delete (catalog as { list?: unknown }).list;
+          abort.abort();
+          await watcher.return(undefined);
         }
-        return out;
-      };
-      const abort = new AbortController();
-      const watcher = watchLag(t.engine, { streamName: 'late' }, abort.signal);
-      try {
-        const first = watcher.next(); // nothing on 'late' yet: waits for an update
-        await bounded(reading, 'the feed reads the mappings');
-        const mapping = await t.engine.createMapping({ streamName: 'late', functionName: 'plain-late', startingPosition: 'TRIM_HORIZON' });
-        release();
-        await t.engine.putRecords('late', [{ partitionKey: 'k', data: b64('r') }]);
-        const update = (await bounded(first, 'an update for the mapping created meanwhile')).value as LagUpdate;
-        assert.equal(update.mappingId, mapping.id);
-      } finally {
-        release();
-        delete (catalog as { list?: unknown }).list;
-        abort.abort();
-        await watcher.return(undefined);
-      }
-    });
+      });
+    }
 
     it('leaves no listener behind when subscribers go away mid-stream', async () => {
       const count = () => ['failures', 'leases', 'alerts', 'records'].map((e) => t.engine.events.listenerCount(e as 'failures'));
