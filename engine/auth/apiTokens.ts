@@ -62,6 +62,14 @@ export class ApiTokens {
   #requiredCheckedAt = 0;
   readonly #bearers = new Map<string, { principal: Principal | undefined; at: number }>();
   readonly #keys = new Map<string, { key: AccessKey | undefined; at: number }>();
+  /** Bumped when a token is revoked: a lookup in flight across it is not remembered. */
+  #version = 0;
+
+  #forget(): void {
+    this.#bearers.clear();
+    this.#keys.clear();
+    this.#version++;
+  }
 
   constructor(
     private readonly handle: DatabaseHandle,
@@ -73,8 +81,7 @@ export class ApiTokens {
     this.#required = this.#adminToken !== undefined;
     // A token revoked in another process: forget what this one remembers of it.
     events.on('tokens', () => {
-      this.#bearers.clear();
-      this.#keys.clear();
+      this.#forget();
       this.#requiredCheckedAt = 0;
     });
   }
@@ -128,8 +135,7 @@ export class ApiTokens {
       return rows;
     });
     if (!row) throw invalidArgument(`token: no live token has the ${byId ? 'id' : 'name'} "${idOrName}".`);
-    this.#bearers.clear();
-    this.#keys.clear();
+    this.#forget();
     this.events.emit('tokens', { tokenId: row.id });
     return view(row);
   }
@@ -140,10 +146,11 @@ export class ApiTokens {
     const hash = sha256(bearer);
     const cached = this.#bearers.get(hash);
     if (cached && Date.now() - cached.at < CACHE_MS) return cached.principal;
+    const version = this.#version;
     const [row] = await this.handle.db.select().from(apiTokens)
       .where(and(eq(apiTokens.tokenHash, hash), isNull(apiTokens.revokedAt))).limit(1);
     const principal = row ? { name: row.name, scopes: row.scopes as Scope[], tokenId: row.id } : undefined;
-    this.#remember(this.#bearers, hash, { principal, at: Date.now() });
+    if (version === this.#version) this.#remember(this.#bearers, hash, { principal, at: Date.now() });
     return principal;
   }
 
@@ -154,10 +161,11 @@ export class ApiTokens {
     }
     const cached = this.#keys.get(id);
     if (cached && Date.now() - cached.at < CACHE_MS) return cached.key;
+    const version = this.#version;
     const [row] = await this.handle.db.select().from(apiTokens)
       .where(and(eq(apiTokens.accessKeyId, id), isNull(apiTokens.revokedAt))).limit(1);
     const key = row ? { principal: { name: row.name, scopes: row.scopes as Scope[], tokenId: row.id }, secretAccessKey: row.secretAccessKey } : undefined;
-    this.#remember(this.#keys, id, { key, at: Date.now() });
+    if (version === this.#version) this.#remember(this.#keys, id, { key, at: Date.now() });
     return key;
   }
 

@@ -187,6 +187,7 @@ export class FunctionCatalog {
   }
 
   readonly #recent = new Map<string, { fn: FunctionInfo; at: number }>();
+  #recentVersion = 0;
 
   /**
    * get(), remembered for a second: the delivery loop asks for its function before every
@@ -196,8 +197,10 @@ export class FunctionCatalog {
   async getRecent(name: string): Promise<FunctionInfo> {
     const hit = this.#recent.get(name);
     if (hit && Date.now() - hit.at < 1000) return hit.fn;
+    const version = this.#recentVersion;
     const fn = await this.get(name);
-    this.#recent.set(name, { fn, at: Date.now() });
+    // Deleted meanwhile: this read may be of the old function; it is not remembered.
+    if (version === this.#recentVersion) this.#recent.set(name, { fn, at: Date.now() });
     return fn;
   }
 
@@ -209,6 +212,7 @@ export class FunctionCatalog {
   /** Deletes the function; FUNCTION_NOT_FOUND when there is none (as deleteStream). */
   async delete(name: string): Promise<boolean> {
     this.#recent.delete(name);
+    this.#recentVersion++;
     const rows = await this.handle.db.delete(functions).where(eq(functions.name, name)).returning({ name: functions.name });
     if (rows.length === 0) throw functionNotFound(name);
     return true;

@@ -187,6 +187,13 @@ export class StreamCatalog {
   }
 
   readonly #routing = new Map<string, { stream: StreamInfo; open: ShardInfo[]; at: number }>();
+  /** Bumped by every invalidation: a routing read in flight across one is not remembered. */
+  #routingVersion = 0;
+
+  #forgetRouting(name: string): void {
+    this.#routing.delete(name);
+    this.#routingVersion++;
+  }
 
   /**
    * A stream and its open shards, remembered for a second: the write path routes every call with
@@ -196,15 +203,17 @@ export class StreamCatalog {
   async routing(name: string, fresh = false): Promise<{ stream: StreamInfo; open: ShardInfo[] }> {
     const hit = this.#routing.get(name);
     if (!fresh && hit && Date.now() - hit.at < 1000) return hit;
+    const version = this.#routingVersion;
     const stream = await this.get(name);
     const open = await this.shards(stream, 'OPEN');
     const entry = { stream, open, at: Date.now() };
-    this.#routing.set(name, entry);
+    // A read that a change overtook (invalidated meanwhile) is used once, not remembered.
+    if (version === this.#routingVersion) this.#routing.set(name, entry);
     return entry;
   }
 
   async delete(name: string): Promise<boolean> {
-    this.#routing.delete(name);
+    this.#forgetRouting(name);
     const result = await this.handle.query<{ id: number }>(sql`
       update streams set deleted_at = now(), status = 'DELETING'
       where name = ${name} and deleted_at is null returning id`);
@@ -244,7 +253,7 @@ export class StreamCatalog {
     const [row] = await this.handle.db.update(streams).set({ enforceThroughput })
       .where(and(eq(streams.id, stream.id), isNull(streams.deletedAt))).returning();
     if (!row) throw streamNotFound(name);
-    this.#routing.delete(name);
+    this.#forgetRouting(name);
     return toStreamInfo(row, this.arns);
   }
 }
