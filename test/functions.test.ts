@@ -507,6 +507,17 @@ describe('invoker: reservedConcurrency', () => {
     await waitFor(() => invoker.inFlight('limited') === 0, 'slots released');
   });
 
+  it('a raised reservedConcurrency lets waiting invocations in at once', async () => {
+    const fn = httpFn(server.url, { name: 'raised', reservedConcurrency: 1 });
+    const results = Array.from({ length: 3 }, (_, i) => invoker.invoke(fn, event, `q${i}`));
+    await waitFor(() => held.length === 1 && invoker.inFlight('raised') === 1, 'one held, two waiting');
+    // The next invocation carries the raised limit: the two waiting go in with it, before the one running ends.
+    const raised = invoker.invoke({ ...fn, reservedConcurrency: 4 }, event, 'q3');
+    await waitFor(() => held.length === 4, 'every invocation running under the raised limit');
+    while (held.length > 0) answerOne();
+    assert.ok((await Promise.all([...results, raised])).every((r) => r.outcome === 'OK'));
+  });
+
   it('without a limit runs every invocation at once', async () => {
     max = 0;
     const fn = httpFn(server.url, { name: 'unlimited' });

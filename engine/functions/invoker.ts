@@ -97,7 +97,9 @@ export class Invoker {
     let slots = this.slots.get(name);
     if (!slots) this.slots.set(name, (slots = { active: 0, limit, waiters: [] }));
     slots.limit = limit;
-    if (limit === null || slots.active < limit) {
+    // A raised limit lets in those already waiting first, in their order.
+    admitWaiters(slots);
+    if (slots.waiters.length === 0 && (limit === null || slots.active < limit)) {
       slots.active++;
       return Promise.resolve(true);
     }
@@ -108,10 +110,7 @@ export class Invoker {
     const slots = this.slots.get(name);
     if (!slots) return;
     slots.active--;
-    while (slots.waiters.length > 0 && (slots.limit === null || slots.active < slots.limit)) {
-      slots.active++;
-      slots.waiters.shift()!(true);
-    }
+    admitWaiters(slots);
     if (slots.active === 0 && slots.waiters.length === 0) this.slots.delete(name);
   }
 
@@ -329,4 +328,12 @@ function networkError(url: string, raw: unknown): string {
     return `Connection to ${host} was reset before a complete response (${code}).`;
   }
   return truncate(`Request to ${host} failed: ${cause?.message ?? error.message}${code ? ` (${code})` : ''}`);
+}
+
+/** Hands free slots to waiters, first come first served. */
+function admitWaiters(slots: Slots): void {
+  while (slots.waiters.length > 0 && (slots.limit === null || slots.active < slots.limit)) {
+    slots.active++;
+    slots.waiters.shift()!(true);
+  }
 }
