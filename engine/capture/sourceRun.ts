@@ -70,6 +70,8 @@ export class SourceRun {
   #stopped = false;
   #state: SourceSettings['state'];
   #wakeDiscovery: (() => void) | undefined;
+  /** A shard ended while discovery was busy: it runs again at once instead of sleeping. */
+  #discoverAgain = false;
   #description: SourceDescription | undefined;
   #describeAgain = false;
   readonly done: Promise<void>;
@@ -120,6 +122,7 @@ export class SourceRun {
             this.#description = await client.describe();
             this.#describeAgain = false;
           }
+          this.#discoverAgain = false; // this pass sees every shard closed so far
           const listed = await client.listShards();
           const rows = await registerShards(this.deps.handle, this.lease, this.#description, listed, this.source.startingPosition);
           for (const row of readyShards(rows)) {
@@ -129,7 +132,10 @@ export class SourceRun {
           }
           failures = 0;
           await this.#healthy();
-          await this.#sleep(this.options.discoveryMs, (wake) => { this.#wakeDiscovery = wake; });
+          if (!this.#discoverAgain) {
+            await this.#sleep(this.options.discoveryMs, (wake) => { this.#wakeDiscovery = wake; });
+            this.#wakeDiscovery = undefined;
+          }
         } catch (raw) {
           if (raw instanceof LeaseLost) break;
           if (raw instanceof LocalStreamGone) {
@@ -213,7 +219,7 @@ export class SourceRun {
           return;
         }
         if (raw instanceof LocalStreamGone) {
-          this.#wakeDiscovery?.();
+          this.#discoverNow();
           return;
         }
         iterator = null;
@@ -233,6 +239,12 @@ export class SourceRun {
     await closeLocalShard(this.deps.handle, this.lease, row.sourceShardId, shardKey);
     this.deps.events.emit('shards', { streamId: this.source.stream.id, streamName: this.source.stream.name });
     this.deps.events.emit('captures', { sourceId: this.source.id });
+    this.#discoverNow();
+  }
+
+  /** Discovery now: wakes it, or, while it is busy, has it go round again without sleeping. */
+  #discoverNow(): void {
+    this.#discoverAgain = true;
     this.#wakeDiscovery?.();
   }
 

@@ -125,6 +125,8 @@ export class Lane {
   async #run(): Promise<void> {
     const { deps } = this;
     while (!this.#stopped) {
+      // What this pass reads (context, then records) sees whatever a wake-up so far announced.
+      this.#wokenAwake = false;
       const context = await this.#context();
       if (!context) return;
       const { mapping, stream } = context;
@@ -148,7 +150,6 @@ export class Lane {
       };
       const tumblingMs = mapping.tumblingWindowSeconds * 1000;
       const open = this.#lease.windowStart;
-      this.#wokenAwake = false; // this read sees whatever a wake-up so far announced
       let page = await readLane(deps.handle, stream, shard,
         { index: this.#lease.lane, count: mapping.parallelizationFactor }, this.#lease.checkpointSeq, mapping.batchSize);
 
