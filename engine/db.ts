@@ -33,9 +33,11 @@ export interface DatabaseHandle {
   transaction<T>(fn: (tx: Database) => Promise<T>): Promise<T>;
   /**
    * Postgres only: LISTEN on a channel over a dedicated connection that reconnects by itself.
-   * Resolves with a function that stops listening. (PGlite is one process: nothing to hear.)
+   * `onListen` runs each time the LISTEN is in place: first, and again after every reconnect
+   * (notifications sent while it was down are lost). Resolves with a function that stops
+   * listening. (PGlite is one process: nothing to hear.)
    */
-  listen?(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>>;
+  listen?(channel: string, onPayload: (payload: string) => void, onListen?: () => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
 
@@ -139,8 +141,8 @@ export async function openDatabase(options: OpenOptions): Promise<DatabaseHandle
     db = drizzlePostgres(client, { schema }) as unknown as Database;
     close = () => client.end({ timeout: 5 });
     kind = 'postgres';
-    listen = async (channel, onPayload) => {
-      const request = await client.listen(channel, onPayload);
+    listen = async (channel, onPayload, onListen) => {
+      const request = await client.listen(channel, onPayload, onListen);
       return () => request.unlisten();
     };
   } else {

@@ -35,6 +35,11 @@ export interface EngineEventMap {
   captures: [event: { sourceId: string; remote?: boolean }];
   /** An API token was revoked. */
   tokens: [event: { tokenId: number; remote?: boolean }];
+  /**
+   * Events from other processes may have been missed (the notifier's LISTEN connection was
+   * re-established): whoever keeps state built from them reads it again.
+   */
+  resync: [event: Record<string, never>];
 }
 
 export class EngineEvents {

@@ -15,6 +15,7 @@ import { coerceError } from './errors.ts';
 import type { EngineEvents } from './events.ts';
 
 const CHANNEL = 'shardline_events';
+const RETRY_MS = 2000;
 
 type Message =
   | { o: string; k: 'records' | 'shards'; s: number; n: string }
@@ -28,6 +29,11 @@ type Message =
 export class Notifier {
   readonly #origin = randomBytes(6).toString('hex');
   #unlisten: (() => Promise<void>) | undefined;
+  /** How many times the LISTEN was put in place: after the first, each is a reconnect. */
+  #listens = 0;
+  #retry: NodeJS.Timeout | undefined;
+  /** undefined before start(). */
+  #stopped: boolean | undefined;
   #offs: (() => void)[] = [];
 
   constructor(
@@ -37,14 +43,9 @@ export class Notifier {
   ) {}
 
   async start(): Promise<void> {
-    if (!this.handle.listen || this.#unlisten) return;
-    try {
-      this.#unlisten = await this.handle.listen(CHANNEL, (payload) => this.#hear(payload));
-    } catch (raw) {
-      // Delivery still works without LISTEN: lanes fall back to polling.
-      this.onError(new Error(`LISTEN ${CHANNEL} failed; lanes will poll only: ${coerceError(raw).message}`));
-      return;
-    }
+    if (!this.handle.listen || this.#unlisten || this.#stopped === false) return;
+    this.#stopped = false;
+    await this.#listen();
     this.#offs = [
       this.events.on('records', (e) => { if (!e.remote) this.#publish({ o: this.#origin, k: 'records', s: e.streamId, n: e.streamName }); }),
       this.events.on('shards', (e) => { if (!e.remote) this.#publish({ o: this.#origin, k: 'shards', s: e.streamId, n: e.streamName }); }),
@@ -57,7 +58,28 @@ export class Notifier {
     ];
   }
 
+  /**
+   * LISTEN, and again every RETRY_MS while it fails (delivery still works meanwhile: lanes poll).
+   * Each LISTEN after the first follows a lost connection: events sent meanwhile were missed,
+   * so a `resync` tells this process's feeds and lanes to read again what they keep.
+   */
+  async #listen(): Promise<void> {
+    try {
+      this.#unlisten = await this.handle.listen!(CHANNEL, (payload) => this.#hear(payload), () => {
+        if (this.#listens++ > 0) this.events.emit('resync', {});
+      });
+    } catch (raw) {
+      this.onError(new Error(`LISTEN ${CHANNEL} failed; lanes poll only until it succeeds: ${coerceError(raw).message}`));
+      this.#listens = Math.max(this.#listens, 1); // what is sent until it succeeds is missed too
+      if (this.#stopped) return;
+      this.#retry = setTimeout(() => void this.#listen(), RETRY_MS);
+      this.#retry.unref();
+    }
+  }
+
   async stop(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#retry);
     for (const off of this.#offs) off();
     this.#offs = [];
     await this.#unlisten?.().catch(() => {});

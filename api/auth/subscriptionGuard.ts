@@ -25,7 +25,10 @@ export class SubscriptionGuard {
   readonly #timer: NodeJS.Timeout;
 
   constructor(private readonly engine: Engine, private readonly maxSubscriptionsPerConnection: number) {
-    this.#offRevoked = engine.events.on('tokens', ({ tokenId }) => this.#close(tokenId));
+    const offTokens = engine.events.on('tokens', ({ tokenId }) => this.#close(tokenId));
+    // Revocations in other processes may have gone unheard: check the open connections' tokens now.
+    const offResync = engine.events.on('resync', () => void this.#recheck());
+    this.#offRevoked = () => { offTokens(); offResync(); };
     this.#timer = setInterval(() => void this.#recheck(), RECHECK_MS);
     this.#timer.unref();
   }

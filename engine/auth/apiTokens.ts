@@ -80,6 +80,7 @@ export class ApiTokens {
     this.#adminToken = options.adminToken ? Buffer.from(options.adminToken) : undefined;
     this.#required = this.#adminToken !== undefined;
     // A token revoked in another process: forget what this one remembers of it.
+    events.on('resync', () => this.#forget());
     events.on('tokens', () => {
       this.#forget();
       this.#requiredCheckedAt = 0;

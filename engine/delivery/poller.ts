@@ -35,6 +35,7 @@ export class Poller {
   #offRecords: (() => void) | undefined;
   #offShards: (() => void) | undefined;
   #offMappings: (() => void) | undefined;
+  #offResync: (() => void) | undefined;
 
   constructor(
     private readonly deps: Omit<LaneDeps, 'leases' | 'idlePollMs' | 'events'>,
@@ -53,11 +54,14 @@ export class Poller {
     if (!this.#loop.start()) return;
     this.#offRecords = this.events.on('records', (e) => this.#wakeStream(e.streamId));
     this.#offShards = this.events.on('shards', () => this.poke());
-    this.#offMappings = this.events.on('mappings', () => {
+    const reread = () => {
       this.poke();
       // A changed mapping (batch size, enabled …) is re-read by its lanes at their next step.
       for (const lane of this.#lanes.values()) lane.invalidate();
-    });
+    };
+    this.#offMappings = this.events.on('mappings', reread);
+    // Records, mapping and shard changes from other processes may have gone unheard.
+    this.#offResync = this.events.on('resync', reread);
     await this.#loop.first();
   }
 
@@ -70,6 +74,7 @@ export class Poller {
     this.#offRecords?.();
     this.#offShards?.();
     this.#offMappings?.();
+    this.#offResync?.();
     if (!(await this.#loop.halt())) return;
     for (const lane of this.#lanes.values()) lane.stop();
     await Promise.all([...this.#lanes.values()].map((lane) => lane.done));

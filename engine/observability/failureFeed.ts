@@ -12,7 +12,7 @@
  * mapping's until it changes). Each subscriber's queue is bounded: one that does not keep up
  * loses the oldest events (counted in `dropped`).
  */
-import { eq, inArray } from 'drizzle-orm';
+import { eq, inArray, sql } from 'drizzle-orm';
 import type { Engine } from '../engine.ts';
 import { failures, shards } from '../schema.ts';
 import { EventQueue, type SinkSlot } from './cancellable.ts';
@@ -40,6 +40,8 @@ type FailureRow = typeof failures.$inferSelect;
 interface MappingNames { streamName: string; functionName: string; stream: StreamInfo }
 
 const MAX_REMEMBERED_SHARDS = 100_000;
+const MAX_HEARD_IDS = 100_000;
+const MAX_CATCH_UP = 10_000;
 
 class FailureHub {
   readonly #subscribers = new Set<Subscriber>();
@@ -48,6 +50,10 @@ class FailureHub {
   readonly #names = new Map<string, Promise<MappingNames | undefined>>();
   /** Shard key -> shard index: a shard's index never changes. */
   readonly #shardIndexes = new Map<number, number>();
+  /** The highest failure id heard (undefined until known): a catch-up reads the rows after it. */
+  #highest: number | undefined;
+  /** Ids heard lately, oldest first, so that no row is pushed twice. */
+  readonly #heardIds = new Set<number>();
   /** Every mapping's names were asked for ahead (a subscriber to all mappings joined). */
   #warmedAll = false;
   /** Events are pushed in the order they were heard, though their reads overlap. */
@@ -60,11 +66,17 @@ class FailureHub {
     if (this.#offs.length === 0) {
       this.#offs = [
         this.engine.events.on('failures', (e) => this.#heard(e.mappingId, e.ids, e.rows)),
+        this.engine.events.on('resync', () => this.#catchUp()),
         this.engine.events.on('mappings', (e) => {
           this.#names.delete(e.mappingId);
           if (this.#wanted(e.mappingId)) this.#warm(e.mappingId);
         }),
       ];
+      // Where a catch-up would start: rows recorded from now on are heard (or caught up).
+      const started = this.#offs;
+      this.engine.handle.query<{ id: string | number }>(sql`select coalesce(max(id), 0) as id from failures`).then(([row]) => {
+        if (this.#offs === started) this.#highest = Math.max(this.#highest ?? 0, Number(row?.id ?? 0));
+      }, () => {});
     }
     if (subscriber.scope.mappingId) {
       if (!this.#names.has(subscriber.scope.mappingId)) this.#warm(subscriber.scope.mappingId);
@@ -80,6 +92,8 @@ class FailureHub {
         this.#offs = [];
         this.#names.clear();
         this.#warmedAll = false;
+        this.#highest = undefined;
+        this.#heardIds.clear();
       }
     };
   }
@@ -98,13 +112,42 @@ class FailureHub {
     })().catch(() => {}); // a failure's own reads try again
   }
 
+  /**
+   * After a resync (the notifier's connection was lost for a while): the rows recorded since the
+   * highest id heard, as if their events had arrived. Ids are allocated before commit, so a row
+   * committed late with a lower id can still be missed; a resync is rare and the gap short.
+   */
+  #catchUp(): void {
+    const from = this.#highest;
+    if (from === undefined) return;
+    void (async () => {
+      const rows = await this.engine.handle.query<{ id: string | number; mapping_id: string }>(sql`
+        select id, mapping_id from failures where id > ${from} order by id limit ${MAX_CATCH_UP}`);
+      const byMapping = new Map<string, number[]>();
+      for (const row of rows) byMapping.set(row.mapping_id, [...(byMapping.get(row.mapping_id) ?? []), Number(row.id)]);
+      for (const [mappingId, ids] of byMapping) this.#heard(mappingId, ids, undefined);
+    })().catch(() => {}); // the database is away again: the next resync catches up
+  }
+
   /** Whether any subscriber's scope takes a mapping's failures. */
   #wanted(mappingId: string): boolean {
     for (const s of this.#subscribers) if (!s.scope.mappingId || s.scope.mappingId === mappingId) return true;
     return false;
   }
 
-  #heard(mappingId: string, ids: number[], rows: FailureRow[] | undefined): void {
+  #heard(mappingId: string, heardIds: number[], heardRows: FailureRow[] | undefined): void {
+    // Each id once: a catch-up after a resync may read rows whose events arrive meanwhile.
+    const ids = heardIds.filter((id) => !this.#heardIds.has(id));
+    if (ids.length === 0) return;
+    for (const id of ids) {
+      this.#heardIds.add(id);
+      if (this.#highest !== undefined && id > this.#highest) this.#highest = id;
+    }
+    for (const id of this.#heardIds) {
+      if (this.#heardIds.size <= MAX_HEARD_IDS) break;
+      this.#heardIds.delete(id); // the oldest first
+    }
+    const rows = heardRows && ids.length < heardIds.length ? heardRows.filter((r) => ids.includes(r.id)) : heardRows;
     if (!this.#wanted(mappingId)) return;
     const read = this.#events(mappingId, ids, rows);
     read.catch(() => {}); // handled in order below

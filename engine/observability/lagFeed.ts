@@ -177,6 +177,12 @@ class LagHub {
           this.#mappings = undefined;
           this.#mark(ALL);
         }),
+        // Other processes' changes may have gone unheard: read the mappings and figures again.
+        events.on('resync', () => {
+          this.#mappingsVersion++;
+          this.#mappings = undefined;
+          this.#mark(ALL);
+        }),
       ];
       this.#schedule(Date.now() + COALESCE_MS);
     }

@@ -59,7 +59,9 @@ export class ReplayRunner {
   async start(): Promise<void> {
     if (!this.#loop.start()) return;
     // New jobs and jobs handed back wake the runner; the progress of its own jobs does not.
-    this.#off = this.events.on('replays', (e) => { if (!this.#running.has(e.jobId)) this.#loop.poke(); });
+    const offReplays = this.events.on('replays', (e) => { if (!this.#running.has(e.jobId)) this.#loop.poke(); });
+    const offResync = this.events.on('resync', () => this.#loop.poke()); // jobs created elsewhere, unheard
+    this.#off = () => { offReplays(); offResync(); };
     await this.#loop.first();
   }
 
