@@ -320,8 +320,8 @@ export class Engine {
   }
 
   /** recentLag() with the time its shared read started: the figures are no newer than that. */
-  recentLagRead(mappingId: string) {
-    return this.#recentLag.entry(mappingId, () => this.lag(mappingId));
+  recentLagRead(mappingId: string, notBefore?: number) {
+    return this.#recentLag.entry(mappingId, () => this.lag(mappingId), notBefore);
   }
 
   /** A mapping's metrics history in [from, to), summed over shards, in buckets of stepSeconds. */

@@ -37,10 +37,11 @@ const HEARTBEAT_MS = 2000;
 interface Scope { mappingId?: string | null; streamName?: string | null }
 interface Watched { mapping: MappingInfo; streamName: string }
 
-export async function lagUpdate(engine: Engine, mapping: MappingInfo, streamName: string): Promise<LagUpdate> {
+/** `notBefore`: a change was heard then; a shared read begun before it would not show it. */
+export async function lagUpdate(engine: Engine, mapping: MappingInfo, streamName: string, notBefore?: number): Promise<LagUpdate> {
   // Stamped with the read's start: a subscriber's inbox drops updates older than what it has,
   // so a slow read finishing late must not pass for newer figures.
-  const read = engine.recentLagRead(mapping.id);
+  const read = engine.recentLagRead(mapping.id, notBefore);
   const shards = await read.value;
   const ages = shards.map((s) => s.iteratorAgeMs).filter((a): a is number => a !== null);
   return {
@@ -148,7 +149,8 @@ class LagHub {
   #mappings: Watched[] | undefined;
   /** Counts mapping changes: a list read before the latest change is used once, never kept. */
   #mappingsVersion = 0;
-  readonly #dirty = new Set<string>();
+  /** Mappings changed since the last run, with when the latest change was heard. */
+  readonly #dirty = new Map<string, number>();
   /** What was last pushed (or checked) per mapping. */
   readonly #last = new Map<string, { fingerprint: string; at: number }>();
   #timer: NodeJS.Timeout | undefined;
@@ -204,7 +206,7 @@ class LagHub {
   }
 
   #mark(mappingId: string): void {
-    this.#dirty.add(mappingId);
+    this.#dirty.set(mappingId, Date.now());
     this.#schedule(this.#lastRun + COALESCE_MS);
   }
 
@@ -223,7 +225,7 @@ class LagHub {
     this.#timer = undefined;
     this.#running = true;
     this.#lastRun = Date.now();
-    const dirty = new Set(this.#dirty);
+    const dirty = new Map(this.#dirty);
     this.#dirty.clear();
     try {
       let mappings = this.#mappings;
@@ -242,7 +244,7 @@ class LagHub {
         const last = this.#last.get(mapping.id);
         const checkDue = last !== undefined && now - last.at >= HEARTBEAT_MS;
         if (last && !checkDue && !dirty.has(mapping.id) && !dirty.has(ALL)) continue;
-        const update = await lagUpdate(this.engine, mapping, streamName);
+        const update = await lagUpdate(this.engine, mapping, streamName, Math.max(dirty.get(mapping.id) ?? 0, dirty.get(ALL) ?? 0));
         const fingerprint = fingerprintOf(update);
         const heartbeat = checkDue && update.recordsBehind > 0;
         if (last?.fingerprint !== fingerprint || heartbeat) {
