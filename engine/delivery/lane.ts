@@ -309,6 +309,9 @@ export class Lane {
         state: progress.state,
         ...(progress.checkpoint ? { checkpointSeq: progress.checkpoint.seq, checkpointOrdinal: progress.checkpoint.ordinal } : {}),
       };
+      // Figures changed (a filtered page checkpointed, a parent done, a shard ended): lag
+      // subscribers and waiting child lanes hear it now. PROCESSING marks go with their step's event.
+      if (progress.durable !== false) this.deps.events.emit('leases', { mappingId: lease.mappingId });
     }
     return ok;
   }
