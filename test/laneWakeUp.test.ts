@@ -1,6 +1,7 @@
 /**
  * A lane is woken by new records whatever it is doing when they arrive: a wake-up that lands
  * while the lane reads (and finds nothing yet) must not leave the records to the idle poll.
+ * And a stopping engine does not wait out a lane's retry back-off.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -48,6 +49,32 @@ for (const backend of backends) {
       }
       assert.ok(slowest < 5000, `every record was delivered by a wake-up, not the idle poll (slowest ${slowest} ms)`);
       assert.deepEqual(sink.seen, Array.from({ length: 40 }, (_, i) => `w${i}`));
+    });
+
+    it('stops without waiting out a retry back-off', async () => {
+      writeFileSync(join(functionsDir, 'failing.mjs'), `
+        export const calls = { count: 0 };
+        export async function handler() { calls.count++; throw new Error('failing on purpose'); }`);
+      const failing: { calls: { count: number } } = await import(join(functionsDir, 'failing.mjs'));
+      const other = await openTestEngine(backend, { functionsDir, delivery: { heartbeatMs: 100, idlePollMs: 100, leaseTtlMs: 5000 } });
+      let closed = false;
+      try {
+        await other.engine.start();
+        await other.engine.createStream({ name: 'backoff', shardCount: 1 });
+        await other.engine.createFunction({ name: 'failing', module: 'failing.mjs#handler' });
+        await other.engine.createMapping({ streamName: 'backoff', functionName: 'failing', startingPosition: 'TRIM_HORIZON', maximumRetryAttempts: 10_000 });
+        await other.engine.putRecords('backoff', [{ partitionKey: 'k', data: b64('x') }]);
+        // From the eighth attempt on, each back-off is 2.5 s or more.
+        await waitFor(() => failing.calls.count >= 8, 'eight attempts', 20_000);
+        const at = Date.now();
+        await other.engine.stop();
+        const took = Date.now() - at;
+        await other.close();
+        closed = true;
+        assert.ok(took < 2000, `stopped in ${took} ms, not after the back-off`);
+      } finally {
+        if (!closed) await other.close();
+      }
     });
   });
 }

@@ -47,6 +47,9 @@ const windowStartOf = (arrivalMs: number, windowMs: number) => Math.floor(arriva
 export class Lane {
   #stopped = false;
   #wake: (() => void) | undefined;
+  readonly #deliveryDeps: LaneDeps;
+  /** Ends the back-off in progress, if any. */
+  #interrupt: (() => void) | undefined;
   /** Woken while not asleep, since the last read began. */
   #wokenAwake = false;
   #lease: Lease;
@@ -62,6 +65,9 @@ export class Lane {
     lease: Lease,
   ) {
     this.#lease = lease;
+    // Retry and throttle back-offs end early when the lane stops (never on new records or other
+    // mappings' changes): a stopping engine hands its leases back without waiting them out.
+    this.#deliveryDeps = { ...deps, sleep: (ms) => this.#backoff(ms) };
     this.done = this.#run().catch((error) => deps.onError(error instanceof Error ? error : new Error(String(error))));
   }
 
@@ -108,7 +114,21 @@ export class Lane {
 
   stop(): void {
     this.#stopped = true;
+    this.#interrupt?.();
     this.wake();
+  }
+
+  #backoff(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.#stopped) return resolve();
+      const end = () => {
+        clearTimeout(timer);
+        if (this.#interrupt === end) this.#interrupt = undefined;
+        resolve();
+      };
+      const timer = setTimeout(end, ms);
+      this.#interrupt = end;
+    });
   }
 
   #sleep(ms: number): Promise<void> {
@@ -161,7 +181,7 @@ export class Lane {
         const endedIdle = page.length === 0 && (Date.now() >= openEnd + WINDOW_CLOSE_GRACE_MS || shard.closedAt !== null);
         if (nextIsLater || endedIdle) {
           if (!(await this.#save({ state: 'PROCESSING', durable: false }))) return;
-          const result = await closeWindow(deps, settings, {
+          const result = await closeWindow(this.#deliveryDeps, settings, {
             stream, shard, window: { start: open, end: new Date(openEnd), state: this.#lease.windowState },
           }, this.#sink(), this.#stoppedOrChanged(mapping));
           if (result === 'LOST') return;
@@ -220,7 +240,7 @@ export class Lane {
       // The fence before any invocation: a lease taken from this process since it was read
       // (stolen, or expired and claimed) makes this write fail, and nothing is invoked.
       if (!(await this.#save({ state: 'PROCESSING', durable: false }))) return;
-      const result = await deliverBatch(deps, settings, {
+      const result = await deliverBatch(this.#deliveryDeps, settings, {
         stream, shard, records: batch.records, eventRecords: batch.eventRecords, pageEnd: batch.pageEnd,
         ...(window ? { window } : {}),
       }, this.#sink(), this.#stoppedOrChanged(mapping));
