@@ -290,7 +290,8 @@ for (const backend of backends) {
 
       await page.locator(`${form} select[name="targetKind"]`).selectOption('function');
       await page.locator(`${form} select[name="function"]`).selectOption('sink');
-      await page.locator(`${form} input[name="rate"]`).fill('40');
+      // 41 records at 10 a second: about four seconds, long enough to see the bar move on a loaded machine.
+      await page.locator(`${form} input[name="rate"]`).fill('10');
       await page.locator(`${form} input[name="batchSize"]`).fill('5');
       await page.locator(`${form} button.preview`).click();
       await visible(`${form} .preview-count`);
