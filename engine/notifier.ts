@@ -15,7 +15,6 @@ import { coerceError } from './errors.ts';
 import type { EngineEvents } from './events.ts';
 
 const CHANNEL = 'shardline_events';
-const RETRY_MS = 2000;
 
 type Message =
   | { o: string; k: 'records' | 'shards'; s: number; n: string }
@@ -31,7 +30,6 @@ export class Notifier {
   #unlisten: (() => Promise<void>) | undefined;
   /** How many times the LISTEN was put in place: after the first, each is a reconnect. */
   #listens = 0;
-  #retry: NodeJS.Timeout | undefined;
   /** undefined before start(). */
   #stopped: boolean | undefined;
   #offs: (() => void)[] = [];
@@ -59,27 +57,26 @@ export class Notifier {
   }
 
   /**
-   * LISTEN, and again every RETRY_MS while it fails (delivery still works meanwhile: lanes poll).
-   * Each LISTEN after the first follows a lost connection: events sent meanwhile were missed,
-   * so a `resync` tells this process's feeds and lanes to read again what they keep.
+   * LISTEN once: the driver keeps the listener and LISTENs again by itself whenever its
+   * connection comes back, also after a first attempt that failed (delivery works meanwhile:
+   * lanes poll). Each LISTEN after the first follows a lost connection: events sent meanwhile
+   * were missed, so a `resync` tells this process's feeds and lanes to read again what they keep.
    */
   async #listen(): Promise<void> {
     try {
-      this.#unlisten = await this.handle.listen!(CHANNEL, (payload) => this.#hear(payload), () => {
-        if (this.#listens++ > 0) this.events.emit('resync', {});
+      const unlisten = await this.handle.listen!(CHANNEL, (payload) => { if (!this.#stopped) this.#hear(payload); }, () => {
+        if (this.#listens++ > 0 && !this.#stopped) this.events.emit('resync', {});
       });
+      if (this.#stopped) await unlisten().catch(() => {});
+      else this.#unlisten = unlisten;
     } catch (raw) {
       this.onError(new Error(`LISTEN ${CHANNEL} failed; lanes poll only until it succeeds: ${coerceError(raw).message}`));
       this.#listens = Math.max(this.#listens, 1); // what is sent until it succeeds is missed too
-      if (this.#stopped) return;
-      this.#retry = setTimeout(() => void this.#listen(), RETRY_MS);
-      this.#retry.unref();
     }
   }
 
   async stop(): Promise<void> {
     this.#stopped = true;
-    clearTimeout(this.#retry);
     for (const off of this.#offs) off();
     this.#offs = [];
     await this.#unlisten?.().catch(() => {});

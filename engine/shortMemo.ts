@@ -17,12 +17,14 @@ export class ShortMemo<T> {
 
   /**
    * The shared read with the time it started: what it returns is no newer than `at`. A read
-   * that started before `notBefore` (a change the caller knows of) is not shared.
+   * that started before `notBefore` (a change the caller knows of), or in its millisecond, is
+   * not shared.
    */
   entry(key: string, read: () => Promise<T>, notBefore = 0): { at: number; value: Promise<T> } {
     const now = Date.now();
     const hit = this.#entries.get(key);
-    if (hit && now - hit.at < this.ttlMs && hit.at >= notBefore) return hit;
+    // Strictly after: a read begun in the change's own millisecond may have begun before it.
+    if (hit && now - hit.at < this.ttlMs && hit.at > notBefore) return hit;
     if (this.#entries.size >= this.max) {
       for (const [k, e] of this.#entries) if (now - e.at >= this.ttlMs) this.#entries.delete(k);
       if (this.#entries.size >= this.max) this.#entries.clear();

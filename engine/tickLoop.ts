@@ -45,7 +45,7 @@ export class TickLoop {
   }
 
   /** The next tick, one interval from now. */
-  schedule(): void {
+  #schedule(): void {
     if (this.#state === 'RUNNING') this.#timer = setTimeout(() => this.#beat(), this.intervalMs);
   }
 
@@ -87,7 +87,7 @@ export class TickLoop {
     this.#ticking = tick.catch((raw) => { if (report) this.onError(coerceError(raw)); }).finally(() => {
       this.#ticking = undefined;
       if (this.#again) this.poke();
-      else this.schedule();
+      else this.#schedule();
     });
     return report ? this.#ticking : tick;
   }

@@ -37,25 +37,32 @@ for (const backend of backends) {
       const mapping = await t.engine.createMapping({ streamName: 'missed', functionName: 'missed-fn', startingPosition: 'TRIM_HORIZON' });
       const [shard] = await t.engine.catalog.shards(await t.engine.catalog.get('missed'), 'OPEN');
       const abort = new AbortController();
+      const listening = t.engine.events.listenerCount('failures');
       const feed = watchFailures(t.engine, { streamName: 'missed' }, abort.signal);
       const got: FailureEvent[] = [];
       const reading = (async () => { for await (const event of feed) got.push(event); })();
       try {
+        await waitFor(() => t.engine.events.listenerCount('failures') > listening, 'the feed is listening');
         // A heard failure first: the feed is listening, and knows where it stands.
         const heard = await unheardFailure(mapping.id, shard!.key, 'heard');
-        t.engine.events.emit('failures', { mappingId: mapping.id, ids: [heard] });
+        t.engine.events.emit('failures', { mappingId: mapping.id, ids: [heard], remote: true });
         await waitFor(() => got.length === 1, 'the heard failure');
         const missed = [await unheardFailure(mapping.id, shard!.key, 'missed 1'), await unheardFailure(mapping.id, shard!.key, 'missed 2')];
+        // This process records one too, meanwhile: its higher id must not hide the missed ones.
+        const local = await unheardFailure(mapping.id, shard!.key, 'local');
+        t.engine.events.emit('failures', { mappingId: mapping.id, ids: [local] });
+        await waitFor(() => got.length === 2, 'the local failure');
         await new Promise((resolve) => setTimeout(resolve, 100));
-        assert.equal(got.length, 1, 'unheard: nothing pushed yet');
+        assert.equal(got.length, 2, 'unheard: the missed ones not pushed yet');
         t.engine.events.emit('resync', {});
-        await waitFor(() => got.length === 3, 'the missed failures after the resync');
-        assert.deepEqual(got.map((e) => [Number(e.failure.id), e.failure.message]), [[heard, 'heard'], [missed[0], 'missed 1'], [missed[1], 'missed 2']]);
+        await waitFor(() => got.length === 4, 'the missed failures after the resync');
+        assert.deepEqual(got.map((e) => [Number(e.failure.id), e.failure.message]),
+          [[heard, 'heard'], [local, 'local'], [missed[0], 'missed 1'], [missed[1], 'missed 2']]);
         // Their events arriving late, and another resync, push nothing twice.
-        t.engine.events.emit('failures', { mappingId: mapping.id, ids: missed });
+        t.engine.events.emit('failures', { mappingId: mapping.id, ids: missed, remote: true });
         t.engine.events.emit('resync', {});
         await new Promise((resolve) => setTimeout(resolve, 200));
-        assert.equal(got.length, 3, 'each failure once');
+        assert.equal(got.length, 4, 'each failure once');
       } finally {
         abort.abort();
         await bounded(reading, 'the feed ends');
@@ -68,11 +75,12 @@ for (const backend of backends) {
       const mapping = await t.engine.createMapping({ streamName: 'alerting', functionName: 'alerting-fn', startingPosition: 'TRIM_HORIZON' });
       const rule = await t.engine.alerts.create({ name: 'missed-rule', mappingId: mapping.id, metric: 'RECORDS_BEHIND', threshold: 1_000_000, forSeconds: 1 });
       const abort = new AbortController();
+      const listening = t.engine.events.listenerCount('resync');
       const feed = watchAlerts(t.engine, abort.signal);
       const got: { id: number; state: string }[] = [];
       const reading = (async () => { for await (const alert of feed) got.push({ id: alert.id, state: alert.state }); })();
       try {
-        await waitFor(() => t.engine.events.listenerCount('resync') > 0, 'the feed is listening');
+        await waitFor(() => t.engine.events.listenerCount('resync') > listening, 'the feed is listening');
         const [fired] = await t.engine.handle.query<{ id: string | number }>(sql`
           insert into alerts (rule_id, state, value, started_at) values (${rule.id}, 'FIRING', 5, now()) returning id`);
         const id = Number(fired!.id);

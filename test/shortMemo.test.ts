@@ -31,7 +31,8 @@ describe('ShortMemo', () => {
     assert.notEqual(second, first);
     assert.equal(await second.value, 2);
     assert.ok(second.at >= changedAt);
-    assert.equal(memo.entry('k', read, changedAt), second, 'the newer read is shared from then on');
+    assert.equal(memo.entry('k', read, second.at - 1), second, 'the newer read is shared from then on');
+    assert.notEqual(memo.entry('k', read, second.at), second, 'not with a change in the millisecond it began');
   });
 
   it('forgets a failed read, but not a newer read of the key that replaced it', async () => {

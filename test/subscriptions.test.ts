@@ -50,7 +50,7 @@ for (const backend of backends) {
       await t.engine.start();
       app = buildApp({ engine: t.engine });
       url = await app.start(0, '127.0.0.1');
-      baseline = ['failures', 'leases', 'alerts', 'records'].map((e) => t.engine.events.listenerCount(e as 'failures'));
+      baseline = ['failures', 'leases', 'alerts', 'records', 'resync'].map((e) => t.engine.events.listenerCount(e as 'failures'));
     });
     // A client per test: a lazy client that closes after one test's last subscription and
     // reconnects for the next would race its own close.
@@ -382,7 +382,7 @@ for (const backend of backends) {
     }
 
     it('leaves no listener behind when subscribers go away mid-stream', async () => {
-      const count = () => ['failures', 'leases', 'alerts', 'records'].map((e) => t.engine.events.listenerCount(e as 'failures'));
+      const count = () => ['failures', 'leases', 'alerts', 'records', 'resync'].map((e) => t.engine.events.listenerCount(e as 'failures'));
       // Every earlier subscription has ended: back to what the engine itself listens to.
       const before = await waitFor(() => (count().every((n, i) => n === baseline[i]) ? count() : undefined), `earlier subscriptions gone ${count()} vs ${baseline}`);
       const subs = [

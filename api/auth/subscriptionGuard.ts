@@ -37,8 +37,6 @@ export class SubscriptionGuard {
   readonly onConnect = async (ctx: Connection): Promise<boolean> => {
     const revocations = this.#revocations;
     const auth = await authenticate(this.engine, ctx.connectionParams?.authorization);
-    // Closed meanwhile: onClose has already run and found no principal, so nothing to register.
-    if (ctx.extra.socket.readyState !== ctx.extra.socket.OPEN) return false;
     if (!auth.error && auth.principal.tokenId !== undefined && revocations !== this.#revocations
       && !(await this.engine.tokens.live([auth.principal.tokenId])).has(auth.principal.tokenId)) {
       // A revocation heard during the check may have been of this very token.
@@ -49,6 +47,8 @@ export class SubscriptionGuard {
       ctx.extra.socket.close(4401, `${auth.error.code}: ${auth.error.message}`.slice(0, 123));
       return false;
     }
+    // Closed during the checks: onClose has already run and found no principal, so nothing to register.
+    if (ctx.extra.socket.readyState !== ctx.extra.socket.OPEN) return false;
     ctx.extra.principal = auth.principal;
     const tokenId = auth.principal.tokenId;
     if (tokenId !== undefined) {

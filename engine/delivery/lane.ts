@@ -5,9 +5,11 @@
  *
  * States (mirrored into the lease row for the lag figures):
  *   WAITING_FOR_PARENT  the shard's parent or adjacent parent is not yet read to its end
- *   IDLE                caught up; waits for a wake-up (new records) or the fallback poll
+ *   IDLE                caught up; waits for a wake-up (new records) or the fallback poll; a
+ *                       wake-up heard while busy ends the next wait at once
  *   PROCESSING          a batch is with the function (batchDelivery.ts)
- *   RETRYING            the head batch failed and waits to be retried
+ *   RETRYING            the head batch failed and waits to be retried; the back-off ends early
+ *                       only when the lane stops, never for new records
  *   SHARD_END           a closed shard read to its end; the lane ends
  * The lane ends too when the mapping is disabled or deleted, or the lease is lost.
  */
@@ -330,7 +332,7 @@ export class Lane {
         ...(progress.checkpoint ? { checkpointSeq: progress.checkpoint.seq, checkpointOrdinal: progress.checkpoint.ordinal } : {}),
       };
       // Figures changed (a filtered page checkpointed, a parent done, a shard ended): lag
-      // subscribers and waiting child lanes hear it now. PROCESSING marks go with their step's event.
+      // subscribers hear it now. PROCESSING marks go with their step's event.
       if (progress.durable !== false) this.deps.events.emit('leases', { mappingId: lease.mappingId });
     }
     return ok;

@@ -50,7 +50,7 @@ class FailureHub {
   readonly #names = new Map<string, Promise<MappingNames | undefined>>();
   /** Shard key -> shard index: a shard's index never changes. */
   readonly #shardIndexes = new Map<number, number>();
-  /** The highest failure id heard (undefined until known): a catch-up reads the rows after it. */
+  /** The highest failure id heard from other processes (undefined until known): a catch-up reads the rows after it. */
   #highest: number | undefined;
   /** Ids heard lately, oldest first, so that no row is pushed twice. */
   readonly #heardIds = new Set<number>();
@@ -65,7 +65,7 @@ class FailureHub {
     this.#subscribers.add(subscriber);
     if (this.#offs.length === 0) {
       this.#offs = [
-        this.engine.events.on('failures', (e) => this.#heard(e.mappingId, e.ids, e.rows)),
+        this.engine.events.on('failures', (e) => this.#heard(e.mappingId, e.ids, e.rows, e.remote === true)),
         this.engine.events.on('resync', () => this.#catchUp()),
         this.engine.events.on('mappings', (e) => {
           this.#names.delete(e.mappingId);
@@ -125,7 +125,7 @@ class FailureHub {
         select id, mapping_id from failures where id > ${from} order by id limit ${MAX_CATCH_UP}`);
       const byMapping = new Map<string, number[]>();
       for (const row of rows) byMapping.set(row.mapping_id, [...(byMapping.get(row.mapping_id) ?? []), Number(row.id)]);
-      for (const [mappingId, ids] of byMapping) this.#heard(mappingId, ids, undefined);
+      for (const [mappingId, ids] of byMapping) this.#heard(mappingId, ids, undefined, true);
     })().catch(() => {}); // the database is away again: the next resync catches up
   }
 
@@ -135,13 +135,18 @@ class FailureHub {
     return false;
   }
 
-  #heard(mappingId: string, heardIds: number[], heardRows: FailureRow[] | undefined): void {
+  /**
+   * `fromElsewhere`: heard from another process (or read back by a catch-up). Only those move
+   * the catch-up's start: this process's own rows, with ids from the same sequence, would pass
+   * over another process's rows whose notifications were lost.
+   */
+  #heard(mappingId: string, heardIds: number[], heardRows: FailureRow[] | undefined, fromElsewhere: boolean): void {
     // Each id once: a catch-up after a resync may read rows whose events arrive meanwhile.
     const ids = heardIds.filter((id) => !this.#heardIds.has(id));
     if (ids.length === 0) return;
     for (const id of ids) {
       this.#heardIds.add(id);
-      if (this.#highest !== undefined && id > this.#highest) this.#highest = id;
+      if (fromElsewhere && this.#highest !== undefined && id > this.#highest) this.#highest = id;
     }
     for (const id of this.#heardIds) {
       if (this.#heardIds.size <= MAX_HEARD_IDS) break;
