@@ -39,7 +39,7 @@ export interface EngineEventMap {
    * Events from other processes may have been missed (the notifier's LISTEN connection was
    * re-established): whoever keeps state built from them reads it again.
    */
-  resync: [event: Record<string, never>];
+  resync: [event: { at: number }];
 }
 
 export class EngineEvents {

@@ -65,7 +65,7 @@ export class Notifier {
   async #listen(): Promise<void> {
     try {
       const unlisten = await this.handle.listen!(CHANNEL, (payload) => { if (!this.#stopped) this.#hear(payload); }, () => {
-        if (this.#listens++ > 0 && !this.#stopped) this.events.emit('resync', {});
+        if (this.#listens++ > 0 && !this.#stopped) this.events.emit('resync', { at: Date.now() });
       });
       if (this.#stopped) await unlisten().catch(() => {});
       else this.#unlisten = unlisten;

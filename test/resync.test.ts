@@ -54,13 +54,13 @@ for (const backend of backends) {
         await waitFor(() => got.length === 2, 'the local failure');
         await new Promise((resolve) => setTimeout(resolve, 100));
         assert.equal(got.length, 2, 'unheard: the missed ones not pushed yet');
-        t.engine.events.emit('resync', {});
+        t.engine.events.emit('resync', { at: Date.now() });
         await waitFor(() => got.length === 4, 'the missed failures after the resync');
         assert.deepEqual(got.map((e) => [Number(e.failure.id), e.failure.message]),
           [[heard, 'heard'], [local, 'local'], [missed[0], 'missed 1'], [missed[1], 'missed 2']]);
         // Their events arriving late, and another resync, push nothing twice.
         t.engine.events.emit('failures', { mappingId: mapping.id, ids: missed, remote: true });
-        t.engine.events.emit('resync', {});
+        t.engine.events.emit('resync', { at: Date.now() });
         await new Promise((resolve) => setTimeout(resolve, 200));
         assert.equal(got.length, 4, 'each failure once');
       } finally {
@@ -84,13 +84,13 @@ for (const backend of backends) {
         const [fired] = await t.engine.handle.query<{ id: string | number }>(sql`
           insert into alerts (rule_id, state, value, started_at) values (${rule.id}, 'FIRING', 5, now()) returning id`);
         const id = Number(fired!.id);
-        t.engine.events.emit('resync', {});
+        t.engine.events.emit('resync', { at: Date.now() });
         await waitFor(() => got.length === 1, 'the missed FIRING after the resync');
         await t.engine.handle.query(sql`update alerts set state = 'RESOLVED', resolved_at = now() where id = ${id}`);
-        t.engine.events.emit('resync', {});
+        t.engine.events.emit('resync', { at: Date.now() });
         await waitFor(() => got.length === 2, 'the missed RESOLVED after the next resync');
         t.engine.events.emit('alerts', { alertId: id });
-        t.engine.events.emit('resync', {});
+        t.engine.events.emit('resync', { at: Date.now() });
         await new Promise((resolve) => setTimeout(resolve, 200));
         assert.deepEqual(got, [{ id, state: 'FIRING' }, { id, state: 'RESOLVED' }], 'each transition once');
       } finally {
