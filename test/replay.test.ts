@@ -203,6 +203,39 @@ for (const backend of backends) {
       }
     });
 
+    it('stops without waiting out a retry back-off, and hands the job back', async () => {
+      const other = await openTestEngine(backend, { functionsDir, delivery: { heartbeatMs: 100, idlePollMs: 50, leaseTtlMs: 5000 } });
+      let closed = false;
+      try {
+        await other.engine.start();
+        await other.engine.createStream({ name: 'failing-replay', shardCount: 1 });
+        const file = `failingfn-${n++}.mjs`;
+        writeFileSync(join(functionsDir, file), `
+          export const calls = { count: 0 };
+          export async function handler() { calls.count++; throw new Error('failing on purpose'); }`);
+        const failing: { calls: { count: number } } = await import(join(functionsDir, file));
+        await other.engine.createFunction({ name: 'failingfn', module: `${file}#handler` });
+        await other.engine.putRecords('failing-replay', [{ partitionKey: 'k', data: b64('x') }]);
+        // The replay takes a mapping's settings (retries without end); the mapping itself stays off.
+        const mapping = await other.engine.createMapping({
+          streamName: 'failing-replay', functionName: 'failingfn', startingPosition: 'TRIM_HORIZON', maximumRetryAttempts: 10_000, enabled: false,
+        });
+        const job = await other.engine.startReplay({ streamName: 'failing-replay', from: { type: 'TRIM_HORIZON' }, mappingId: mapping.id });
+        // From the eighth attempt on, each back-off is 2.5 s or more.
+        await waitFor(() => failing.calls.count >= 8, 'eight attempts', 20_000);
+        const at = Date.now();
+        await other.engine.stop();
+        const took = Date.now() - at;
+        assert.ok(took < 2400, `stopped in ${took} ms, not after the back-off`);
+        const after = await other.engine.replays.get(job.id);
+        assert.equal(after.state, 'RUNNING', 'handed back unfinished, for another process to resume');
+        await other.close();
+        closed = true;
+      } finally {
+        if (!closed) await other.close();
+      }
+    });
+
     it('pushes replay progress over graphql-ws: the current state first, then each change to the end', async () => {
       const app: App = buildApp({ engine: t.engine });
       const url = await app.start(0, '127.0.0.1');

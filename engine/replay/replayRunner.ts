@@ -44,6 +44,9 @@ export class ReplayRunner {
   readonly #progress = new Map<string, { at: number; timer: NodeJS.Timeout | undefined }>();
   readonly #loop: TickLoop;
   #off: (() => void) | undefined;
+  readonly #deliveryDeps: DeliveryDeps & { onError: (error: Error) => void };
+  /** Aborted by stop(): ends the runs' waits. */
+  #halting: AbortController | undefined;
 
   constructor(
     private readonly handle: DatabaseHandle,
@@ -54,10 +57,28 @@ export class ReplayRunner {
     private readonly options: ReplayRunnerOptions,
   ) {
     this.#loop = new TickLoop(() => this.#tick(), options.heartbeatMs, deps.onError);
+    // Retry back-offs (up to 7.5 s) and rate waits end when the runner stops: stop() hands the
+    // jobs back without waiting them out.
+    this.#deliveryDeps = { ...deps, sleep: (ms) => this.#sleep(ms) };
+  }
+
+  #sleep(ms: number): Promise<void> {
+    const signal = this.#halting?.signal;
+    if (!signal || signal.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const end = () => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', end);
+        resolve();
+      };
+      const timer = setTimeout(end, ms);
+      signal.addEventListener('abort', end, { once: true });
+    });
   }
 
   async start(): Promise<void> {
     if (!this.#loop.start()) return;
+    this.#halting = new AbortController();
     // New jobs and jobs handed back wake the runner; the progress of its own jobs does not.
     const offReplays = this.events.on('replays', (e) => { if (!this.#running.has(e.jobId)) this.#loop.poke(); });
     const offResync = this.events.on('resync', () => this.#loop.poke()); // jobs created elsewhere, unheard
@@ -68,6 +89,7 @@ export class ReplayRunner {
   async stop(): Promise<void> {
     this.#off?.();
     if (!(await this.#loop.halt())) return;
+    this.#halting?.abort();
     await Promise.all([...this.#running.values()].map((r) => r.done));
     // Hand unfinished jobs back so another process picks them up at once.
     await this.handle.query(sql`update replay_jobs set owner = null, expires_at = null where owner = ${this.owner} and state = 'RUNNING'`)
@@ -164,10 +186,11 @@ export class ReplayRunner {
             }
             if (rate) {
               const wait = started + (sent / rate) * 1000 - Date.now();
-              if (wait > 0) await this.deps.sleep(wait);
+              if (wait > 0) await this.#sleep(wait);
+              if (stopped()) return;
             }
             sent += batch.records.length;
-            const result = await deliverBatch(this.deps, settings,
+            const result = await deliverBatch(this.#deliveryDeps, settings,
               { stream, shard, records: batch.records, eventRecords: batch.eventRecords, pageEnd: batch.pageEnd },
               this.#sink(job, epoch, c, batch.records), stopped);
             if (result !== 'DONE') return;
