@@ -451,7 +451,8 @@ export async function startServe(env: Record<string, string>, label = 'serve'): 
 
 /** A GraphQL request over HTTP: the status and the parsed body (null when it was not JSON). */
 export async function graphql(url: string, query: string, variables: Record<string, unknown> = {}): Promise<{ status: number; body: any; text: string }> {
-  const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, variables }) });
+  // Bounded: a request stuck across a fault fails the call (its records unacknowledged) instead of holding the drill.
+  const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, variables }), signal: AbortSignal.timeout(60_000) });
   const text = await response.text();
   let body: any = null;
   try {
