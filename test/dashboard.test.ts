@@ -18,7 +18,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { type Browser, type Page, chromium } from 'playwright-core';
 import { type App, buildApp } from '../api/app.ts';
-import { type TestEngine, b64, backends, openTestEngine, waitFor } from './harness.ts';
+import { type TestEngine, b64, backends, openTestEngine, sinkFunction, waitFor } from './harness.ts';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
@@ -149,18 +149,12 @@ for (const backend of backends) {
           if (gate.closed) await new Promise((resolve) => gate.waiters.push(resolve));
           return null;
         }`);
-      writeFileSync(join(functionsDir, 'sink.mjs'), `
-        export const seen = [];
-        export async function handler(event) {
-          for (const r of event.Records) seen.push(Buffer.from(r.kinesis.data, 'base64').toString());
-          return null;
-        }`);
       t = await openTestEngine(backend, {
         functionsDir, delivery: { heartbeatMs: 100, idlePollMs: 50, leaseTtlMs: 5000 }, metricsStepMs: 200, alertIntervalMs: 200,
       });
       await t.engine.start();
       gate = await import(handlerFile);
-      sink = await import(join(functionsDir, 'sink.mjs'));
+      sink = await sinkFunction(functionsDir);
 
       // orders: 3 shards, shard 0 split in two (a closed parent, two open children).
       await t.engine.createStream({ name: 'orders', shardCount: 3 });

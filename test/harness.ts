@@ -3,6 +3,8 @@
  * DATABASE_URL is set. Each Postgres run gets a database of its own (created from the
  * DATABASE_URL server, dropped afterwards), so test files never see each other's rows.
  */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
 import { DEFAULT_ENGINE_OPTIONS, Engine, type EngineOptions } from '../engine/engine.ts';
@@ -55,6 +57,20 @@ export async function openTestEngine(backend: Backend, options: Partial<EngineOp
       await fresh?.drop();
     },
   };
+}
+
+/**
+ * Writes `file` into functionsDir: a module function keeping the data of every record it is
+ * given, as text, in `seen`; resolves with the module the engine will load (the same instance).
+ */
+export async function sinkFunction(functionsDir: string, file = 'sink.mjs'): Promise<{ seen: string[] }> {
+  writeFileSync(join(functionsDir, file), `
+    export const seen = [];
+    export async function handler(event) {
+      for (const r of event.Records) seen.push(Buffer.from(r.kinesis.data, 'base64').toString());
+      return null;
+    }`);
+  return import(join(functionsDir, file));
 }
 
 /** Base64 of a string. */

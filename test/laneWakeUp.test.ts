@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type TestEngine, b64, backends, openTestEngine, waitFor } from './harness.ts';
+import { type TestEngine, b64, backends, openTestEngine, sinkFunction, waitFor } from './harness.ts';
 
 const IDLE_POLL_MS = 30_000;
 
@@ -19,13 +19,7 @@ for (const backend of backends) {
     let sink: { seen: string[] };
 
     before(async () => {
-      writeFileSync(join(functionsDir, 'sink.mjs'), `
-        export const seen = [];
-        export async function handler(event) {
-          for (const r of event.Records) seen.push(Buffer.from(r.kinesis.data, 'base64').toString());
-          return null;
-        }`);
-      sink = await import(join(functionsDir, 'sink.mjs'));
+      sink = await sinkFunction(functionsDir);
       t = await openTestEngine(backend, { functionsDir, delivery: { heartbeatMs: 100, idlePollMs: IDLE_POLL_MS, leaseTtlMs: 5000 } });
       await t.engine.start();
     });

@@ -13,6 +13,7 @@
  *   SHARD_END           a closed shard read to its end; the lane ends
  * The lane ends too when the mapping is disabled or deleted, or the lease is lost.
  */
+import { setTimeout as delay } from 'node:timers/promises';
 import { sql } from 'drizzle-orm';
 import type { DatabaseHandle } from '../db.ts';
 import type { EngineEvents } from '../events.ts';
@@ -50,8 +51,8 @@ export class Lane {
   #stopped = false;
   #wake: (() => void) | undefined;
   readonly #deliveryDeps: LaneDeps;
-  /** Ends the back-off in progress, if any. */
-  #interrupt: (() => void) | undefined;
+  /** Aborted by stop(): ends a back-off in progress. */
+  readonly #stopping = new AbortController();
   /** Woken while not asleep, since the last read began. */
   #wokenAwake = false;
   #lease: Lease;
@@ -69,7 +70,7 @@ export class Lane {
     this.#lease = lease;
     // Retry and throttle back-offs end early when the lane stops (never on new records or other
     // mappings' changes): a stopping engine hands its leases back without waiting them out.
-    this.#deliveryDeps = { ...deps, sleep: (ms) => this.#backoff(ms) };
+    this.#deliveryDeps = { ...deps, sleep: (ms) => delay(ms, undefined, { signal: this.#stopping.signal }).catch(() => {}) };
     this.done = this.#run().catch((error) => deps.onError(error instanceof Error ? error : new Error(String(error))));
   }
 
@@ -116,21 +117,8 @@ export class Lane {
 
   stop(): void {
     this.#stopped = true;
-    this.#interrupt?.();
+    this.#stopping.abort();
     this.wake();
-  }
-
-  #backoff(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      if (this.#stopped) return resolve();
-      const end = () => {
-        clearTimeout(timer);
-        if (this.#interrupt === end) this.#interrupt = undefined;
-        resolve();
-      };
-      const timer = setTimeout(end, ms);
-      this.#interrupt = end;
-    });
   }
 
   #sleep(ms: number): Promise<void> {

@@ -13,6 +13,7 @@
  *
  * States: STOPPED → (start) RUNNING → (stop) STOPPING → STOPPED.
  */
+import { setTimeout as delay } from 'node:timers/promises';
 import { and, asc, eq, sql } from 'drizzle-orm';
 import type { Database, DatabaseHandle } from '../db.ts';
 import { type BatchSink, type DeliveryDeps, type Progress, deliverBatch } from '../delivery/batchDelivery.ts';
@@ -64,16 +65,7 @@ export class ReplayRunner {
 
   #sleep(ms: number): Promise<void> {
     const signal = this.#halting?.signal;
-    if (!signal || signal.aborted) return Promise.resolve();
-    return new Promise((resolve) => {
-      const end = () => {
-        clearTimeout(timer);
-        signal.removeEventListener('abort', end);
-        resolve();
-      };
-      const timer = setTimeout(end, ms);
-      signal.addEventListener('abort', end, { once: true });
-    });
+    return signal ? delay(ms, undefined, { signal }).catch(() => {}) : Promise.resolve();
   }
 
   async start(): Promise<void> {
