@@ -28,6 +28,7 @@ import { listCheckpointMoves } from './mappings/checkpointLedgerView.ts';
 import { restoreCheckpoints } from './mappings/restoreCheckpoints.ts';
 import { ShortMemo } from './shortMemo.ts';
 import { recordHistory } from './observability/recordHistory.ts';
+import { FeedCounts } from './observability/feedCounts.ts';
 import type { Position } from './records/readRecords.ts';
 import { type ReplayInput, ReplayJobs } from './replay/replayJobs.ts';
 import { ReplayRunner } from './replay/replayRunner.ts';
@@ -110,6 +111,8 @@ export class Engine {
   readonly #appender: ShardAppender;
   /** The newest records this process wrote to each shard, for tail reads. */
   readonly recentRecords: RecentRecords;
+  /** Subscribers per feed in this process, and the events dropped for those that fell behind. */
+  readonly feedCounts = new FeedCounts();
 
   constructor(
     readonly handle: DatabaseHandle,

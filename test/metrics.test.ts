@@ -14,6 +14,8 @@ import { type App, buildApp } from '../api/app.ts';
 import { type DatabaseHandle, openDatabase } from '../engine/db.ts';
 import { DEFAULT_ENGINE_OPTIONS, Engine } from '../engine/engine.ts';
 import { MetricsSampler } from '../engine/metrics/metricsSampler.ts';
+import { watchFailures } from '../engine/observability/failureFeed.ts';
+import { watchLag } from '../engine/observability/lagFeed.ts';
 import { migrate } from '../engine/migrate.ts';
 import { type Backend, type TestEngine, b64, backends, freshPostgresDatabase, openTestEngine, waitFor } from './harness.ts';
 
@@ -145,6 +147,45 @@ for (const backend of backends) {
       const after = await scrape();
       assert.equal(value(after, 'shardline_recent_records_reads_total', {}), value(before, 'shardline_recent_records_reads_total', {}) + 1);
       assert.ok(value(after, 'shardline_recent_records_held_bytes', {}) >= value(before, 'shardline_recent_records_held_bytes', {}) + 100);
+    });
+
+    it('counts this process\'s subscribers per feed, and the events dropped for one that does not read', async () => {
+      await t.engine.createStream({ name: 'watched', shardCount: 1 });
+      const mapping = await t.engine.createMapping({ streamName: 'watched', functionName: 'ok', startingPosition: 'LATEST', enabled: false });
+      const before = await scrape();
+      for (const feed of ['lag', 'failures', 'alerts', 'replayProgress', 'records']) {
+        assert.equal(value(before, 'shardline_subscribers', { feed }), 0, `no ${feed} subscriber yet`);
+      }
+      const abort = new AbortController();
+      // Two failures subscribers; neither takes anything after its first event is asked for.
+      const failures = [watchFailures(t.engine, { mappingId: mapping.id }, abort.signal), watchFailures(t.engine, { mappingId: mapping.id }, abort.signal)];
+      const pending = failures.map((f) => f.next());
+      const lag = watchLag(t.engine, { mappingId: mapping.id }, abort.signal);
+      try {
+        await lag.next(); // joined, and its first state read
+        await waitFor(() => t.engine.feedCounts.subscribers('failures') === 2, 'both failures subscribers joined');
+        const during = await scrape();
+        assert.equal(value(during, 'shardline_subscribers', { feed: 'failures' }), 2);
+        assert.equal(value(during, 'shardline_subscribers', { feed: 'lag' }), 1);
+        // The first event wakes each subscriber's pending next(); the rest wait in its queue,
+        // bounded at 10,000: five more than that drop the five oldest for each of the two.
+        const [shard] = await t.engine.catalog.shards(await t.engine.catalog.get('watched'), 'OPEN');
+        for (let id = 1; id <= 1 + 10_005; id++) {
+          const row = { id: 1_000_000 + id, mappingId: mapping.id, kind: 'FUNCTION_ERROR' as const, shardKey: shard!.key, firstSeq: 1n, lastSeq: 1n, recordCount: 1, attempt: 1, message: 'x', at: new Date(), destinationRecord: null, redrivenBy: null };
+          t.engine.events.emit('failures', { mappingId: mapping.id, ids: [row.id], rows: [row] });
+        }
+        await Promise.all(pending);
+        await waitFor(() => t.engine.feedCounts.dropped('failures') === 10, 'five events dropped for each subscriber');
+        const full = await scrape();
+        assert.equal(value(full, 'shardline_subscriber_events_dropped_total', { feed: 'failures' }), 10);
+      } finally {
+        abort.abort();
+        await Promise.all([...failures, lag].map((g) => g.return(undefined)));
+      }
+      const after = await scrape();
+      assert.equal(value(after, 'shardline_subscribers', { feed: 'failures' }), 0, 'the subscribers that left are counted out');
+      assert.equal(value(after, 'shardline_subscribers', { feed: 'lag' }), 0);
+      assert.equal(value(after, 'shardline_subscriber_events_dropped_total', { feed: 'failures' }), 10, 'a counter: it stays');
     });
 
     it('exposes errors, discarded records and a finite time to data loss', async () => {

@@ -169,8 +169,7 @@ for (const backend of backends) {
         });
         await waitFor(() => received.every((r) => r.lag.length >= 1), 'every subscriber has its first lag update');
         // The failures subscriptions are set up once the server listens for failures.
-        await waitFor(() => t.engine.events.listenerCount('failures') > baseline[0]!, 'the failures feed is listening');
-        await new Promise((resolve) => setTimeout(resolve, 200)); // every failures subscription has joined the feed
+        await waitFor(() => t.engine.feedCounts.subscribers('failures') === SUBSCRIBERS, 'every failures subscription has joined the feed');
         const firstStates = executions.lag;
         const before = { lag: executions.lag, lagReads, at: Date.now() };
         const data = Array.from({ length: 40 }, (_, i) => (i === 5 || i === 25 ? 'fail' : `r${i}`));
@@ -221,8 +220,7 @@ for (const backend of backends) {
       def.resolve = () => { throw new Error('a secret detail'); };
       try {
         for (const [id, q] of [['a', query], ['b', query], ['c', failing]] as const) socket.send(JSON.stringify({ id, type: 'subscribe', payload: { query: q } }));
-        await waitFor(() => t.engine.events.listenerCount('failures') > baseline[0]!, 'the failures feed is listening');
-        await new Promise((resolve) => setTimeout(resolve, 200)); // every subscription has joined the feed
+        await waitFor(() => t.engine.feedCounts.subscribers('failures') === 3, 'every subscription has joined the feed');
         await t.engine.putRecords('direct', [{ partitionKey: 'k', data: b64('fail') }]);
         // One failing batch of 1: a FUNCTION_ERROR row and a RETRIES_EXHAUSTED row.
         await waitFor(() => ['a', 'b', 'c'].every((id) => (frames.get(id)?.length ?? 0) >= 2), 'each subscription has both rows', 10_000);
@@ -265,8 +263,7 @@ for (const backend of backends) {
       socket.send(JSON.stringify({ type: 'connection_init' }));
       await bounded(acked, 'connection_ack');
       socket.send(JSON.stringify({ id: 'p', type: 'subscribe', payload: { query: 'subscription { failures(streamName: "paused") { failure { id message } } }' } }));
-      await waitFor(() => t.engine.events.listenerCount('failures') > baseline[0]!, 'the failures feed is listening');
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      await waitFor(() => t.engine.feedCounts.subscribers('failures') === 1, 'the subscription has joined the feed');
       // Synthetic failure rows of 8 KiB messages, raised as the engine raises them: enough that the
       // server's socket buffer passes its high-water mark while the client does not read, so
       // events move from the direct path to the subscriber's queue and back.

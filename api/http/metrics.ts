@@ -11,7 +11,9 @@
  *   per mapping and shard: shardline_time_to_data_loss_seconds (+Inf when nothing is behind)
  *   per stream: shardline_records_ingested_total
  *   of this process only: shardline_recent_records_reads_total, shardline_recent_records_held_bytes
- *     (GetRecords answered from memory, engine/records/recentRecords.ts)
+ *     (GetRecords answered from memory, engine/records/recentRecords.ts); per feed (label feed):
+ *     shardline_subscribers, shardline_subscriber_events_dropped_total
+ *     (engine/observability/feedCounts.ts)
  *
  * The counters and the histogram are totals of the invocation and failure logs, computed at
  * collect time rather than observed in this process: the delivery path that runs invocations
@@ -24,6 +26,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Counter, Gauge, type Histogram, Registry } from 'prom-client';
 import type { Engine } from '../../engine/engine.ts';
 import { DURATION_BUCKETS_MS, StoreMetrics, type StoreMetricsSnapshot } from '../../engine/metrics/storeMetrics.ts';
+import { FEED_NAMES } from '../../engine/observability/feedCounts.ts';
 
 const LANE_LABELS = ['stream', 'mapping', 'function', 'shard', 'lane'] as const;
 const MAPPING_LABELS = ['stream', 'mapping', 'function'] as const;
@@ -106,6 +109,24 @@ export function metricsEndpoint(engine: Engine, logError: (error: unknown) => vo
     registers: [registry],
     collect() {
       this.set(engine.recentRecords.heldChars);
+    },
+  });
+
+  new Gauge({
+    name: 'shardline_subscribers',
+    help: 'GraphQL subscriptions open on this process, per feed (lag, failures, alerts, replayProgress, records).',
+    labelNames: ['feed'], registers: [registry],
+    collect() {
+      for (const feed of FEED_NAMES) this.set({ feed }, engine.feedCounts.subscribers(feed));
+    },
+  });
+  new Counter({
+    name: 'shardline_subscriber_events_dropped_total',
+    help: 'Events a feed dropped for subscribers that did not keep up (the oldest past a queue\'s bound; for lag, an update replaced by a newer one before it was sent), per process.',
+    labelNames: ['feed'], registers: [registry],
+    collect() {
+      this.reset();
+      for (const feed of FEED_NAMES) this.inc({ feed }, engine.feedCounts.dropped(feed));
     },
   });
 

@@ -112,7 +112,7 @@ builder.subscriptionFields((t) => ({
     description: 'Records committed after the subscription starts, per shard in sequence order.',
     args: { streamName: t.arg.string({ required: true }), shardId: t.arg.string() },
     subscribe: (_root, args, ctx) =>
-      tailRecords(ctx.engine.catalog, ctx.engine.reader, ctx.engine.events, args.streamName, args.shardId),
+      tailRecords(ctx.engine.catalog, ctx.engine.reader, ctx.engine.events, ctx.engine.feedCounts, args.streamName, args.shardId),
     resolve: (record) => record,
   }),
 }));

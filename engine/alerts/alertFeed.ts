@@ -32,7 +32,8 @@ function changedLately(engine: Engine, after: number): Promise<Changed[]> {
 
 export async function* watchAlerts(engine: Engine, signal: AbortSignal): AsyncGenerator<AlertInfo> {
   const joinedAt = Date.now();
-  const queue = new EventQueue<number>();
+  const queue = new EventQueue<number>(undefined, undefined, () => engine.feedCounts.drop('alerts'));
+  const counted = engine.feedCounts.join('alerts');
   const seen = new Set<string>();
   const offAlerts = engine.events.on('alerts', (e) => queue.push(e.alertId));
   const offResync = engine.events.on('resync', (e) => {
@@ -56,6 +57,7 @@ export async function* watchAlerts(engine: Engine, signal: AbortSignal): AsyncGe
       }
     }
   } finally {
+    counted();
     offAlerts();
     offResync();
   }

@@ -83,7 +83,7 @@ export class EventQueue<T> {
   #failed: { error: unknown } | undefined;
   dropped = 0;
 
-  constructor(private readonly max = 10_000, private readonly slot?: SinkSlot<T>) {}
+  constructor(private readonly max = 10_000, private readonly slot?: SinkSlot<T>, private readonly onDrop?: () => void) {}
 
   push(item: T): void {
     if (this.#wake && this.#items.length === 0 && offerToSink(this.slot, item)) return;
@@ -91,6 +91,7 @@ export class EventQueue<T> {
     if (this.#items.length > this.max) {
       this.#items.shift();
       this.dropped++;
+      this.onDrop?.();
     }
     this.#notify();
   }

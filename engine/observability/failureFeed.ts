@@ -218,13 +218,15 @@ export async function* watchFailures(engine: Engine, scope: Scope, signal: Abort
   if (scope.streamName) await engine.catalog.get(scope.streamName);
   let hub = hubs.get(engine);
   if (!hub) hubs.set(engine, (hub = new FailureHub(engine)));
-  const subscriber: Subscriber = { scope, queue: new EventQueue<FailureEvent>(MAX_QUEUE, slot) };
+  const subscriber: Subscriber = { scope, queue: new EventQueue<FailureEvent>(MAX_QUEUE, slot, () => engine.feedCounts.drop('failures')) };
   const leave = hub.join(subscriber);
+  const counted = engine.feedCounts.join('failures');
   try {
     while (!signal.aborted) {
       yield* await subscriber.queue.take(signal);
     }
   } finally {
+    counted();
     leave();
   }
 }

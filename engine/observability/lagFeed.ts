@@ -69,7 +69,7 @@ class LagInbox {
   #failed: { error: unknown } | undefined;
   dropped = 0;
 
-  constructor(readonly scope: Scope, private readonly slot?: SinkSlot<LagUpdate>) {}
+  constructor(readonly scope: Scope, private readonly slot?: SinkSlot<LagUpdate>, private readonly onDrop?: () => void) {}
 
   put(update: LagUpdate, fingerprint: string, heartbeat: boolean): void {
     if (this.#wake && this.#pending.size === 0 && this.slot?.sink) {
@@ -80,7 +80,10 @@ class LagInbox {
         return;
       }
     }
-    if (this.#pending.has(update.mappingId)) this.dropped++;
+    if (this.#pending.has(update.mappingId)) {
+      this.dropped++;
+      this.onDrop?.();
+    }
     this.#pending.set(update.mappingId, { update, fingerprint, heartbeat });
     this.#notify();
   }
@@ -297,8 +300,9 @@ async function mappingsInScope(engine: Engine, scope: Scope): Promise<Watched[]>
 export async function* watchLag(engine: Engine, scope: Scope, signal: AbortSignal, slot?: SinkSlot<LagUpdate>): AsyncGenerator<LagUpdate> {
   let hub = hubs.get(engine);
   if (!hub) hubs.set(engine, (hub = new LagHub(engine)));
-  const inbox = new LagInbox(scope, slot);
+  const inbox = new LagInbox(scope, slot, () => engine.feedCounts.drop('lag'));
   const leave = hub.join(inbox); // before the first state is read: no change after it is missed
+  const counted = engine.feedCounts.join('lag');
   try {
     for (const { mapping, streamName } of await mappingsInScope(engine, scope)) {
       const update = await lagUpdate(engine, mapping, streamName);
@@ -307,6 +311,7 @@ export async function* watchLag(engine: Engine, scope: Scope, signal: AbortSigna
     }
     while (!signal.aborted) yield* await inbox.take(signal);
   } finally {
+    counted();
     leave();
   }
 }

@@ -6,6 +6,7 @@
  * first record. return() ends it at once, even while it waits.
  */
 import type { EngineEvents } from '../events.ts';
+import type { FeedCounts } from '../observability/feedCounts.ts';
 import type { StreamCatalog } from '../streams/streamCatalog.ts';
 import type { RecordReader, StoredRecord } from './readRecords.ts';
 
@@ -16,6 +17,7 @@ export function tailRecords(
   catalog: StreamCatalog,
   reader: RecordReader,
   events: EngineEvents,
+  feedCounts: FeedCounts,
   streamName: string,
   shardId?: string | null,
 ): AsyncIterableIterator<StoredRecord> {
@@ -26,6 +28,9 @@ export function tailRecords(
   let streamId: number | undefined;
   const offRecords = events.on('records', (e) => { if (e.streamId === streamId) { pending = true; wake(); } });
   const offShards = events.on('shards', (e) => { if (e.streamId === streamId) { pending = true; wake(); } });
+  // The notifier's connection came back: records committed in other processes may have gone unheard.
+  const offResync = events.on('resync', () => { pending = true; wake(); });
+  const counted = feedCounts.join('records');
 
   const ready = (async () => {
     const stream = await catalog.get(streamName);
@@ -39,6 +44,8 @@ export function tailRecords(
     stopped = true;
     offRecords();
     offShards();
+    offResync();
+    counted();
     wake();
   };
 

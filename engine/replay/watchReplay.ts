@@ -19,6 +19,12 @@ export async function* watchReplay(engine: Engine, id: string, signal: AbortSign
     pending = true;
     wake();
   });
+  // The notifier's connection came back: changes in other processes may have gone unheard.
+  const offResync = engine.events.on('resync', () => {
+    pending = true;
+    wake();
+  });
+  const counted = engine.feedCounts.join('replayProgress');
   try {
     let last = '';
     while (!signal.aborted) {
@@ -34,6 +40,8 @@ export async function* watchReplay(engine: Engine, id: string, signal: AbortSign
       if (!pending) await waitForWake(signal, FALLBACK_POLL_MS, (w) => { wake = w; });
     }
   } finally {
+    counted();
     off();
+    offResync();
   }
 }
