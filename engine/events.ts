@@ -22,8 +22,11 @@ export interface EngineEventMap {
   mappings: [event: { mappingId: string; remote?: boolean }];
   /** A replay job was created, changed state or made progress. */
   replays: [event: { jobId: string; remote?: boolean }];
-  /** A lease of a mapping changed its figures (checkpoint, state, failures). */
-  leases: [event: { mappingId: string; remote?: boolean }];
+  /**
+   * A lease of a mapping changed its figures (checkpoint, state, failures); `shardEnded`: it
+   * reached SHARD_END, so lanes of that mapping waiting on it as a parent can go on.
+   */
+  leases: [event: { mappingId: string; shardEnded?: boolean; remote?: boolean }];
   /**
    * Failure rows were recorded for a mapping (or a replay's log id); `rows` are the rows
    * themselves when the writer has them at hand (never across processes).

@@ -20,7 +20,7 @@ type Message =
   | { o: string; k: 'records' | 'shards'; s: number; n: string }
   | { o: string; k: 'mappings'; m: string }
   | { o: string; k: 'replays'; j: string }
-  | { o: string; k: 'leases'; m: string }
+  | { o: string; k: 'leases'; m: string; e?: 1 }
   | { o: string; k: 'failures'; m: string; i: number[] }
   | { o: string; k: 'alerts'; a: number }
   | { o: string; k: 'tokens'; t: number };
@@ -49,7 +49,7 @@ export class Notifier {
       this.events.on('shards', (e) => { if (!e.remote) this.#publish({ o: this.#origin, k: 'shards', s: e.streamId, n: e.streamName }); }),
       this.events.on('mappings', (e) => { if (!e.remote) this.#publish({ o: this.#origin, k: 'mappings', m: e.mappingId }); }),
       this.events.on('replays', (e) => { if (!e.remote) this.#publish({ o: this.#origin, k: 'replays', j: e.jobId }); }),
-      this.events.on('leases', (e) => { if (!e.remote) this.#publish({ o: this.#origin, k: 'leases', m: e.mappingId }); }),
+      this.events.on('leases', (e) => { if (!e.remote) this.#publish({ o: this.#origin, k: 'leases', m: e.mappingId, ...(e.shardEnded ? { e: 1 as const } : {}) }); }),
       this.events.on('failures', (e) => { if (!e.remote) this.#publish({ o: this.#origin, k: 'failures', m: e.mappingId, i: e.ids }); }),
       this.events.on('alerts', (e) => { if (!e.remote) this.#publish({ o: this.#origin, k: 'alerts', a: e.alertId }); }),
       this.events.on('tokens', (e) => { if (!e.remote) this.#publish({ o: this.#origin, k: 'tokens', t: e.tokenId }); }),
@@ -98,7 +98,7 @@ export class Notifier {
     if (message.o === this.#origin) return;
     if (message.k === 'mappings') this.events.emit('mappings', { mappingId: message.m, remote: true });
     else if (message.k === 'replays') this.events.emit('replays', { jobId: message.j, remote: true });
-    else if (message.k === 'leases') this.events.emit('leases', { mappingId: message.m, remote: true });
+    else if (message.k === 'leases') this.events.emit('leases', { mappingId: message.m, ...(message.e ? { shardEnded: true } : {}), remote: true });
     else if (message.k === 'failures') this.events.emit('failures', { mappingId: message.m, ids: message.i, remote: true });
     else if (message.k === 'alerts') this.events.emit('alerts', { alertId: message.a, remote: true });
     else if (message.k === 'tokens') this.events.emit('tokens', { tokenId: message.t, remote: true });

@@ -1,7 +1,8 @@
 /**
  * A lane is woken by new records whatever it is doing when they arrive: a wake-up that lands
  * while the lane reads (and finds nothing yet) must not leave the records to the idle poll.
- * And a stopping engine does not wait out a lane's retry back-off.
+ * A child shard's lanes go on as soon as the parent's lane reaches its end. And a stopping
+ * engine does not wait out a lane's retry back-off.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -43,6 +44,25 @@ for (const backend of backends) {
       }
       assert.ok(slowest < 5000, `every record was delivered by a wake-up, not the idle poll (slowest ${slowest} ms)`);
       assert.deepEqual(sink.seen, Array.from({ length: 40 }, (_, i) => `w${i}`));
+    });
+
+    it('starts a child shard\'s lane the moment its parent is read to its end, not at the idle poll', async () => {
+      await t.engine.createStream({ name: 'lineage', shardCount: 1 });
+      await t.engine.createFunction({ name: 'lineage-sink', module: 'sink.mjs#handler' });
+      await t.engine.createMapping({ streamName: 'lineage', functionName: 'lineage-sink', startingPosition: 'TRIM_HORIZON' });
+      await t.engine.putRecords('lineage', [{ partitionKey: 'k', data: b64('parent') }]);
+      await waitFor(() => sink.seen.includes('parent'), 'the parent\'s record delivered', 10_000);
+      const lanes = t.engine.poller!.laneCount; // the parent's among them
+      const [parent] = await t.engine.catalog.shards(await t.engine.catalog.get('lineage'), 'OPEN');
+      await t.engine.splitShard('lineage', parent!.shardId, (2n ** 127n).toString());
+      await waitFor(() => t.engine.poller!.laneCount === lanes + 2, 'the children\'s lanes run (waiting for the parent)', 10_000);
+      // The put wakes every lane of the stream: the parent's finds its shard closed and read,
+      // and ends; the children, woken at the same moment, may look before it has.
+      const at = Date.now();
+      await t.engine.putRecords('lineage', Array.from({ length: 8 }, (_, i) => ({ partitionKey: `c${i}`, data: b64(`child${i}`) })));
+      await waitFor(() => Array.from({ length: 8 }, (_, i) => `child${i}`).every((d) => sink.seen.includes(d)),
+        `the children's records delivered (the idle poll is ${IDLE_POLL_MS} ms)`, 10_000);
+      assert.ok(Date.now() - at < 5000, `delivered in ${Date.now() - at} ms`);
     });
 
     it('stops without waiting out a retry back-off', async () => {

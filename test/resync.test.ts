@@ -9,6 +9,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { sql } from 'drizzle-orm';
 import { watchAlerts } from '../engine/alerts/alertFeed.ts';
+import { openDatabase } from '../engine/db.ts';
+import { DEFAULT_ENGINE_OPTIONS, Engine } from '../engine/engine.ts';
 import { type FailureEvent, watchFailures } from '../engine/observability/failureFeed.ts';
 import { type TestEngine, backends, bounded, openTestEngine, waitFor } from './harness.ts';
 
@@ -102,6 +104,32 @@ for (const backend of backends) {
 }
 
 describe('the notifier after its connection was lost (postgres)', { skip: postgresBackend ? false : 'needs DATABASE_URL' }, () => {
+  it('carries a lease\'s shard end to the other processes', async () => {
+    const t = await openTestEngine(postgresBackend!, { delivery: false });
+    const handle = await openDatabase({ databaseUrl: t.databaseUrl });
+    const other = new Engine(handle, { ...DEFAULT_ENGINE_OPTIONS, delivery: false });
+    try {
+      await t.engine.start();
+      await other.start();
+      const heard: { mappingId: string; shardEnded?: boolean; remote?: boolean }[] = [];
+      const off = t.engine.events.on('leases', (e) => { if (e.remote) heard.push(e); });
+      try {
+        other.events.emit('leases', { mappingId: 'm-step' });
+        other.events.emit('leases', { mappingId: 'm-end', shardEnded: true });
+        await waitFor(() => heard.length === 2, 'both heard in the other process', 10_000);
+        // Each NOTIFY goes through the pool: they may arrive in either order.
+        assert.deepEqual(heard.sort((a, b) => a.mappingId.localeCompare(b.mappingId)),
+          [{ mappingId: 'm-end', shardEnded: true, remote: true }, { mappingId: 'm-step', remote: true }]);
+      } finally {
+        off();
+      }
+    } finally {
+      await other.stop();
+      await handle.close();
+      await t.close();
+    }
+  });
+
   it('listens again and raises resync', async () => {
     const t = await openTestEngine(postgresBackend!, { delivery: false });
     try {

@@ -78,7 +78,12 @@ export class Lane {
     return this.#lease;
   }
 
-  /** New records may be there: look now instead of at the next poll. */
+  /** Waiting for its shard's parents to be read to their end. */
+  get waitingForParent(): boolean {
+    return this.#lease.state === 'WAITING_FOR_PARENT';
+  }
+
+  /** New records may be there (or a parent ended): look now instead of at the next poll. */
   wake(): void {
     // Not asleep (reading, invoking): the next sleep returns at once, or records committed
     // just after a read found none would wait a whole idle poll.
@@ -321,7 +326,9 @@ export class Lane {
       };
       // Figures changed (a filtered page checkpointed, a parent done, a shard ended): lag
       // subscribers hear it now. PROCESSING marks go with their step's event.
-      if (progress.durable !== false) this.deps.events.emit('leases', { mappingId: lease.mappingId });
+      if (progress.durable !== false) {
+        this.deps.events.emit('leases', { mappingId: lease.mappingId, ...(progress.state === 'SHARD_END' ? { shardEnded: true } : {}) });
+      }
     }
     return ok;
   }

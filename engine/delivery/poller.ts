@@ -34,6 +34,7 @@ export class Poller {
   readonly #loop: TickLoop;
   #offRecords: (() => void) | undefined;
   #offShards: (() => void) | undefined;
+  #offLeases: (() => void) | undefined;
   #offMappings: (() => void) | undefined;
   #offResync: (() => void) | undefined;
 
@@ -54,6 +55,12 @@ export class Poller {
     if (!this.#loop.start()) return;
     this.#offRecords = this.events.on('records', (e) => this.#wakeStream(e.streamId));
     this.#offShards = this.events.on('shards', () => this.poke());
+    // A parent shard read to its end (here or in another process): its children go on now,
+    // not at their next idle poll.
+    this.#offLeases = this.events.on('leases', (e) => {
+      if (!e.shardEnded) return;
+      for (const lane of this.#lanes.values()) if (lane.lease.mappingId === e.mappingId && lane.waitingForParent) lane.wake();
+    });
     const reread = () => {
       this.poke();
       // A changed mapping (batch size, enabled …) is re-read by its lanes at their next step.
@@ -73,6 +80,7 @@ export class Poller {
   async stop(): Promise<void> {
     this.#offRecords?.();
     this.#offShards?.();
+    this.#offLeases?.();
     this.#offMappings?.();
     this.#offResync?.();
     if (!(await this.#loop.halt())) return;
