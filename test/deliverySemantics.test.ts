@@ -465,6 +465,72 @@ for (const backend of backends) {
       }
     });
 
+    /** Partition keys whose records go to `lane` of `count` (the lane reader's hash, computed by the database). */
+    const keysOfLane = async (lane: number, count: number, n: number, prefix: string) => {
+      const rows = await t.engine.handle.query<{ k: string }>(sql`
+        select k from (select ${prefix} || i as k from generate_series(1, 500) i) c
+         where mod(hashtext(k)::bigint + 2147483648, ${count}::int) = ${lane}::int limit ${n}::int`);
+      return rows.map((r) => r.k);
+    };
+
+    it('skips no record when parallelizationFactor changes while a lane is behind the others', async () => {
+      let fixed = false;
+      const fn = await functionServer((event) => (!fixed && event.Records.some((r: any) => dataOf(r) === 'bad') ? FAIL : { body: null }));
+      try {
+        await t.engine.catalog.create({ name: 'relane', shardCount: 1 });
+        await t.engine.createFunction({ name: 'relane-fn', url: fn.url });
+        const mapping = await t.engine.createMapping({ streamName: 'relane', functionName: 'relane-fn', startingPosition: 'TRIM_HORIZON', parallelizationFactor: 2, batchSize: 5 });
+        const [stuckKey, ...behind] = await keysOfLane(1, 2, 6, 'one-');
+        const ahead = await keysOfLane(0, 2, 5, 'zero-');
+        // Lane 1 is stuck on "bad" with its other records behind it; lane 0's records come
+        // later in the shard and are all delivered, so its checkpoint is past lane 1's records.
+        await t.engine.putRecords('relane', [
+          { partitionKey: stuckKey!, data: b64('bad') },
+          ...behind.map((k, i) => ({ partitionKey: k, data: b64(`behind${i}`) })),
+          ...ahead.map((k, i) => ({ partitionKey: k, data: b64(`ahead${i}`) })),
+        ]);
+        await waitFor(() => ahead.every((_, i) => fn.records().some((r) => dataOf(r) === `ahead${i}`)) && fn.received.filter((r) => r.body.Records.some((x: any) => dataOf(x) === 'bad')).length >= 2,
+          'lane 0 delivered, lane 1 retrying', 15_000);
+        await t.engine.updateMapping(mapping.id, { parallelizationFactor: 1 });
+        fixed = true;
+        await waitFor(() => behind.every((_, i) => fn.records().some((r) => dataOf(r) === `behind${i}`)), 'lane 1\'s records delivered after the change', 15_000);
+        await waitFor(() => lagCaughtUp(mapping.id), 'caught up on the one lane left', 15_000);
+        const moves = await t.engine.checkpointMoves(mapping.id);
+        assert.ok(moves.some((m) => m.reason === 'parallelizationFactor 2 -> 1' && m.lane === 0), 'the rewind is in the checkpoint ledger');
+      } finally {
+        await fn.close();
+      }
+    });
+
+    it('keeps a child shard waiting for its parent when parallelizationFactor changes', async () => {
+      let fixed = false;
+      const fn = await functionServer((event) => (!fixed && event.Records.some((r: any) => dataOf(r) === 'bad') ? FAIL : { body: null }));
+      try {
+        await t.engine.catalog.create({ name: 'relane-split', shardCount: 1 });
+        await t.engine.createFunction({ name: 'relane-split-fn', url: fn.url });
+        const mapping = await t.engine.createMapping({ streamName: 'relane-split', functionName: 'relane-split-fn', startingPosition: 'TRIM_HORIZON' });
+        await t.engine.putRecords('relane-split', [{ partitionKey: 'k', data: b64('bad') }]);
+        await waitFor(() => fn.received.length >= 2, 'the parent\'s batch fails and is retried', 10_000);
+        const [parent] = await t.engine.catalog.shards(await t.engine.catalog.get('relane-split'), 'OPEN');
+        await t.engine.splitShard('relane-split', parent!.shardId, (2n ** 127n).toString());
+        await t.engine.putRecords('relane-split', Array.from({ length: 6 }, (_, i) => ({ partitionKey: `c${i}`, data: b64(`child${i}`) })));
+        await waitFor(async () => (await t.engine.lag(mapping.id)).length === 3, 'the children\'s leases', 10_000);
+        await t.engine.updateMapping(mapping.id, { parallelizationFactor: 2 });
+        const lag = await t.engine.lag(mapping.id);
+        assert.equal(lag.length, 6, 'two lanes on each of the three shards');
+        for (const row of lag.filter((r) => r.shardId !== parent!.shardId)) assert.equal(row.state, 'WAITING_FOR_PARENT', `${row.shardId} lane ${row.lane}`);
+        await new Promise((resolve) => setTimeout(resolve, 500)); // lanes poll every 50 ms here
+        assert.ok(!fn.records().some((r) => dataOf(r).startsWith('child')), 'no child record while the parent is stuck');
+        fixed = true;
+        await waitFor(() => Array.from({ length: 6 }, (_, i) => `child${i}`).every((d) => fn.records().some((r) => dataOf(r) === d)), 'the children after the parent', 15_000);
+        const firstChild = fn.received.findIndex((r) => r.body.Records.some((x: any) => dataOf(x).startsWith('child')));
+        const parentDone = fn.received.findLastIndex((r) => r.body.Records.some((x: any) => dataOf(x) === 'bad'));
+        assert.ok(parentDone < firstChild, 'the parent\'s record before any child\'s');
+      } finally {
+        await fn.close();
+      }
+    });
+
     it('a disabled mapping stops retrying a failing batch, and an update of its settings reaches the retrying lane', async () => {
       let fixed = false;
       const fn = await functionServer(() => (fixed ? { body: null } : FAIL));

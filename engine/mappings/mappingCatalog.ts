@@ -9,7 +9,8 @@ import { and, eq, sql } from 'drizzle-orm';
 import type { DatabaseHandle } from '../db.ts';
 import { compileFilterPatterns } from '../delivery/filterPatterns.ts';
 import { ShardlineError, invalidArgument } from '../errors.ts';
-import { eventSourceMappings, functions, leases } from '../schema.ts';
+import { checkpointLedger, eventSourceMappings, functions, leases } from '../schema.ts';
+import { LOCAL_ACTOR } from '../audit.ts';
 import type { StreamInfo } from '../streams/model.ts';
 import type { StreamCatalog } from '../streams/streamCatalog.ts';
 
@@ -206,19 +207,54 @@ export class MappingCatalog {
       .where(eq(eventSourceMappings.id, id)).returning();
     if (!row) throw mappingNotFound(id);
     if (settings.parallelizationFactor !== undefined && settings.parallelizationFactor !== current.parallelizationFactor) {
-      // Lanes are keyed by partition-key hash modulo the factor: a new factor starts new lanes
-      // from the slowest lane's checkpoint of each shard, so no record is skipped.
-      await this.handle.query(sql`
-        with slowest as (
-          select distinct on (shard_key) shard_key, checkpoint_seq, checkpoint_ordinal, state
-            from leases where mapping_id = ${id} order by shard_key, checkpoint_seq asc nulls first)
-        insert into leases (mapping_id, shard_key, lane, state, checkpoint_seq, checkpoint_ordinal)
-        select ${id}, s.shard_key, l.lane, case when s.state = 'SHARD_END' then 'SHARD_END' else 'IDLE' end, s.checkpoint_seq, s.checkpoint_ordinal
-          from slowest s cross join generate_series(0, ${settings.parallelizationFactor}::int - 1) as l(lane)
-        on conflict (mapping_id, shard_key, lane) do nothing`);
-      await this.handle.query(sql`delete from leases where mapping_id = ${id} and lane >= ${settings.parallelizationFactor}::int`);
+      await this.#relane(id, current.parallelizationFactor, settings.parallelizationFactor);
     }
     return toMappingInfo(row);
+  }
+
+  /**
+   * Lanes are keyed by partition-key hash modulo the factor, so a new factor gives each lane
+   * other keys: every lane of a shard, old and new, starts again from the slowest lane's
+   * checkpoint of that shard. Nothing is skipped (records a faster lane had done may be
+   * delivered again: at least once). As a seek does, each lease's epoch is bumped and its
+   * owner cleared, so a batch in flight can no longer write its checkpoint. A shard still
+   * waiting for its parents keeps waiting; one done on every lane stays done.
+   */
+  async #relane(id: string, from: number, to: number): Promise<void> {
+    await this.handle.transaction(async (tx) => {
+      const moved = await this.handle.query<{ shard_key: unknown; lane: number; from_seq: string | null; to_seq: string | null }>(sql`
+        with old as (
+          select shard_key, lane, state, checkpoint_seq, checkpoint_ordinal, epoch from leases where mapping_id = ${id} for update
+        ), per_shard as (
+          select distinct on (shard_key) shard_key, checkpoint_seq, checkpoint_ordinal,
+                 case when bool_and(state = 'SHARD_END') over s then 'SHARD_END'
+                      when bool_or(state = 'WAITING_FOR_PARENT') over s then 'WAITING_FOR_PARENT'
+                      else 'IDLE' end as state,
+                 max(epoch) over s as epoch
+            from old window s as (partition by shard_key)
+           order by shard_key, checkpoint_seq asc nulls first
+        ), written as (
+          insert into leases (mapping_id, shard_key, lane, state, checkpoint_seq, checkpoint_ordinal, epoch)
+          select ${id}, p.shard_key, l.lane, p.state, p.checkpoint_seq, p.checkpoint_ordinal, p.epoch + 1
+            from per_shard p cross join generate_series(0, ${to}::int - 1) as l(lane)
+          on conflict (mapping_id, shard_key, lane) do update
+             set state = excluded.state, checkpoint_seq = excluded.checkpoint_seq, checkpoint_ordinal = excluded.checkpoint_ordinal,
+                 owner = null, expires_at = null, epoch = leases.epoch + 1, consecutive_failures = 0,
+                 window_state = null, window_start = null
+          returning shard_key, lane, checkpoint_seq
+        )
+        select w.shard_key, w.lane, o.checkpoint_seq::text as from_seq, w.checkpoint_seq::text as to_seq
+          from written w left join old o on o.shard_key = w.shard_key and o.lane = w.lane`, tx);
+      await this.handle.query(sql`delete from leases where mapping_id = ${id} and lane >= ${to}::int`, tx);
+      const rewound = moved.filter((m) => m.from_seq !== m.to_seq);
+      if (rewound.length > 0) {
+        await tx.insert(checkpointLedger).values(rewound.map((m) => ({
+          mappingId: id, shardKey: Number(m.shard_key), lane: m.lane,
+          fromSeq: m.from_seq === null ? null : BigInt(m.from_seq), toSeq: m.to_seq === null ? null : BigInt(m.to_seq),
+          reason: `parallelizationFactor ${from} -> ${to}`, actor: LOCAL_ACTOR,
+        })));
+      }
+    });
   }
 
   async delete(id: string): Promise<boolean> {
