@@ -172,6 +172,23 @@ for (const backend of backends) {
       assert.match(ledger[0]!.reason, /^restore to /);
     });
 
+    it('seeks a mapping created a moment ago, before any process made its leases', async () => {
+      const api = await openTestEngine(backend, { delivery: false }); // as a process that only serves the API
+      try {
+        await api.engine.createStream({ name: 'fresh', shardCount: 2 });
+        await api.engine.createFunction({ name: 'fresh-fn', url: 'http://127.0.0.1:9/' });
+        await api.engine.putRecords('fresh', Array.from({ length: 6 }, (_, i) => ({ partitionKey: `k${i}`, data: b64(`f${i}`) })));
+        const mapping = await api.engine.createMapping({ streamName: 'fresh', functionName: 'fresh-fn', startingPosition: 'LATEST' });
+        await api.engine.seekMapping(mapping.id, { type: 'TRIM_HORIZON' });
+        const lag = await api.engine.lag(mapping.id);
+        assert.equal(lag.length, 2, 'a lease per shard, made by the seek');
+        assert.ok(lag.every((r) => r.checkpointSequenceNumber === null), 'at TRIM_HORIZON, not LATEST');
+        assert.equal(lag.reduce((n, r) => n + r.recordsBehind, 0), 6);
+      } finally {
+        await api.close();
+      }
+    });
+
     it('redrives a discarded poison record to a fixed function and marks the failure', async () => {
       await t.engine.createStream({ name: 'redrive', shardCount: 1 });
       await moduleFunction('broken', 'poison');

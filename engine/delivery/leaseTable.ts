@@ -15,7 +15,7 @@
  * the database, not in JS). Times are the database's now().
  */
 import { type SQL, sql } from 'drizzle-orm';
-import { type DatabaseHandle, retryingConflicts } from '../db.ts';
+import { type Database, type DatabaseHandle, retryingConflicts } from '../db.ts';
 
 export type LeaseState = 'WAITING_FOR_PARENT' | 'IDLE' | 'PROCESSING' | 'RETRYING' | 'SHARD_END';
 
@@ -80,31 +80,9 @@ export class LeaseTable {
     private readonly ttlMs: number,
   ) {}
 
-  /**
-   * Creates the leases a mapping meets: every lane of every listed shard of its stream. The
-   * starting checkpoint is the last record that arrived before the starting position's time
-   * (TRIM_HORIZON: none; LATEST: the mapping's creation; AT_TIMESTAMP: the timestamp), so a
-   * shard created after the mapping is read from its first record.
-   */
+  /** Creates the leases mappings have met (createLeases), for every mapping. */
   async sync(): Promise<void> {
-    await this.handle.query(sql`
-      insert into leases (mapping_id, shard_key, lane, state, checkpoint_seq, checkpoint_ordinal)
-      select m.id, s.key, l.lane,
-             case when s.parent_index is null then 'IDLE' else 'WAITING_FOR_PARENT' end,
-             start.seq, coalesce(start.ordinal, 0)
-        from event_source_mappings m
-        join streams st on st.id = m.stream_id and st.deleted_at is null
-        join shards s on s.stream_id = m.stream_id
-        cross join lateral generate_series(0, m.parallelization_factor - 1) as l(lane)
-        left join lateral (
-          select r.seq, r.ordinal from records r
-           where r.shard_key = s.key
-             and r.arrived_at < case m.starting_position when 'LATEST' then m.created_at
-                                                        when 'AT_TIMESTAMP' then m.starting_position_timestamp
-                                                        else '-infinity'::timestamptz end
-           order by r.seq desc limit 1) as start on true
-       where not exists (select 1 from leases x where x.mapping_id = m.id and x.shard_key = s.key and x.lane = l.lane)
-      on conflict (mapping_id, shard_key, lane) do nothing`);
+    await createLeases(this.handle);
   }
 
   /** Claims unowned or expired leases of enabled mappings, up to this owner's fair share. */
@@ -223,4 +201,33 @@ export class LeaseTable {
          and owner = ${this.owner} and epoch = ${lease.epoch} and expires_at > now()
       returning ${relaxed ? sql`set_config('synchronous_commit', 'off', true)` : sql`1`}`;
   }
+}
+
+/**
+ * Creates the leases a mapping meets (every mapping's, or one's): every lane of every listed
+ * shard of its stream. The starting checkpoint is the last record that arrived before the
+ * starting position's time (TRIM_HORIZON: none; LATEST: the mapping's creation; AT_TIMESTAMP:
+ * the timestamp), so a shard created after the mapping is read from its first record. Existing
+ * leases are left as they are.
+ */
+export async function createLeases(handle: DatabaseHandle, mappingId?: string, executor?: Database): Promise<void> {
+  await handle.query(sql`
+    insert into leases (mapping_id, shard_key, lane, state, checkpoint_seq, checkpoint_ordinal)
+    select m.id, s.key, l.lane,
+           case when s.parent_index is null then 'IDLE' else 'WAITING_FOR_PARENT' end,
+           start.seq, coalesce(start.ordinal, 0)
+      from event_source_mappings m
+      join streams st on st.id = m.stream_id and st.deleted_at is null
+      join shards s on s.stream_id = m.stream_id
+      cross join lateral generate_series(0, m.parallelization_factor - 1) as l(lane)
+      left join lateral (
+        select r.seq, r.ordinal from records r
+         where r.shard_key = s.key
+           and r.arrived_at < case m.starting_position when 'LATEST' then m.created_at
+                                                      when 'AT_TIMESTAMP' then m.starting_position_timestamp
+                                                      else '-infinity'::timestamptz end
+         order by r.seq desc limit 1) as start on true
+     where ${mappingId === undefined ? sql`true` : sql`m.id = ${mappingId}`}
+       and not exists (select 1 from leases x where x.mapping_id = m.id and x.shard_key = s.key and x.lane = l.lane)
+    on conflict (mapping_id, shard_key, lane) do nothing`, executor);
 }

@@ -11,6 +11,7 @@ import type { DatabaseHandle } from '../db.ts';
 import { ShardlineError, invalidArgument } from '../errors.ts';
 import type { Position } from '../records/readRecords.ts';
 import { checkpointLedger } from '../schema.ts';
+import { createLeases } from '../delivery/leaseTable.ts';
 import { parseSequenceNumber } from '../streams/sequenceNumbers.ts';
 import type { StreamCatalog } from '../streams/streamCatalog.ts';
 import type { MappingCatalog } from './mappingCatalog.ts';
@@ -60,6 +61,9 @@ export async function seekMapping(
       throw invalidArgument('position.type must be one of TRIM_HORIZON, LATEST, AT_TIMESTAMP, AT_SEQUENCE_NUMBER, AFTER_SEQUENCE_NUMBER.');
   }
   await handle.transaction(async (tx) => {
+    // Leases come from the poller's next heartbeat (or never, where no process delivers): a
+    // seek right after createMapping must not find none and move nothing.
+    await createLeases(handle, mappingId, tx);
     const moved = await handle.query<{ shard_key: unknown; lane: number; from_seq: string | null; to_seq: string | null }>(sql`
       with old as (
         select l.mapping_id, l.shard_key, l.lane, l.checkpoint_seq from leases l
