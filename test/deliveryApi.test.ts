@@ -96,5 +96,22 @@ for (const backend of backends) {
       }
       assert.deepEqual((await gql('{ eventSourceMappings { id } }')).data.eventSourceMappings, [], 'nothing created');
     });
+
+    it('answers an id or cursor too long to be one of ours with its own code, not INTERNAL', async () => {
+      await gql('mutation { createStream(input: {name: "long-ids", shardCount: 1}) { name } }');
+      await gql('mutation { createFunction(input: {name: "long-ids-fn", module: "ok.mjs#handler"}) { name } }');
+      const created = await gql('mutation { createEventSourceMapping(input: {streamName: "long-ids", functionName: "long-ids-fn"}) { id } }');
+      const id = created.data.createEventSourceMapping.id;
+      const huge = '99999999999999999999';
+      for (const [query, code] of [
+        [`{ eventSourceMapping(id: "${id}") { failures(after: "${huge}") { edges { cursor } } } }`, 'INVALID_ARGUMENT'],
+        [`{ eventSourceMapping(id: "${id}") { invocations(after: "${huge}") { edges { cursor } } } }`, 'INVALID_ARGUMENT'],
+        [`mutation { redriveFailures(mappingId: "${id}", failureIds: ["${huge}"]) { id } }`, 'FAILURE_NOT_FOUND'],
+      ] as const) {
+        const r = await gql(query);
+        assert.equal(r.errors?.[0]?.extensions.code, code, `${query} → ${JSON.stringify(r.errors)}`);
+      }
+      assert.deepEqual((await gql('{ replays { id } }')).data.replays, [], 'no redrive started');
+    });
   });
 }

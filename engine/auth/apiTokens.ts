@@ -127,7 +127,7 @@ export class ApiTokens {
 
   /** Revokes a live token by id or name; its requests and subscriptions stop within a second. */
   async revoke(idOrName: string, actor: string): Promise<TokenView> {
-    const byId = /^\d+$/.test(idOrName);
+    const byId = /^\d{1,15}$/.test(idOrName); // longer: no id of ours (and past bigint's range)
     const [row] = await this.handle.db.transaction(async (tx) => {
       const rows = await tx.update(apiTokens).set({ revokedAt: sql`now()` })
         .where(and(byId ? eq(apiTokens.id, Number(idOrName)) : eq(apiTokens.name, idOrName), isNull(apiTokens.revokedAt)))

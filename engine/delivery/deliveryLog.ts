@@ -14,7 +14,8 @@ export interface LogPage<T> { items: { cursor: string; node: T }[]; hasNextPage:
 function pageArgs(first: number | null | undefined, after: string | null | undefined): { limit: number; before?: number } {
   const limit = pageSize(first ?? LOG_PAGE.default, LOG_PAGE.max);
   if (after == null) return { limit };
-  if (!/^\d+$/.test(after)) throw invalidArgument('after is not a cursor returned by this API.');
+  // Ids are bigserial: a longer number is no cursor of ours, and would be a database error.
+  if (!/^\d{1,15}$/.test(after)) throw invalidArgument('after is not a cursor returned by this API.');
   return { limit, before: Number(after) };
 }
 

@@ -151,7 +151,8 @@ export class ReplayJobs {
     const target = functionName ?? mapping.functionName;
     await this.functions.get(target);
     const ids = failureIds?.map((id) => {
-      if (!/^\d+$/.test(id)) throw new ShardlineError('FAILURE_NOT_FOUND', `Failure ${id} does not exist.`);
+      // Past 15 digits it is no id of ours (and would be out of bigint's range for the query).
+      if (!/^\d{1,15}$/.test(id)) throw new ShardlineError('FAILURE_NOT_FOUND', `Failure ${id} does not exist.`);
       return Number(id);
     });
     const rows = await this.handle.db.select().from(failures).where(and(
