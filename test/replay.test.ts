@@ -220,6 +220,28 @@ for (const backend of backends) {
       }
     });
 
+    it('redrives only the records the mapping\'s filter let into the discarded batch', async () => {
+      await t.engine.createStream({ name: 'redrive-filtered', shardCount: 1 });
+      const a1 = JSON.stringify({ k: 'a', n: 1 });
+      const a2 = JSON.stringify({ k: 'a', n: 2 });
+      await moduleFunction('broken-filtered', a1);
+      const fixed = await moduleFunction('fixed-filtered');
+      const mapping = await t.engine.createMapping({
+        streamName: 'redrive-filtered', functionName: 'broken-filtered', startingPosition: 'TRIM_HORIZON', batchSize: 10,
+        maximumRetryAttempts: 0, filterPatterns: ['{"data":{"k":["a"]}}'],
+      });
+      await t.engine.putRecords('redrive-filtered', [a1, JSON.stringify({ k: 'b' }), a2].map((d) => ({ partitionKey: 'k', data: b64(d) })));
+      const discarded = await waitFor(async () => {
+        const f = await t.engine.failures(mapping.id, { kind: 'RETRIES_EXHAUSTED' });
+        return f.items.length === 1 ? f.items[0]!.node : undefined;
+      }, 'the filtered batch discarded');
+      assert.equal(discarded.recordCount, 2);
+      const job = await t.engine.redriveFailures(mapping.id, null, 'fixed-filtered');
+      await waitFor(async () => (await t.engine.replays.get(job.id)).state === 'SUCCEEDED', 'redrive finished');
+      assert.deepEqual(fixed.seen.map(text), [a1, a2], 'the filtered-out record is not sent');
+      assert.equal((await t.engine.replays.get(job.id)).error, null, 'nothing past retention');
+    });
+
     it('stops without waiting out a retry back-off, and hands the job back', async () => {
       const other = await openTestEngine(backend, { functionsDir, delivery: { heartbeatMs: 100, idlePollMs: 50, leaseTtlMs: 5000 } });
       let closed = false;

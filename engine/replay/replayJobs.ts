@@ -169,28 +169,31 @@ export class ReplayJobs {
     }
     const id = randomUUID();
     const settings: ReplaySettings = {
-      batchSize: mapping.batchSize, filterPatterns: [], bisectBatchOnFunctionError: mapping.bisectBatchOnFunctionError,
+      // The mapping's filter: the discarded batches held only the records it let through.
+      batchSize: mapping.batchSize, filterPatterns: mapping.filterPatterns, bisectBatchOnFunctionError: mapping.bisectBatchOnFunctionError,
       maximumRetryAttempts: mapping.maximumRetryAttempts === -1 ? FUNCTION_DEFAULTS.maximumRetryAttempts : mapping.maximumRetryAttempts,
       maximumRecordAgeSeconds: -1, reportBatchItemFailures: mapping.functionResponseTypes.includes('ReportBatchItemFailures'),
       onFailureUrl: mapping.onFailureUrl,
     };
-    const ranges: { shardKey: number; afterSeq: bigint; endSeq: bigint; total: number; expected: number }[] = [];
+    const ranges: { failureId: number; shardKey: number; afterSeq: bigint; endSeq: bigint; total: number; firstKept: boolean }[] = [];
     const shardRows = await this.handle.db.select().from(shards).where(eq(shards.streamId, stream.id));
     for (const f of rows) {
       const shard = shardRows.find((s) => s.key === f.shardKey);
       if (!shard) continue;
-      const [count] = await this.handle.query<{ n: unknown }>(sql`
-        select count(*) as n from records where shard_key = ${f.shardKey} and seq >= ${String(f.firstSeq)}::bigint
+      // Retention trims the oldest first: the batch is whole while its first record is kept.
+      const [count] = await this.handle.query<{ n: unknown; first_kept: boolean }>(sql`
+        select count(*) as n, bool_or(seq = ${String(f.firstSeq)}::bigint) as first_kept
+          from records where shard_key = ${f.shardKey} and seq >= ${String(f.firstSeq)}::bigint
            and seq <= ${String(f.lastSeq)}::bigint and arrived_at >= now() - make_interval(hours => ${stream.retentionHours}::int)`);
-      ranges.push({ shardKey: f.shardKey, afterSeq: f.firstSeq - 1n, endSeq: f.lastSeq, total: Number(count?.n ?? 0), expected: f.recordCount });
+      ranges.push({ failureId: f.id, shardKey: f.shardKey, afterSeq: f.firstSeq - 1n, endSeq: f.lastSeq, total: Number(count?.n ?? 0), firstKept: count?.first_kept === true });
     }
-    const lost = ranges.reduce((sum, r) => sum + Math.max(0, r.expected - r.total), 0);
+    const partlyGone = ranges.filter((r) => !r.firstKept).map((r) => r.failureId);
     await this.handle.transaction(async (tx) => {
       await tx.insert(replayJobs).values({
         id, streamId: stream.id, functionName: target, mappingId, settings, dryRun: false, state: 'PENDING',
         fromSpec: `REDRIVE ${rows.map((r) => r.id).join(',')}`, toSpec: null, redriveOf: rows.map((r) => r.id),
         totalRecords: ranges.reduce((sum, r) => sum + r.total, 0), requestedBy: actor,
-        error: lost > 0 ? `${lost} record(s) of these failures are past the stream's retention and cannot be redriven.` : null,
+        error: partlyGone.length > 0 ? `Records of failure ${partlyGone.join(', ')} are past the stream's retention and cannot be redriven.` : null,
       });
       if (ranges.length > 0) {
         await tx.insert(replayCursors).values(ranges.map((r, idx) => ({
