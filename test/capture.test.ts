@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { MergeShardsCommand, PutRecordsCommand, SplitShardCommand, CreateStreamCommand } from '@aws-sdk/client-kinesis';
+import { CreateStreamCommand, KinesisClient, MergeShardsCommand, PutRecordsCommand, ResourceInUseException, SplitShardCommand } from '@aws-sdk/client-kinesis';
 import { type App, buildApp } from '../api/app.ts';
 import type { CaptureSourceInfo } from '../engine/capture/captureSources.ts';
 import type { Engine } from '../engine/engine.ts';
@@ -220,6 +220,19 @@ for (const backend of backends) {
         ['shardId-000000000004', 'shardId-000000000004', 'READING'],
       ]);
       await rejectsWith(t.engine.splitShard(into, 'shardId-000000000002', '100'), 'CONFLICT', /capture source/);
+      // Through the Kinesis API: a 400 ResourceInUseException, not a 500 the SDK would retry.
+      const server = buildApp({ engine: t.engine, logError: () => {} });
+      const client = new KinesisClient({
+        endpoint: new URL(await server.start(0, '127.0.0.1')).origin, region: 'us-east-1',
+        credentials: { accessKeyId: 'test', secretAccessKey: 'test' }, maxAttempts: 1,
+      });
+      try {
+        await assert.rejects(client.send(new SplitShardCommand({ StreamName: into, ShardToSplit: 'shardId-000000000002', NewStartingHashKey: '100' })),
+          (error: unknown) => error instanceof ResourceInUseException && error.$metadata.httpStatusCode === 400 && /capture source/.test(error.message));
+      } finally {
+        client.destroy();
+        await server.stop();
+      }
       await t.engine.stopCapture(started.id);
     });
 

@@ -255,6 +255,32 @@ for (const backend of backends) {
       }
     });
 
+    it('an invalid batchItemFailures answer fails the whole batch, and its discard says the function did not error', async () => {
+      const onFailure: any[] = [];
+      const sink = await functionServer((body) => { onFailure.push(body); return {}; });
+      const fn = await functionServer(() => ({ body: { batchItemFailures: [{ itemIdentifier: '' }] } }));
+      try {
+        await t.engine.catalog.create({ name: 'bad-answer', shardCount: 1 });
+        await t.engine.createFunction({ name: 'bad-answer-fn', url: fn.url });
+        const mapping = await t.engine.createMapping({
+          streamName: 'bad-answer', functionName: 'bad-answer-fn', startingPosition: 'TRIM_HORIZON', batchSize: 10,
+          maximumRetryAttempts: 2, onFailureUrl: sink.url, functionResponseTypes: ['ReportBatchItemFailures'],
+        });
+        await t.engine.putRecords('bad-answer', ['a', 'b'].map((d) => ({ partitionKey: 'k', data: b64(d) })));
+        await waitFor(() => onFailure.length >= 1, 'the batch discarded after its retries', 10_000);
+        assert.equal(fn.received.length, 3, 'the whole batch, retried twice');
+        for (const r of fn.received) assert.deepEqual(r.body.Records.map(dataOf), ['a', 'b']);
+        const destination = onFailure[0];
+        assert.equal(destination.requestContext.condition, 'RetryAttemptsExhausted');
+        assert.equal(destination.requestContext.approximateInvokeCount, 3);
+        assert.equal(JSON.stringify(destination.responseContext), '{"statusCode":200,"executedVersion":"$LATEST","functionError":null}');
+        assert.deepEqual((await failuresOf(mapping.id)).map((f) => f.kind), ['FUNCTION_ERROR', 'FUNCTION_ERROR', 'FUNCTION_ERROR', 'RETRIES_EXHAUSTED']);
+      } finally {
+        await fn.close();
+        await sink.close();
+      }
+    });
+
     it('discards records older than maximumRecordAgeSeconds as RECORD_EXPIRED without invoking', async () => {
       const onFailure: any[] = [];
       const sink = await functionServer((body) => { onFailure.push(body); return {}; });

@@ -336,6 +336,10 @@ for (const backend of backends) {
       assert.deepEqual(ids((await h1.send(new ListShardsCommand({ StreamName: 'reshard', ExclusiveStartShardId: 'shardId-000000000002' }))).Shards), ['shardId-000000000003']);
       await rejectsAs(h1.send(new ListShardsCommand({ StreamName: 'reshard', NextToken: first.NextToken })), InvalidArgumentException,
         /NextToken and StreamName cannot be provided together/);
+      await rejectsAs(h1.send(new ListShardsCommand({ NextToken: first.NextToken, ShardFilter: { Type: 'AT_LATEST' } })), InvalidArgumentException,
+        /NextToken and ShardFilter cannot be provided together/);
+      await rejectsAs(h1.send(new ListShardsCommand({ StreamARN: 'arn:aws:kinesis:us-east-1:000000000000:stream/reshard', NextToken: first.NextToken })), InvalidArgumentException,
+        /NextToken and StreamARN cannot be provided together/);
       await rejectsAs(h1.send(new ListShardsCommand({})), InvalidArgumentException, /Either NextToken or StreamName should be provided/);
       clockOffsetMs = 301_000;
       try {

@@ -198,6 +198,8 @@ export async function deliverBatch(
     throttles = 0;
 
     let errorKind: 'FUNCTION_ERROR' | 'TIMEOUT' | undefined;
+    /** What an on-failure record says of the function: null when it ran and answered, if wrongly. */
+    let functionError: string | null = 'Unhandled';
     let errorMessage = '';
     if (result.outcome === 'OK') {
       const verdict = judgeResponse(result.body, {
@@ -243,6 +245,7 @@ export async function deliverBatch(
       }
       errorKind = 'FUNCTION_ERROR';
       errorMessage = `Invalid function response: ${verdict.reason}`;
+      functionError = null; // as AWS: the function succeeded; its batchItemFailures failed the batch
     } else {
       errorKind = result.outcome;
       errorMessage = result.error;
@@ -267,7 +270,7 @@ export async function deliverBatch(
     const next: Segment = { ...s, attempt: s.attempt + 1 };
     segments[0] = next;
     if (exhausted(next.attempt)) {
-      if (!(await discard(next, 'RetryAttemptsExhausted', 'Unhandled', invocation, [failure]))) return 'LOST';
+      if (!(await discard(next, 'RetryAttemptsExhausted', functionError, invocation, [failure]))) return 'LOST';
       segments.shift();
       continue;
     }

@@ -82,6 +82,10 @@ export function kinesisError(ctx: AwsContext, raw: unknown, streamName?: string)
       return invalidArgument(streamName ? raw.message.replace(` in stream ${streamName} `, ` in stream ${streamName}${account} `) : raw.message);
     case 'LIMIT_EXCEEDED':
       return limitExceeded(raw.message);
+    case 'CONFLICT':
+      // The stream is in no state for it (a capture target cannot be resharded): 400, as AWS
+      // answers a stream that is not ACTIVE, where a 500 would have the SDK retry in vain.
+      return resourceInUse(raw.message);
     default:
       return raw;
   }

@@ -184,7 +184,10 @@ export async function listShards(ctx: AwsContext, input: StreamRef & {
   let filter: ShardFilter | undefined;
   let start: string | undefined;
   if (input.NextToken !== undefined) {
-    if (input.StreamName !== undefined || input.StreamARN !== undefined) throw invalidArgument('NextToken and StreamName cannot be provided together.');
+    if (input.StreamName !== undefined) throw invalidArgument('NextToken and StreamName cannot be provided together.');
+    if (input.StreamARN !== undefined) throw invalidArgument('NextToken and StreamARN cannot be provided together.');
+    // As AWS: the filter travels in the token, and paging code that sends it again is told so.
+    if (input.ShardFilter !== undefined) throw invalidArgument('NextToken and ShardFilter cannot be provided together.');
     if (input.ExclusiveStartShardId !== undefined) throw invalidArgument('NextToken and ExclusiveStartShardId cannot be provided together.');
     if (input.StreamCreationTimestamp !== undefined) throw invalidArgument('NextToken and StreamCreationTimestamp cannot be provided together.');
     const token = openListToken(ctx, input.NextToken, 'shards');
