@@ -150,6 +150,24 @@ for (const backend of backends) {
       });
       after(async () => { await t.close(); });
 
+      it('counts records behind from the oldest record still kept: expired ones are not behind', async () => {
+        const stream = await t.engine.catalog.create({ name: 'lagging', shardCount: 1 });
+        await h.put('lagging', 10, 'old');
+        await h.age(stream, 25); // past the 24 h retention, not yet trimmed
+        await h.put('lagging', 5, 'new');
+        await t.engine.createFunction({ name: 'lagging-fn', url: 'http://127.0.0.1:9/' });
+        const mapping = await t.engine.createMapping({ streamName: 'lagging', functionName: 'lagging-fn', startingPosition: 'TRIM_HORIZON', enabled: false });
+        await t.engine.seekMapping(mapping.id, { type: 'TRIM_HORIZON' }); // makes its lease, checkpoint before the first record
+        const [row] = await t.engine.lag(mapping.id);
+        assert.equal(row!.checkpointSequenceNumber, null);
+        assert.equal(row!.recordsBehind, 5, 'the 5 kept records, not the 10 expired ones');
+        assert.ok(row!.oldestUnprocessedAgeMs! < 3_600_000, `the oldest kept one is recent (${row!.oldestUnprocessedAgeMs} ms)`);
+        // Trimmed here, so the other tests' trims count only their own records.
+        await t.engine.deleteMapping(mapping.id);
+        await t.engine.handle.query(sql`
+          delete from records where shard_key in (select key from shards where stream_id = ${stream.id}) and arrived_at < now() - interval '24 hours'`);
+      });
+
       it("deleteStream: the name is reusable at once and the old stream's records are purged", async () => {
         const first = await t.engine.catalog.create({ name: 'reused', shardCount: 2 });
         const keeper = await t.engine.catalog.create({ name: 'keeper', shardCount: 1 });

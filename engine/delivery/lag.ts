@@ -1,8 +1,8 @@
 /**
  * Lag figures of a mapping: one row per (shard, lane) lease, read in O(1) per lease whatever
- * the store's size — records behind is the shard's dense record count minus the ordinal at the
- * checkpoint (parallelizationFactor 1), and the newest and oldest-unprocessed records are single
- * index probes. With several lanes per shard, records behind is a count of that lane's records
+ * the store's size — the newest and the oldest unprocessed (still kept) records are single index
+ * probes, and records behind is the shard's dense record count minus the ordinal before that
+ * oldest one (parallelizationFactor 1). With several lanes per shard, records behind is a count of that lane's records
  * after its checkpoint, capped at LANE_COUNT_CAP.
  */
 import { sql } from 'drizzle-orm';
@@ -49,18 +49,16 @@ export async function mappingLag(handle: DatabaseHandle, mappingId: string): Pro
     select s.shard_index, l.lane, l.state, l.owner, l.expires_at > now() as live,
            l.checkpoint_seq::text as checkpoint_seq,
            latest.seq::text as latest,
-           case when m.parallelization_factor = 1 then greatest(0, s.record_count - l.checkpoint_ordinal)
+           -- Counted from the oldest unprocessed record still kept: records past retention are
+           -- gone, and the lane will never see them.
+           case when m.parallelization_factor = 1 then coalesce(s.record_count - oldest.ordinal + 1, 0)
                 else (select count(*) from (select 1 from records r
                        where r.shard_key = l.shard_key and r.seq > coalesce(l.checkpoint_seq, -1)
                          and r.arrived_at >= now() - make_interval(hours => st.retention_hours)
                          and mod(hashtext(r.partition_key)::bigint + 2147483648, m.parallelization_factor) = l.lane
                        limit ${LANE_COUNT_CAP}::int) c) end as behind,
            l.iterator_age_ms,
-           (select (extract(epoch from r.arrived_at) * 1000)::float8 from records r
-             where r.shard_key = l.shard_key and r.seq > coalesce(l.checkpoint_seq, -1)
-               and r.arrived_at >= now() - make_interval(hours => st.retention_hours)
-               and (m.parallelization_factor = 1 or mod(hashtext(r.partition_key)::bigint + 2147483648, m.parallelization_factor) = l.lane)
-             order by r.seq limit 1) as oldest_ms,
+           (extract(epoch from oldest.arrived_at) * 1000)::float8 as oldest_ms,
            (extract(epoch from now()) * 1000)::float8 as now_ms,
            l.consecutive_failures,
            (extract(epoch from l.last_invoked_at) * 1000)::float8 as last_invoked_ms,
@@ -78,6 +76,12 @@ export async function mappingLag(handle: DatabaseHandle, mappingId: string): Pro
       join shards s on s.key = l.shard_key
       join streams st on st.id = s.stream_id
       left join lateral (select r.seq from records r where r.shard_key = l.shard_key order by r.seq desc limit 1) latest on true
+      left join lateral (
+        select r.arrived_at, r.ordinal from records r
+         where r.shard_key = l.shard_key and r.seq > coalesce(l.checkpoint_seq, -1)
+           and r.arrived_at >= now() - make_interval(hours => st.retention_hours)
+           and (m.parallelization_factor = 1 or mod(hashtext(r.partition_key)::bigint + 2147483648, m.parallelization_factor) = l.lane)
+         order by r.seq limit 1) oldest on true
      where l.mapping_id = ${mappingId}
      order by s.shard_index, l.lane`);
   return rows.map((r) => ({
