@@ -10,6 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 import { type App, buildApp } from '../api/app.ts';
+import { type FailureEvent, watchFailures } from '../engine/observability/failureFeed.ts';
 import { type TestEngine, b64, backends, bounded, openTestEngine, waitFor } from './harness.ts';
 
 const text = (r: any) => Buffer.from(r.kinesis.data, 'base64').toString();
@@ -240,6 +241,26 @@ for (const backend of backends) {
       await waitFor(async () => (await t.engine.replays.get(job.id)).state === 'SUCCEEDED', 'redrive finished');
       assert.deepEqual(fixed.seen.map(text), [a1, a2], 'the filtered-out record is not sent');
       assert.equal((await t.engine.replays.get(job.id)).error, null, 'nothing past retention');
+    });
+
+    it('pushes the failures of a replay that has no mapping to failures subscribers of its stream', async () => {
+      await t.engine.createStream({ name: 'replay-fails', shardCount: 1 });
+      await moduleFunction('replay-broken', 'poison');
+      await t.engine.putRecords('replay-fails', [{ partitionKey: 'k', data: b64('poison') }]);
+      const abort = new AbortController();
+      const feed = watchFailures(t.engine, { streamName: 'replay-fails' }, abort.signal);
+      const got: FailureEvent[] = [];
+      const reading = (async () => { for await (const event of feed) got.push(event); })();
+      try {
+        await waitFor(() => t.engine.feedCounts.subscribers('failures') >= 1, 'the subscriber joined');
+        const job = await t.engine.startReplay({ streamName: 'replay-fails', from: { type: 'TRIM_HORIZON' }, functionName: 'replay-broken' });
+        await waitFor(() => got.some((e) => e.failure.kind === 'RETRIES_EXHAUSTED'), 'the replay\'s discard pushed', 15_000);
+        assert.ok(got.every((e) => e.streamName === 'replay-fails' && e.functionName === 'replay-broken' && e.failure.mappingId === `replay:${job.id}`),
+          JSON.stringify(got.map((e) => [e.streamName, e.functionName, e.failure.mappingId])));
+      } finally {
+        abort.abort();
+        await bounded(reading, 'the feed ends');
+      }
     });
 
     it('stops without waiting out a retry back-off, and hands the job back', async () => {

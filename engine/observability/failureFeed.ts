@@ -20,6 +20,8 @@ import { toFailureView } from '../delivery/deliveryLog.ts';
 import type { StreamInfo } from '../streams/model.ts';
 
 const MAX_QUEUE = 10_000;
+/** The log's mapping id of a replay that has no mapping (replayRunner.ts). */
+const REPLAY_PREFIX = 'replay:';
 
 export interface FailureEvent {
   failure: ReturnType<typeof toFailureView>;
@@ -192,6 +194,12 @@ class FailureHub {
     let names = this.#names.get(mappingId);
     if (!names) {
       names = (async () => {
+        if (mappingId.startsWith(REPLAY_PREFIX)) {
+          // A replay without a mapping logs its failures under its own id: its stream and function.
+          const job = await this.engine.replays.find(mappingId.slice(REPLAY_PREFIX.length));
+          const stream = job ? await this.engine.catalog.find(job.streamName) : undefined;
+          return job && stream ? { streamName: stream.name, functionName: job.functionName, stream } : undefined;
+        }
         const mapping = await this.engine.mappings.find(mappingId);
         const stream = mapping ? await this.engine.catalog.findById(mapping.streamId) : undefined;
         return mapping && stream ? { streamName: stream.name, functionName: mapping.functionName, stream } : undefined;
