@@ -62,7 +62,7 @@ async function throughShardline(): Promise<{ usPerMessage: number; messages: num
       const at = new Date();
       const rows = (['FUNCTION_ERROR', 'RETRIES_EXHAUSTED'] as const).map((kind) => ({
         id: id++, mappingId: mapping.id, kind, shardKey: shard!.key, firstSeq: 1n, lastSeq: 10n, recordCount: 10, attempt: 1,
-        message: 'failing on purpose', at, destinationRecord: null, redrivenBy: null,
+        message: 'failing on purpose', at, destinationRecord: null, redrivenBy: null, lane: 0, lanes: 1,
       }));
       engine.events.emit('failures', { mappingId: mapping.id, ids: rows.map((r) => r.id), rows });
     };

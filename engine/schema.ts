@@ -194,6 +194,9 @@ export const failures = pgTable(
     at: timestamp('at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
     destinationRecord: jsonb('destination_record'),
     redrivenBy: text('redriven_by'),
+    /** The lane that failed, of `lanes` (the mapping's parallelizationFactor then): a redrive reads that lane's records only. */
+    lane: integer('lane').notNull().default(0),
+    lanes: integer('lanes').notNull().default(1),
   },
   (t) => [index('failures_mapping').on(t.mappingId, t.id)],
 );
@@ -246,6 +249,9 @@ export const replayCursors = pgTable(
     total: integer('total').notNull().default(0),
     delivered: integer('delivered').notNull().default(0),
     done: boolean('done').notNull().default(false),
+    /** The lane of the range (a redrive's failed lane): records whose partition-key hash modulo laneCount is laneIndex. */
+    laneIndex: integer('lane_index').notNull().default(0),
+    laneCount: integer('lane_count').notNull().default(1),
   },
   (t) => [primaryKey({ columns: [t.jobId, t.idx] })],
 );

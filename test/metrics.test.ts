@@ -171,7 +171,7 @@ for (const backend of backends) {
         // bounded at 10,000: five more than that drop the five oldest for each of the two.
         const [shard] = await t.engine.catalog.shards(await t.engine.catalog.get('watched'), 'OPEN');
         for (let id = 1; id <= 1 + 10_005; id++) {
-          const row = { id: 1_000_000 + id, mappingId: mapping.id, kind: 'FUNCTION_ERROR' as const, shardKey: shard!.key, firstSeq: 1n, lastSeq: 1n, recordCount: 1, attempt: 1, message: 'x', at: new Date(), destinationRecord: null, redrivenBy: null };
+          const row = { id: 1_000_000 + id, mappingId: mapping.id, kind: 'FUNCTION_ERROR' as const, shardKey: shard!.key, firstSeq: 1n, lastSeq: 1n, recordCount: 1, attempt: 1, message: 'x', at: new Date(), destinationRecord: null, redrivenBy: null, lane: 0, lanes: 1 };
           t.engine.events.emit('failures', { mappingId: mapping.id, ids: [row.id], rows: [row] });
         }
         await Promise.all(pending);

@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { sql } from 'drizzle-orm';
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 import { type App, buildApp } from '../api/app.ts';
@@ -241,6 +242,35 @@ for (const backend of backends) {
       await waitFor(async () => (await t.engine.replays.get(job.id)).state === 'SUCCEEDED', 'redrive finished');
       assert.deepEqual(fixed.seen.map(text), [a1, a2], 'the filtered-out record is not sent');
       assert.equal((await t.engine.replays.get(job.id)).error, null, 'nothing past retention');
+    });
+
+    it('redrives only the failed lane\'s records of a range that other lanes\' records interleave', async () => {
+      await t.engine.createStream({ name: 'redrive-lanes', shardCount: 1 });
+      await moduleFunction('broken-lanes', 'bad');
+      const fixed = await moduleFunction('fixed-lanes');
+      const laneOf = async (key: string) => Number((await t.engine.handle.query<{ lane: number }>(sql`
+        select mod(hashtext(${key})::bigint + 2147483648, 2)::int as lane`))[0]!.lane);
+      const keys: Record<number, string[]> = { 0: [], 1: [] };
+      for (let i = 0; keys[0]!.length < 2 || keys[1]!.length < 2; i++) keys[await laneOf(`key-${i}`)]!.push(`key-${i}`);
+      const mapping = await t.engine.createMapping({
+        streamName: 'redrive-lanes', functionName: 'broken-lanes', startingPosition: 'TRIM_HORIZON', batchSize: 10,
+        maximumRetryAttempts: 0, bisectBatchOnFunctionError: false, parallelizationFactor: 2,
+      });
+      // Lane 1's batch [bad, x1] fails and is discarded; lane 0's z0 lies between them in the shard.
+      await t.engine.putRecords('redrive-lanes', [
+        { partitionKey: keys[1]![0]!, data: b64('bad') }, { partitionKey: keys[0]![0]!, data: b64('z0') },
+        { partitionKey: keys[1]![1]!, data: b64('x1') }, { partitionKey: keys[0]![1]!, data: b64('z1') },
+      ]);
+      const discarded = await waitFor(async () => {
+        const f = await t.engine.failures(mapping.id, { kind: 'RETRIES_EXHAUSTED' });
+        return f.items.length === 1 ? f.items[0]!.node : undefined;
+      }, 'lane 1\'s batch discarded');
+      assert.equal(discarded.recordCount, 2);
+      assert.equal(discarded.lane, 1, 'the failure names its lane');
+      const job = await t.engine.redriveFailures(mapping.id, null, 'fixed-lanes');
+      assert.equal(job.totalRecords, 2);
+      await waitFor(async () => (await t.engine.replays.get(job.id)).state === 'SUCCEEDED', 'redrive finished');
+      assert.deepEqual(fixed.seen.map(text), ['bad', 'x1'], 'not lane 0\'s z0');
     });
 
     it('pushes the failures of a replay that has no mapping to failures subscribers of its stream', async () => {

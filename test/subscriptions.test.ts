@@ -271,7 +271,7 @@ for (const backend of backends) {
       const text = 'x'.repeat(8192);
       const raise = (from: number, to: number) => {
         for (let id = from; id < to; id++) {
-          const row = { id, mappingId: mapping.id, kind: 'FUNCTION_ERROR' as const, shardKey: shard!.key, firstSeq: 1n, lastSeq: 1n, recordCount: 1, attempt: 1, message: text, at: new Date(), destinationRecord: null, redrivenBy: null };
+          const row = { id, mappingId: mapping.id, kind: 'FUNCTION_ERROR' as const, shardKey: shard!.key, firstSeq: 1n, lastSeq: 1n, recordCount: 1, attempt: 1, message: text, at: new Date(), destinationRecord: null, redrivenBy: null, lane: 0, lanes: 1 };
           t.engine.events.emit('failures', { mappingId: mapping.id, ids: [id], rows: [row] });
         }
       };

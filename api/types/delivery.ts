@@ -84,6 +84,7 @@ export const Failure = builder.objectRef<FailureEventInfo['failure']>('Failure')
     kind: t.expose('kind', { type: FailureKind }),
     mappingId: t.exposeID('mappingId'),
     shardId: t.exposeString('shardId'),
+    lane: t.exposeInt('lane', { description: 'the lane of the shard that failed (of the mapping\'s parallelizationFactor then)' }),
     firstSequenceNumber: t.exposeString('firstSequenceNumber'),
     lastSequenceNumber: t.exposeString('lastSequenceNumber'),
     recordCount: t.exposeInt('recordCount'),

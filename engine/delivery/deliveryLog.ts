@@ -70,6 +70,7 @@ export function toFailureView(row: typeof failures.$inferSelect, shardIndex: num
     kind: row.kind,
     mappingId: row.mappingId,
     shardId: shardIdOf(shardIndex),
+    lane: row.lane,
     firstSequenceNumber: formatSequenceNumber(row.firstSeq),
     lastSequenceNumber: formatSequenceNumber(row.lastSeq),
     recordCount: row.recordCount,

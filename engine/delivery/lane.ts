@@ -178,7 +178,7 @@ export class Lane {
           if (!(await this.#save({ state: 'PROCESSING', durable: false }))) return;
           const result = await closeWindow(this.#deliveryDeps, settings, {
             stream, shard, window: { start: open, end: new Date(openEnd), state: this.#lease.windowState },
-          }, this.#sink(), this.#stoppedOrChanged(mapping));
+          }, this.#sink(mapping.parallelizationFactor), this.#stoppedOrChanged(mapping));
           if (result === 'LOST') return;
           continue;
         }
@@ -238,7 +238,7 @@ export class Lane {
       const result = await deliverBatch(this.#deliveryDeps, settings, {
         stream, shard, records: batch.records, eventRecords: batch.eventRecords, pageEnd: batch.pageEnd,
         ...(window ? { window } : {}),
-      }, this.#sink(), this.#stoppedOrChanged(mapping));
+      }, this.#sink(mapping.parallelizationFactor), this.#stoppedOrChanged(mapping));
       if (result === 'LOST') return;
     }
   }
@@ -269,7 +269,8 @@ export class Lane {
     return formBatch(stream, compileFilterPatterns(mapping.filterPatterns, stream.kind), page, this.deps);
   }
 
-  #sink(): BatchSink {
+  /** `lanes`: the mapping's parallelizationFactor, which this lane's number is one of (failure rows keep it). */
+  #sink(lanes: number): BatchSink {
     return {
       commit: async (progress: Progress) => {
         const lease = this.#lease;
@@ -290,7 +291,7 @@ export class Lane {
           ...(discard && progress.done ? {
             ledger: { fromSeq: lease.checkpointSeq, toSeq: progress.done.seq, reason: `discard ${discard.kind} ${discard.recordCount} record(s)` },
           } : {}),
-        });
+        }, lanes);
         if (saved) {
           this.deps.events.emit('leases', { mappingId: lease.mappingId });
           if (stored.ids.length > 0) {

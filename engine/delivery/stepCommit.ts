@@ -24,7 +24,8 @@ import type { LeaseIdentity, LeaseProgress, LeaseTable } from './leaseTable.ts';
 export type FailureRecord = typeof failures.$inferSelect;
 
 /** Whose log a step's rows go to. */
-export interface StepLogOwner { mappingId: string; shardKey: number; lane: number; replayId?: string }
+/** Whose step it is; `lanes`: the lane count `lane` is one of (the mapping's parallelizationFactor; 1 by default). */
+export interface StepLogOwner { mappingId: string; shardKey: number; lane: number; lanes?: number; replayId?: string }
 
 export interface StepLog {
   invocation?: InvocationRow;
@@ -60,8 +61,9 @@ export function stepLogCtes(owner: StepLogOwner, log: StepLog, guard: SQL): SQL 
        where ${inv !== undefined}::boolean and ${guard}
     ),
     failed as (
-      insert into failures (mapping_id, shard_key, kind, first_seq, last_seq, record_count, attempt, message, destination_record)
-      select ${owner.mappingId}, ${owner.shardKey}::bigint, f.kind, f.first_seq, f.last_seq, f.record_count, f.attempt, f.message, f.destination_record
+      insert into failures (mapping_id, shard_key, lane, lanes, kind, first_seq, last_seq, record_count, attempt, message, destination_record)
+      select ${owner.mappingId}, ${owner.shardKey}::bigint, ${owner.lane}::int, ${owner.lanes ?? 1}::int,
+             f.kind, f.first_seq, f.last_seq, f.record_count, f.attempt, f.message, f.destination_record
         from unnest(
           ${sql.param(fs.map((f) => f.kind))}::text[], ${sql.param(fs.map((f) => String(f.firstSeq)))}::bigint[],
           ${sql.param(fs.map((f) => String(f.lastSeq)))}::bigint[], ${sql.param(fs.map((f) => String(f.recordCount)))}::int[],
@@ -93,7 +95,7 @@ export function storedFailures(owner: StepLogOwner, log: StepLog, raw: unknown):
       return {
         id: Number(id), at: new Date(atMs), mappingId: owner.mappingId, shardKey: owner.shardKey, kind: f.kind,
         firstSeq: f.firstSeq, lastSeq: f.lastSeq, recordCount: f.recordCount, attempt: f.attempt,
-        message, destinationRecord: destinationRecord ?? null, redrivenBy: null,
+        message, destinationRecord: destinationRecord ?? null, redrivenBy: null, lane: owner.lane, lanes: owner.lanes ?? 1,
       };
     }),
   };
@@ -110,8 +112,9 @@ export interface StepWrites extends StepLog {
  */
 export async function commitStep(
   handle: DatabaseHandle, leases: LeaseTable, lease: LeaseIdentity, progress: Omit<LeaseProgress, 'durable'>, writes: StepWrites,
+  lanes = 1,
 ): Promise<{ saved: boolean; failures: { ids: number[]; rows: FailureRecord[] | undefined } }> {
-  const owner: StepLogOwner = { mappingId: lease.mappingId, shardKey: lease.shardKey, lane: lease.lane };
+  const owner: StepLogOwner = { mappingId: lease.mappingId, shardKey: lease.shardKey, lane: lease.lane, lanes };
   const saved = sql`exists (select 1 from saved)`;
   const ledger = writes.ledger;
   const [row] = await retryingConflicts(() => handle.prepared<{ saved: number; failed: unknown }>(sql`

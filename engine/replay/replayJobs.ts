@@ -175,17 +175,22 @@ export class ReplayJobs {
       maximumRecordAgeSeconds: -1, reportBatchItemFailures: mapping.functionResponseTypes.includes('ReportBatchItemFailures'),
       onFailureUrl: mapping.onFailureUrl,
     };
-    const ranges: { failureId: number; shardKey: number; afterSeq: bigint; endSeq: bigint; total: number; firstKept: boolean }[] = [];
+    const ranges: { failureId: number; shardKey: number; afterSeq: bigint; endSeq: bigint; lane: number; lanes: number; total: number; firstKept: boolean }[] = [];
     const shardRows = await this.handle.db.select().from(shards).where(eq(shards.streamId, stream.id));
     for (const f of rows) {
       const shard = shardRows.find((s) => s.key === f.shardKey);
       if (!shard) continue;
       // Retention trims the oldest first: the batch is whole while its first record is kept.
+      // Only the failed lane's records: the range holds the other lanes' records in between.
       const [count] = await this.handle.query<{ n: unknown; first_kept: boolean }>(sql`
         select count(*) as n, bool_or(seq = ${String(f.firstSeq)}::bigint) as first_kept
           from records where shard_key = ${f.shardKey} and seq >= ${String(f.firstSeq)}::bigint
-           and seq <= ${String(f.lastSeq)}::bigint and arrived_at >= now() - make_interval(hours => ${stream.retentionHours}::int)`);
-      ranges.push({ failureId: f.id, shardKey: f.shardKey, afterSeq: f.firstSeq - 1n, endSeq: f.lastSeq, total: Number(count?.n ?? 0), firstKept: count?.first_kept === true });
+           and seq <= ${String(f.lastSeq)}::bigint and arrived_at >= now() - make_interval(hours => ${stream.retentionHours}::int)
+           and (${f.lanes}::int = 1 or mod(hashtext(partition_key)::bigint + 2147483648, ${f.lanes}::int) = ${f.lane}::int)`);
+      ranges.push({
+        failureId: f.id, shardKey: f.shardKey, afterSeq: f.firstSeq - 1n, endSeq: f.lastSeq, lane: f.lane, lanes: f.lanes,
+        total: Number(count?.n ?? 0), firstKept: count?.first_kept === true,
+      });
     }
     const partlyGone = ranges.filter((r) => !r.firstKept).map((r) => r.failureId);
     await this.handle.transaction(async (tx) => {
@@ -197,7 +202,7 @@ export class ReplayJobs {
       });
       if (ranges.length > 0) {
         await tx.insert(replayCursors).values(ranges.map((r, idx) => ({
-          jobId: id, idx, shardKey: r.shardKey, afterSeq: r.afterSeq, endSeq: r.endSeq, total: r.total, done: r.total === 0,
+          jobId: id, idx, shardKey: r.shardKey, afterSeq: r.afterSeq, endSeq: r.endSeq, laneIndex: r.lane, laneCount: r.lanes, total: r.total, done: r.total === 0,
         })));
       }
       if (rows.length > 0) await tx.update(failures).set({ redrivenBy: id }).where(inArray(failures.id, rows.map((r) => r.id)));

@@ -161,7 +161,7 @@ export class ReplayRunner {
         const shard = toShardInfo(shardRow);
         const limit = rate ? Math.min(job.settings.batchSize, rate) : job.settings.batchSize;
         const pages = new ReadAhead(
-          (after) => readLane(this.handle, stream, shard, { index: 0, count: 1 }, after, limit, c.endSeq)
+          (after) => readLane(this.handle, stream, shard, { index: c.laneIndex, count: c.laneCount }, after, limit, c.endSeq)
             .then((page) => ({ batch: page.length > 0 ? formBatch(stream, filters, page, this.deps) : undefined })),
           c.cursorSeq ?? c.afterSeq, READ_AHEAD_PAGES);
         try {
@@ -242,7 +242,7 @@ export class ReplayRunner {
             update replay_cursors set cursor_seq = ${String(progress.done.seq)}::bigint, delivered = delivered + ${delivered}::int
              where job_id = ${job.id} and idx = ${c.idx}::int and ${held})`);
         }
-        const owner = { mappingId: logMappingId, shardKey: c.shardKey, lane: 0, replayId: job.id };
+        const owner = { mappingId: logMappingId, shardKey: c.shardKey, lane: c.laneIndex, lanes: c.laneCount, replayId: job.id };
         steps.push(stepLogCtes(owner, progress, held));
         const [row] = await this.handle.prepared<{ held: unknown; failed: unknown }>(sql`
           with ${sql.join(steps, sql`,`)}
