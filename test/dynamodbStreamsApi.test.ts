@@ -269,5 +269,18 @@ for (const backend of backends) {
       const at = await client.send(new GetRecordsCommand({ ShardIterator: await shardIterator('aged', shardId, 'AT_SEQUENCE_NUMBER', fresh) }));
       assert.deepEqual(at.Records!.map((r) => r.dynamodb!.Keys!.id!.N), ['99'], 'a retained position is not trimmed');
     });
+
+    it('does not call a position trimmed when only the record already read is gone', async () => {
+      const stream = await createTable('edge', 'NEW_IMAGE');
+      for (const id of ['1', '2']) await t.engine.writeItems('edge', [{ keys: { id: N(id) }, newImage: { id: N(id) } }]);
+      const shardId = 'shardId-000000000000';
+      const first = await client.send(new GetRecordsCommand({ ShardIterator: await shardIterator('edge', shardId, 'TRIM_HORIZON'), Limit: 1 }));
+      assert.deepEqual(first.Records!.map((r) => r.dynamodb!.Keys!.id!.N), ['1']);
+      // The trimmer takes the record just read (it reached the retention edge); the next is kept.
+      await t.engine.handle.query(sql`delete from records where shard_key in (select key from shards where stream_id = ${stream.id})
+        and seq = (select min(seq) from records where shard_key in (select key from shards where stream_id = ${stream.id}))`);
+      const next = await client.send(new GetRecordsCommand({ ShardIterator: first.NextShardIterator! }));
+      assert.deepEqual(next.Records!.map((r) => r.dynamodb!.Keys!.id!.N), ['2'], 'nothing was lost');
+    });
   });
 }

@@ -44,6 +44,11 @@ export interface IteratorState {
    * at after + 1 is the one asked for (DynamoDB Streams' trimmed-data check).
    */
   atSequence?: boolean;
+  /**
+   * The shard's dense ordinal of the record at `after`, when the iterator came from reading it:
+   * the trimmed-data check needs it once that record itself has been trimmed away.
+   */
+  afterOrdinal?: number;
 }
 
 export class TokenCodec {
@@ -82,6 +87,7 @@ export class TokenCodec {
       v: 1, i: state.api === 'kinesis' ? 'K' : 'D', s: state.streamId, n: state.shardIndex,
       a: state.after.toString(), l: state.lowMs, t: state.issuedMs,
       ...(state.trimHorizon ? { h: 1 } : {}), ...(state.atSequence ? { x: 1 } : {}),
+      ...(state.afterOrdinal === undefined ? {} : { o: state.afterOrdinal }),
     });
   }
 
@@ -97,6 +103,7 @@ export class TokenCodec {
     return {
       api, streamId: s as number, shardIndex: n as number, after, lowMs: l, issuedMs: t as number,
       trimHorizon: p.h === 1, atSequence: p.x === 1,
+      ...(Number.isSafeInteger(p.o) && (p.o as number) >= 0 ? { afterOrdinal: p.o as number } : {}),
     };
   }
 }

@@ -28,6 +28,8 @@ export interface ShardRead {
   next: ShardPosition;
   /** Arrival of the first record left unread (within retention), or null when none is left. */
   nextArrival: Date | null;
+  /** The shard's dense ordinal of the last record returned (undefined when none was). */
+  lastOrdinal?: number;
 }
 
 /**
@@ -37,7 +39,7 @@ export interface ShardRead {
  */
 function pageOf(stream: StreamInfo, shard: ShardInfo, from: ShardPosition, limit: number, maxBytes: number): SQL {
   return sql`
-    select r.seq, r.arrived_at, r.partition_key, r.data, r.size_bytes, r.event_name, r.event_id, r.origin,
+    select r.seq, r.ordinal, r.arrived_at, r.partition_key, r.data, r.size_bytes, r.event_name, r.event_id, r.origin,
            (row_number() over w = 1
              or (row_number() over w <= ${limit}::int and sum(r.size_bytes) over w <= ${maxBytes}::bigint)) as included
       from records r
@@ -58,10 +60,10 @@ export async function readShard(
 ): Promise<ShardRead> {
   const dataExpr = stream.kind === 'KINESIS' ? sql`encode(p.data, 'base64')` : sql`convert_from(p.data, 'UTF8')`;
   const rows = await handle.query<{
-    seq: string; arrived_ms: number; partition_key: string; data: string | null; size_bytes: number;
+    seq: string; ordinal: string | number; arrived_ms: number; partition_key: string; data: string | null; size_bytes: number;
     event_name: string | null; event_id: string | null; origin: string | null; included: boolean;
   }>(sql`
-    select p.seq::text as seq, (extract(epoch from p.arrived_at) * 1000)::float8 as arrived_ms, p.partition_key,
+    select p.seq::text as seq, p.ordinal, (extract(epoch from p.arrived_at) * 1000)::float8 as arrived_ms, p.partition_key,
            case when p.included then ${dataExpr} end as data,
            p.size_bytes, p.event_name, p.event_id, p.origin::text as origin, p.included
       from (${pageOf(stream, shard, from, limit, maxBytes)}) p
@@ -69,6 +71,7 @@ export async function readShard(
   const records: StoredRecord[] = [];
   let next = from;
   let nextArrival: Date | null = null;
+  let lastOrdinal: number | undefined;
   for (const row of rows) {
     if (!row.included) {
       nextArrival = new Date(Math.floor(row.arrived_ms));
@@ -76,8 +79,9 @@ export async function readShard(
     }
     records.push(toStoredRecord(stream, shard, { ...row, data: row.data ?? '' }));
     next = { after: BigInt(row.seq), lowMs: Math.floor(row.arrived_ms) };
+    lastOrdinal = Number(row.ordinal);
   }
-  return { records, next, nextArrival };
+  return { records, next, nextArrival, ...(lastOrdinal === undefined ? {} : { lastOrdinal }) };
 }
 
 export interface KinesisJsonRead {

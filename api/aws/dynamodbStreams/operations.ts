@@ -112,12 +112,16 @@ async function describeStream(ctx: AwsContext, input: {
  * Records trimmed after the newest stored one are not detectable (nothing is left to compare).
  */
 async function trimmedBefore(
-  ctx: AwsContext, stream: StreamInfo, shard: ShardInfo, position: { after: bigint; lowMs: number }, anchor: { seq: bigint; inclusive: boolean },
+  ctx: AwsContext, stream: StreamInfo, shard: ShardInfo, position: { after: bigint; lowMs: number },
+  anchor: { seq: bigint; inclusive: boolean; ordinal?: number },
 ): Promise<boolean> {
-  const { next, anchorOrdinal } = await positionCheck(ctx.engine.handle, stream, shard, position, anchor.seq);
+  const check = await positionCheck(ctx.engine.handle, stream, shard, position, anchor.seq);
+  const { next } = check;
   if (!next) return false;
   if (next.expired) return true;
   if (next.ordinal <= 1) return false;
+  // A consumed record trimmed since is still known by the ordinal its iterator carries.
+  const anchorOrdinal = check.anchorOrdinal ?? anchor.ordinal;
   return anchorOrdinal === undefined || next.ordinal > anchorOrdinal + (anchor.inclusive ? 0 : 1);
 }
 
@@ -186,7 +190,9 @@ async function getRecords(ctx: AwsContext, input: { ShardIterator: string; Limit
   const shards = await ctx.engine.catalog.shards(stream, 'ALL');
   const shard = shards.find((s) => s.shardIndex === state.shardIndex);
   if (!shard) throw shardNotFound(arn, `shardId-${String(state.shardIndex).padStart(12, '0')}`);
-  const anchor = state.atSequence ? { seq: state.after + 1n, inclusive: true } : { seq: state.after, inclusive: false };
+  const anchor = state.atSequence
+    ? { seq: state.after + 1n, inclusive: true }
+    : { seq: state.after, inclusive: false, ...(state.afterOrdinal === undefined ? {} : { ordinal: state.afterOrdinal }) };
   if (!state.trimHorizon && await trimmedBefore(ctx, stream, shard, state, anchor)) {
     throw trimmed('The operation attempted to read past the oldest stream record in a shard: records after this iterator have passed the 24-hour retention.');
   }
@@ -209,6 +215,7 @@ async function getRecords(ctx: AwsContext, input: { ShardIterator: string; Limit
     ...(atEnd ? {} : {
       NextShardIterator: `${arn}|1|${ctx.tokens.encodeIterator({
         ...state, after: read.next.after, lowMs: read.next.lowMs, issuedMs: now,
+        ...(read.lastOrdinal === undefined ? {} : { afterOrdinal: read.lastOrdinal }),
         trimHorizon: state.trimHorizon && read.records.length === 0, atSequence: state.atSequence && read.records.length === 0,
       })}`,
     }),
