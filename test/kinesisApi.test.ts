@@ -376,6 +376,11 @@ for (const backend of backends) {
       const validation = await rejectsAs(h2.send(new PutRecordCommand({ StreamName: 'orders', PartitionKey: 'k'.repeat(257), Data: Buffer.from('x') })),
         ValidationException, /^1 validation error detected: Value 'k{257}' at 'partitionKey' failed to satisfy constraint: Member must have length less than or equal to 256$/);
       assert.equal((validation as ValidationException).$metadata.httpStatusCode, 400);
+      // Lengths count Unicode characters (the model's length trait), not UTF-16 units.
+      const emoji = await h2.send(new PutRecordCommand({ StreamName: 'orders', PartitionKey: '\u{1F600}'.repeat(200), Data: Buffer.from('x') }));
+      assert.ok(emoji.SequenceNumber, '200 characters, 400 UTF-16 units');
+      await rejectsAs(h2.send(new PutRecordCommand({ StreamName: 'orders', PartitionKey: '\u{1F600}'.repeat(257), Data: Buffer.from('x') })),
+        ValidationException, /Member must have length less than or equal to 256/);
       await rejectsAs(h1.send(new PutRecordCommand({ StreamName: 'orders', PartitionKey: '', Data: Buffer.from('x') })), ValidationException,
         /Member must have length greater than or equal to 1/);
       await rejectsAs(h1.send(new PutRecordsCommand({ StreamName: 'orders', Records: Array.from({ length: 501 }, () => ({ PartitionKey: 'k', Data: Buffer.from('x') })) })),

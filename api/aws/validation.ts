@@ -181,9 +181,11 @@ function checkMembers(shape: StructureShape, value: Record<string, unknown>, pre
   }
 }
 
+/** A length as the model's length trait counts it: a string's in Unicode code points (Smithy), not UTF-16 units. */
 function lengthOf(value: unknown): number {
   if (value instanceof Blob) return value.length;
-  if (typeof value === 'string' || Array.isArray(value)) return value.length;
+  if (typeof value === 'string') return /[\uD800-\uDBFF]/.test(value) ? [...value].length : value.length;
+  if (Array.isArray(value)) return value.length;
   return Object.keys(value as object).length;
 }
 
