@@ -145,6 +145,11 @@ export const leases = pgTable(
     checkpointSeq: bigint('checkpoint_seq', { mode: 'bigint' }),
     /** The shard's dense record ordinal at the checkpoint, so records behind is a subtraction. */
     checkpointOrdinal: bigint('checkpoint_ordinal', { mode: 'number' }).notNull().default(0),
+    /**
+     * The checkpoint is where the starting position (LATEST, AT_TIMESTAMP) put it and the lane
+     * has done nothing since: the API shows no checkpoint, as the mapping is done with no record yet.
+     */
+    checkpointIsStart: boolean('checkpoint_is_start').notNull().default(false),
     consecutiveFailures: integer('consecutive_failures').notNull().default(0),
     iteratorAgeMs: bigint('iterator_age_ms', { mode: 'number' }),
     lastInvokedAt: timestamp('last_invoked_at', { withTimezone: true, precision: 3 }),

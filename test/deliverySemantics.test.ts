@@ -206,6 +206,29 @@ for (const backend of backends) {
       }
     });
 
+    it('shows no checkpoint for a LATEST mapping until it is done with a record', async () => {
+      const fn = await functionServer();
+      try {
+        await t.engine.catalog.create({ name: 'latest-cp', shardCount: 1 });
+        await t.engine.createFunction({ name: 'latest-cp-fn', url: fn.url });
+        await t.engine.putRecords('latest-cp', ['old0', 'old1'].map((d) => ({ partitionKey: 'k', data: b64(d) })));
+        const mapping = await t.engine.createMapping({ streamName: 'latest-cp', functionName: 'latest-cp-fn', startingPosition: 'LATEST' });
+        const before = await waitFor(async () => (await t.engine.lag(mapping.id))[0], 'the lease');
+        assert.equal(before.checkpointSequenceNumber, null, 'null before the first record, as the contract says');
+        assert.equal(before.recordsBehind, 0, 'the older records are not behind');
+        const put = await t.engine.putRecords('latest-cp', [{ partitionKey: 'k', data: b64('new0') }]);
+        await waitFor(() => fn.records().some((r) => dataOf(r) === 'new0'), 'the new record delivered', 10_000);
+        const after = await waitFor(async () => {
+          const [row] = await t.engine.lag(mapping.id);
+          return row?.checkpointSequenceNumber ? row : undefined;
+        }, 'the checkpoint after it');
+        assert.equal(after.checkpointSequenceNumber, put.records[0]!.sequenceNumber);
+        assert.deepEqual(fn.records().map(dataOf), ['new0']);
+      } finally {
+        await fn.close();
+      }
+    });
+
     it('gives up after maximumRetryAttempts (2 → 3 invocations) with one RETRIES_EXHAUSTED row, then moves on', async () => {
       const onFailure: any[] = [];
       const sink = await functionServer((body) => { onFailure.push(body); return {}; });

@@ -47,7 +47,8 @@ export async function mappingLag(handle: DatabaseHandle, mappingId: string): Pro
     waiting_on: number[] | null; drained: unknown; retention_hours: number; max_age_s: number;
   }>(sql`
     select s.shard_index, l.lane, l.state, l.owner, l.expires_at > now() as live,
-           l.checkpoint_seq::text as checkpoint_seq,
+           -- A checkpoint the starting position set is no record the mapping is done with.
+           case when l.checkpoint_is_start then null else l.checkpoint_seq::text end as checkpoint_seq,
            latest.seq::text as latest,
            -- Counted from the oldest unprocessed record still kept: records past retention are
            -- gone, and the lane will never see them.

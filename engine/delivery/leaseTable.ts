@@ -193,6 +193,7 @@ export class LeaseTable {
         state = ${progress.state},
         checkpoint_seq = coalesce(${progress.checkpoint ? String(progress.checkpoint.seq) : null}::bigint, checkpoint_seq),
         checkpoint_ordinal = coalesce(${progress.checkpoint ? progress.checkpoint.ordinal : null}::bigint, checkpoint_ordinal),
+        checkpoint_is_start = checkpoint_is_start and ${progress.checkpoint === undefined}::boolean,
         consecutive_failures = coalesce(${progress.consecutiveFailures ?? null}::int, consecutive_failures),
         iterator_age_ms = coalesce(${progress.iteratorAgeMs ?? null}::bigint, iterator_age_ms),
         last_invoked_at = case when ${progress.invoked ?? false}::boolean then now() else last_invoked_at end,
@@ -207,15 +208,16 @@ export class LeaseTable {
  * Creates the leases a mapping meets (every mapping's, or one's): every lane of every listed
  * shard of its stream. The starting checkpoint is the last record that arrived before the
  * starting position's time (TRIM_HORIZON: none; LATEST: the mapping's creation; AT_TIMESTAMP:
- * the timestamp), so a shard created after the mapping is read from its first record. Existing
+ * the timestamp), so a shard created after the mapping is read from its first record; such a
+ * checkpoint is marked as the start's (checkpoint_is_start) until the lane moves it. Existing
  * leases are left as they are.
  */
 export async function createLeases(handle: DatabaseHandle, mappingId?: string, executor?: Database): Promise<void> {
   await handle.query(sql`
-    insert into leases (mapping_id, shard_key, lane, state, checkpoint_seq, checkpoint_ordinal)
+    insert into leases (mapping_id, shard_key, lane, state, checkpoint_seq, checkpoint_ordinal, checkpoint_is_start)
     select m.id, s.key, l.lane,
            case when s.parent_index is null then 'IDLE' else 'WAITING_FOR_PARENT' end,
-           start.seq, coalesce(start.ordinal, 0)
+           start.seq, coalesce(start.ordinal, 0), start.seq is not null
       from event_source_mappings m
       join streams st on st.id = m.stream_id and st.deleted_at is null
       join shards s on s.stream_id = m.stream_id

@@ -224,9 +224,9 @@ export class MappingCatalog {
     await this.handle.transaction(async (tx) => {
       const moved = await this.handle.query<{ shard_key: unknown; lane: number; from_seq: string | null; to_seq: string | null }>(sql`
         with old as (
-          select shard_key, lane, state, checkpoint_seq, checkpoint_ordinal, epoch from leases where mapping_id = ${id} for update
+          select shard_key, lane, state, checkpoint_seq, checkpoint_ordinal, checkpoint_is_start, epoch from leases where mapping_id = ${id} for update
         ), per_shard as (
-          select distinct on (shard_key) shard_key, checkpoint_seq, checkpoint_ordinal,
+          select distinct on (shard_key) shard_key, checkpoint_seq, checkpoint_ordinal, checkpoint_is_start,
                  case when bool_and(state = 'SHARD_END') over s then 'SHARD_END'
                       when bool_or(state = 'WAITING_FOR_PARENT') over s then 'WAITING_FOR_PARENT'
                       else 'IDLE' end as state,
@@ -234,11 +234,12 @@ export class MappingCatalog {
             from old window s as (partition by shard_key)
            order by shard_key, checkpoint_seq asc nulls first
         ), written as (
-          insert into leases (mapping_id, shard_key, lane, state, checkpoint_seq, checkpoint_ordinal, epoch)
-          select ${id}, p.shard_key, l.lane, p.state, p.checkpoint_seq, p.checkpoint_ordinal, p.epoch + 1
+          insert into leases (mapping_id, shard_key, lane, state, checkpoint_seq, checkpoint_ordinal, checkpoint_is_start, epoch)
+          select ${id}, p.shard_key, l.lane, p.state, p.checkpoint_seq, p.checkpoint_ordinal, p.checkpoint_is_start, p.epoch + 1
             from per_shard p cross join generate_series(0, ${to}::int - 1) as l(lane)
           on conflict (mapping_id, shard_key, lane) do update
              set state = excluded.state, checkpoint_seq = excluded.checkpoint_seq, checkpoint_ordinal = excluded.checkpoint_ordinal,
+                 checkpoint_is_start = excluded.checkpoint_is_start,
                  owner = null, expires_at = null, epoch = leases.epoch + 1, consecutive_failures = 0,
                  window_state = null, window_start = null
           returning shard_key, lane, checkpoint_seq

@@ -70,7 +70,7 @@ export async function seekMapping(
          where l.mapping_id = ${mappingId} and l.shard_key = any(${sql.param(scope.map((s) => s.key))}::bigint[])
          for update)
       update leases l
-         set checkpoint_seq = t.seq, checkpoint_ordinal = coalesce(t.ordinal, 0),
+         set checkpoint_seq = t.seq, checkpoint_ordinal = coalesce(t.ordinal, 0), checkpoint_is_start = false,
              state = case when l.state = 'SHARD_END' then 'IDLE' else l.state end,
              owner = null, expires_at = null, epoch = l.epoch + 1, consecutive_failures = 0
         from old left join lateral (${target}) t on true
