@@ -169,3 +169,10 @@ export async function positionCheck(
     anchorOrdinal: row?.at_ordinal == null ? undefined : Number(row.at_ordinal),
   };
 }
+
+/** The newest record stored in a shard (whatever its age): its sequence value and dense ordinal. */
+export async function newestRecord(handle: DatabaseHandle, shard: ShardInfo): Promise<{ seq: bigint; ordinal: number } | undefined> {
+  const [row] = await handle.query<{ seq: string; ordinal: string | number }>(sql`
+    select seq::text as seq, ordinal from records where shard_key = ${shard.key} order by seq desc limit 1`);
+  return row ? { seq: BigInt(row.seq), ordinal: Number(row.ordinal) } : undefined;
+}

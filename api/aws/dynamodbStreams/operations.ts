@@ -12,7 +12,7 @@
  */
 import { inferKeySchema } from '../../../engine/dynamodb/keySchema.ts';
 import { ShardlineError } from '../../../engine/errors.ts';
-import { positionCheck, readShard } from '../../../engine/records/shardReads.ts';
+import { newestRecord, positionCheck, readShard } from '../../../engine/records/shardReads.ts';
 import type { ShardInfo, StreamInfo } from '../../../engine/streams/model.ts';
 import { parseSequenceNumber } from '../../../engine/streams/sequenceNumbers.ts';
 import { type AwsContext, javaDate } from '../context.ts';
@@ -114,15 +114,15 @@ async function describeStream(ctx: AwsContext, input: {
 async function trimmedBefore(
   ctx: AwsContext, stream: StreamInfo, shard: ShardInfo, position: { after: bigint; lowMs: number },
   anchor: { seq: bigint; inclusive: boolean; ordinal?: number },
-): Promise<boolean> {
+): Promise<{ trimmed: boolean; anchorOrdinal: number | undefined }> {
   const check = await positionCheck(ctx.engine.handle, stream, shard, position, anchor.seq);
-  const { next } = check;
-  if (!next) return false;
-  if (next.expired) return true;
-  if (next.ordinal <= 1) return false;
-  // A consumed record trimmed since is still known by the ordinal its iterator carries.
+  // A record trimmed since the iterator was made is still known by the ordinal it carries.
   const anchorOrdinal = check.anchorOrdinal ?? anchor.ordinal;
-  return anchorOrdinal === undefined || next.ordinal > anchorOrdinal + (anchor.inclusive ? 0 : 1);
+  const { next } = check;
+  if (!next) return { trimmed: false, anchorOrdinal };
+  if (next.expired) return { trimmed: true, anchorOrdinal };
+  if (next.ordinal <= 1) return { trimmed: false, anchorOrdinal };
+  return { trimmed: anchorOrdinal === undefined || next.ordinal > anchorOrdinal + (anchor.inclusive ? 0 : 1), anchorOrdinal };
 }
 
 async function getShardIterator(ctx: AwsContext, input: {
@@ -135,6 +135,8 @@ async function getShardIterator(ctx: AwsContext, input: {
   const start = parseSequenceNumber(shard.startingSequenceNumber);
   let after: bigint;
   let trimHorizon = false;
+  /** The ordinal of the record at `after`, carried so the trimmed check holds once that record is trimmed. */
+  let afterOrdinal: number | undefined;
   if (type === 'TRIM_HORIZON' || type === 'LATEST') {
     if (input.SequenceNumber !== undefined) {
       throw validationError(`A SequenceNumber may not be given with ShardIteratorType ${type}.`);
@@ -143,8 +145,9 @@ async function getShardIterator(ctx: AwsContext, input: {
       after = -1n;
       trimHorizon = true;
     } else {
-      const latest = (await ctx.engine.reader.latestSeqs([shard])).get(shard.key);
-      after = latest !== undefined && latest > start ? latest : start;
+      const latest = await newestRecord(ctx.engine.handle, shard);
+      after = latest !== undefined && latest.seq > start ? latest.seq : start;
+      if (latest !== undefined && latest.seq === after) afterOrdinal = latest.ordinal;
     }
   } else {
     if (input.SequenceNumber === undefined) {
@@ -161,14 +164,16 @@ async function getShardIterator(ctx: AwsContext, input: {
       throw validationError(`Invalid SequenceNumber ${input.SequenceNumber} for shard ${shard.shardId}: it lies outside the shard's sequence number range.`);
     }
     after = type === 'AT_SEQUENCE_NUMBER' ? seq - 1n : seq;
-    if (await trimmedBefore(ctx, stream, shard, { after, lowMs: 0 }, { seq, inclusive: type === 'AT_SEQUENCE_NUMBER' })) {
+    const check = await trimmedBefore(ctx, stream, shard, { after, lowMs: 0 }, { seq, inclusive: type === 'AT_SEQUENCE_NUMBER' });
+    if (check.trimmed) {
       throw trimmed(`The operation attempted to read past the oldest stream record in a shard: SequenceNumber ${input.SequenceNumber} `
         + `of shard ${shard.shardId} is beyond the trim horizon.`);
     }
+    if (type === 'AFTER_SEQUENCE_NUMBER') afterOrdinal = check.anchorOrdinal;
   }
   const token = ctx.tokens.encodeIterator({
     api: 'dynamodb', streamId: stream.id, shardIndex: shard.shardIndex, after, lowMs: 0, issuedMs: ctx.clock(), trimHorizon,
-    atSequence: type === 'AT_SEQUENCE_NUMBER',
+    atSequence: type === 'AT_SEQUENCE_NUMBER', ...(afterOrdinal === undefined ? {} : { afterOrdinal }),
   });
   return { ShardIterator: `${stream.arn}|1|${token}` };
 }
@@ -193,7 +198,7 @@ async function getRecords(ctx: AwsContext, input: { ShardIterator: string; Limit
   const anchor = state.atSequence
     ? { seq: state.after + 1n, inclusive: true }
     : { seq: state.after, inclusive: false, ...(state.afterOrdinal === undefined ? {} : { ordinal: state.afterOrdinal }) };
-  if (!state.trimHorizon && await trimmedBefore(ctx, stream, shard, state, anchor)) {
+  if (!state.trimHorizon && (await trimmedBefore(ctx, stream, shard, state, anchor)).trimmed) {
     throw trimmed('The operation attempted to read past the oldest stream record in a shard: records after this iterator have passed the 24-hour retention.');
   }
   const read = await readShard(ctx.engine.handle, stream, shard, { after: state.after, lowMs: state.lowMs },
