@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { and, eq, sql } from 'drizzle-orm';
-import type { DatabaseHandle } from '../db.ts';
+import type { Database, DatabaseHandle } from '../db.ts';
 import { compileFilterPatterns } from '../delivery/filterPatterns.ts';
 import { ShardlineError, invalidArgument } from '../errors.ts';
 import { checkpointLedger, eventSourceMappings, functions, leases } from '../schema.ts';
@@ -202,13 +202,20 @@ export class MappingCatalog {
     if (input.functionName != null) await this.#requireFunction(input.functionName);
     const settings = validateSettings(stream.kind, input);
     if (input.functionName != null) settings.functionName = input.functionName;
-    const [row] = await this.handle.db.update(eventSourceMappings)
-      .set({ ...settings, version: sql`${eventSourceMappings.version} + 1`, updatedAt: sql`now()` })
-      .where(eq(eventSourceMappings.id, id)).returning();
-    if (!row) throw mappingNotFound(id);
-    if (settings.parallelizationFactor !== undefined && settings.parallelizationFactor !== current.parallelizationFactor) {
-      await this.#relane(id, current.parallelizationFactor, settings.parallelizationFactor);
-    }
+    // One transaction, the mapping's row locked first: a heartbeat making leases (createLeases)
+    // sees the new factor only with its lanes already in place, and concurrent updates take turns.
+    const row = await this.handle.transaction(async (tx) => {
+      const [locked] = await tx.select({ factor: eventSourceMappings.parallelizationFactor }).from(eventSourceMappings)
+        .where(eq(eventSourceMappings.id, id)).for('update');
+      if (!locked) throw mappingNotFound(id);
+      const [updated] = await tx.update(eventSourceMappings)
+        .set({ ...settings, version: sql`${eventSourceMappings.version} + 1`, updatedAt: sql`now()` })
+        .where(eq(eventSourceMappings.id, id)).returning();
+      if (settings.parallelizationFactor !== undefined && settings.parallelizationFactor !== locked.factor) {
+        await this.#relane(tx, id, locked.factor, settings.parallelizationFactor);
+      }
+      return updated!;
+    });
     return toMappingInfo(row);
   }
 
@@ -220,42 +227,43 @@ export class MappingCatalog {
    * owner cleared, so a batch in flight can no longer write its checkpoint. A shard still
    * waiting for its parents keeps waiting; one done on every lane stays done.
    */
-  async #relane(id: string, from: number, to: number): Promise<void> {
-    await this.handle.transaction(async (tx) => {
-      const moved = await this.handle.query<{ shard_key: unknown; lane: number; from_seq: string | null; to_seq: string | null }>(sql`
-        with old as (
-          select shard_key, lane, state, checkpoint_seq, checkpoint_ordinal, checkpoint_is_start, epoch from leases where mapping_id = ${id} for update
-        ), per_shard as (
-          select distinct on (shard_key) shard_key, checkpoint_seq, checkpoint_ordinal, checkpoint_is_start,
-                 case when bool_and(state = 'SHARD_END') over s then 'SHARD_END'
-                      when bool_or(state = 'WAITING_FOR_PARENT') over s then 'WAITING_FOR_PARENT'
-                      else 'IDLE' end as state,
-                 max(epoch) over s as epoch
-            from old window s as (partition by shard_key)
-           order by shard_key, checkpoint_seq asc nulls first
-        ), written as (
-          insert into leases (mapping_id, shard_key, lane, state, checkpoint_seq, checkpoint_ordinal, checkpoint_is_start, epoch)
-          select ${id}, p.shard_key, l.lane, p.state, p.checkpoint_seq, p.checkpoint_ordinal, p.checkpoint_is_start, p.epoch + 1
-            from per_shard p cross join generate_series(0, ${to}::int - 1) as l(lane)
-          on conflict (mapping_id, shard_key, lane) do update
-             set state = excluded.state, checkpoint_seq = excluded.checkpoint_seq, checkpoint_ordinal = excluded.checkpoint_ordinal,
-                 checkpoint_is_start = excluded.checkpoint_is_start,
-                 owner = null, expires_at = null, epoch = leases.epoch + 1, consecutive_failures = 0,
-                 window_state = null, window_start = null
-          returning shard_key, lane, checkpoint_seq
-        )
-        select w.shard_key, w.lane, o.checkpoint_seq::text as from_seq, w.checkpoint_seq::text as to_seq
-          from written w left join old o on o.shard_key = w.shard_key and o.lane = w.lane`, tx);
-      await this.handle.query(sql`delete from leases where mapping_id = ${id} and lane >= ${to}::int`, tx);
-      const rewound = moved.filter((m) => m.from_seq !== m.to_seq);
-      if (rewound.length > 0) {
-        await tx.insert(checkpointLedger).values(rewound.map((m) => ({
-          mappingId: id, shardKey: Number(m.shard_key), lane: m.lane,
-          fromSeq: m.from_seq === null ? null : BigInt(m.from_seq), toSeq: m.to_seq === null ? null : BigInt(m.to_seq),
-          reason: `parallelizationFactor ${from} -> ${to}`, actor: LOCAL_ACTOR,
-        })));
-      }
-    });
+  async #relane(tx: Database, id: string, from: number, to: number): Promise<void> {
+    const moved = await this.handle.query<{ shard_key: unknown; lane: number; from_seq: string | null; to_seq: string | null }>(sql`
+      with old as (
+        -- The lanes of the factor being replaced: none beyond it can be there, but if one were,
+        -- its checkpoint would not be a lane's of this factor.
+        select shard_key, lane, state, checkpoint_seq, checkpoint_ordinal, checkpoint_is_start, epoch from leases
+         where mapping_id = ${id} and lane < ${from}::int for update
+      ), per_shard as (
+        select distinct on (shard_key) shard_key, checkpoint_seq, checkpoint_ordinal, checkpoint_is_start,
+               case when bool_and(state = 'SHARD_END') over s then 'SHARD_END'
+                    when bool_or(state = 'WAITING_FOR_PARENT') over s then 'WAITING_FOR_PARENT'
+                    else 'IDLE' end as state,
+               max(epoch) over s as epoch
+          from old window s as (partition by shard_key)
+         order by shard_key, checkpoint_seq asc nulls first, checkpoint_is_start asc
+      ), written as (
+        insert into leases (mapping_id, shard_key, lane, state, checkpoint_seq, checkpoint_ordinal, checkpoint_is_start, epoch)
+        select ${id}, p.shard_key, l.lane, p.state, p.checkpoint_seq, p.checkpoint_ordinal, p.checkpoint_is_start, p.epoch + 1
+          from per_shard p cross join generate_series(0, ${to}::int - 1) as l(lane)
+        on conflict (mapping_id, shard_key, lane) do update
+           set state = excluded.state, checkpoint_seq = excluded.checkpoint_seq, checkpoint_ordinal = excluded.checkpoint_ordinal,
+               checkpoint_is_start = excluded.checkpoint_is_start,
+               owner = null, expires_at = null, epoch = leases.epoch + 1, consecutive_failures = 0,
+               window_state = null, window_start = null
+        returning shard_key, lane, checkpoint_seq
+      )
+      select w.shard_key, w.lane, o.checkpoint_seq::text as from_seq, w.checkpoint_seq::text as to_seq
+        from written w left join old o on o.shard_key = w.shard_key and o.lane = w.lane`, tx);
+    await this.handle.query(sql`delete from leases where mapping_id = ${id} and lane >= ${to}::int`, tx);
+    const rewound = moved.filter((m) => m.from_seq !== m.to_seq);
+    if (rewound.length > 0) {
+      await tx.insert(checkpointLedger).values(rewound.map((m) => ({
+        mappingId: id, shardKey: Number(m.shard_key), lane: m.lane,
+        fromSeq: m.from_seq === null ? null : BigInt(m.from_seq), toSeq: m.to_seq === null ? null : BigInt(m.to_seq),
+        reason: `parallelizationFactor ${from} -> ${to}`, actor: LOCAL_ACTOR,
+      })));
+    }
   }
 
   async delete(id: string): Promise<boolean> {

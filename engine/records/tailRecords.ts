@@ -51,22 +51,29 @@ export function tailRecords(
 
   const iterator: AsyncIterableIterator<StoredRecord> = {
     async next() {
-      const { stream, positions } = await ready.catch((e) => { stop(); throw e; });
-      while (!stopped && buffer.length === 0) {
-        if (!pending) {
-          await new Promise<void>((resolve) => {
-            const timer = setTimeout(resolve, FALLBACK_POLL_MS);
-            wake = () => { clearTimeout(timer); resolve(); };
-          });
-          wake = () => {};
+      try {
+        const { stream, positions } = await ready;
+        while (!stopped && buffer.length === 0) {
+          if (!pending) {
+            await new Promise<void>((resolve) => {
+              const timer = setTimeout(resolve, FALLBACK_POLL_MS);
+              wake = () => { clearTimeout(timer); resolve(); };
+            });
+            wake = () => {};
+          }
+          if (stopped) break;
+          pending = false;
+          const current = await catalog.get(streamName);
+          const shards = await reader.scope(current, shardId);
+          const page = await reader.readAfter(stream, shards, positions, PAGE);
+          buffer.push(...page.records.map((r) => r.record));
+          if (page.hasNextPage) pending = true;
         }
-        if (stopped) break;
-        pending = false;
-        const current = await catalog.get(streamName).catch((e) => { stop(); throw e; });
-        const shards = await reader.scope(current, shardId);
-        const page = await reader.readAfter(stream, shards, positions, PAGE);
-        buffer.push(...page.records.map((r) => r.record));
-        if (page.hasNextPage) pending = true;
+      } catch (error) {
+        // A failed read ends the tail, and nobody calls return() after a rejected next():
+        // its listeners and its place in the subscriber count go now.
+        stop();
+        throw error;
       }
       if (stopped && buffer.length === 0) return { done: true, value: undefined };
       return { done: false, value: buffer.shift()! };
