@@ -10,7 +10,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { CreateStreamCommand, KinesisClient, MergeShardsCommand, PutRecordsCommand, ResourceInUseException, SplitShardCommand } from '@aws-sdk/client-kinesis';
 import { type App, buildApp } from '../api/app.ts';
+import { CaptureRunner, DEFAULT_CAPTURE_OPTIONS } from '../engine/capture/captureRunner.ts';
 import type { CaptureSourceInfo } from '../engine/capture/captureSources.ts';
+import type { SourceClient } from '../engine/capture/sourceClient.ts';
 import type { Engine } from '../engine/engine.ts';
 import { DEFAULT_ENGINE_OPTIONS, Engine as EngineClass } from '../engine/engine.ts';
 import type { StoredRecord } from '../engine/records/readRecords.ts';
@@ -286,6 +288,43 @@ for (const backend of backends) {
         return s?.state === 'STOPPED' ? s : undefined;
       }, 'stopped after its local stream was deleted', 10_000);
       assert.match(gone.lastError!, /local stream of this capture source has been deleted/);
+    });
+
+    it('keeps a source shard within its 5 GetRecords calls a second while records keep coming', async () => {
+      // A source that always has one more record: only the pacing between pages bounds the calls.
+      const calls: number[] = [];
+      let seq = 49_000_000_000_000_000_000n;
+      const fake = (): SourceClient => ({
+        describe: async () => ({ arn: 'arn:aws:kinesis:us-east-1:000000000000:stream/always', retentionHours: 24, viewType: null }),
+        listShards: async () => [{
+          shardId: 'shardId-000000000000', parentShardId: null, adjacentParentShardId: null,
+          startingHashKey: '0', endingHashKey: '340282366920938463463374607431768211455', endingSequenceNumber: null,
+        }],
+        iterator: async () => 'iterator',
+        getRecords: async () => {
+          calls.push(Date.now());
+          seq += 1n;
+          return { records: [{ kind: 'KINESIS', sequenceNumber: String(seq), partitionKey: 'k', data: new Uint8Array([1]), arrival: new Date() }], next: 'iterator', millisBehindLatest: 0 };
+        },
+        destroy: () => {},
+      });
+      const local = await openTestEngine(backend, { delivery: false, onError: () => {} });
+      const runner = new CaptureRunner(local.engine.handle, local.engine.events, 'pacing', {
+        ...DEFAULT_CAPTURE_OPTIONS, ...FAST.capture, leaseTtlMs: 5000, heartbeatMs: 100,
+      }, () => {}, fake);
+      try {
+        await local.engine.startCapture({ endpoint: 'http://127.0.0.1:9', stream: 'always', into: 'paced' });
+        await runner.start();
+        await waitFor(() => calls.length >= 2, 'reading the source', 10_000);
+        const from = calls[0]!;
+        await new Promise((resolve) => setTimeout(resolve, Math.max(0, from + 2100 - Date.now()))); // an observation window
+        const inTwoSeconds = calls.filter((at) => at >= from && at < from + 2000).length;
+        assert.ok(inTwoSeconds <= 10, `${inTwoSeconds} GetRecords calls in 2 s`);
+        assert.ok(inTwoSeconds >= 3, `still reading: ${inTwoSeconds} calls in 2 s`);
+      } finally {
+        await runner.stop();
+        await local.close();
+      }
     });
 
     it('rejects bad input naming the field, writing nothing', async () => {

@@ -10,7 +10,10 @@
  *   CREATING LOCAL SHARD → ITERATOR → READING ⟲ → SHARD_END (the source shard closed and read to its end)
  *   The iterator starts after the stored position (the last original sequence number), or at
  *   the source's starting position when nothing was stored yet. Each page is stored with the new
- *   position in one transaction (storeCaptured.ts). An empty page waits idlePollMs.
+ *   position in one transaction (storeCaptured.ts). An empty page waits idlePollMs; calls to a
+ *   shard keep within AWS's read limits (5 a second, 2 MiB a second), which its other readers share.
+ *   A stored position past the source's retention reads on from the trim horizon, and a shard
+ *   the source no longer lists (aged out) ends, both told in lastError.
  *
  * Errors of the source (unreachable endpoint, stream not found, throttling, …) never end the
  * run: the source goes to RETRYING with lastError, and the failing loop waits a jittered,
@@ -26,9 +29,20 @@ import type { ViewType } from '../streams/model.ts';
 import {
   type CaptureLease, type CaptureShardRow, LeaseLost, LocalStreamGone, closeLocalShard, ensureLocalShard, readyShards, registerShards, saveShardLag,
 } from './mirrorShards.ts';
-import type { SourceAddress, SourceClient, SourceDescription, SourceStart } from './sourceClient.ts';
+import type { SourceAddress, SourceClient, SourceDescription, SourcePage, SourceStart } from './sourceClient.ts';
 import { sourceErrorName } from './sourceClient.ts';
 import { storeCaptured } from './storeCaptured.ts';
+
+/** AWS's per-shard read limits, shared by every reader of a source shard: 5 GetRecords calls and 2 MiB a second. */
+const MIN_CALL_INTERVAL_MS = 200;
+const READ_BYTES_PER_SECOND = 2 * 1024 * 1024;
+
+/** What a page charges against the read limit: Kinesis data bytes (DynamoDB pages are small: 1 MB at most). */
+function pageBytes(page: SourcePage): number {
+  let bytes = 0;
+  for (const record of page.records) if (record.kind === 'KINESIS') bytes += record.data.byteLength + record.partitionKey.length;
+  return bytes;
+}
 
 export interface SourceRunOptions {
   /** Pause after a GetRecords call that returned nothing. (Default: 1000 ms, AWS's advice) */
@@ -110,6 +124,9 @@ export class SourceRun {
     });
   }
 
+  /** The source's shard ids at the last listing (undefined before one succeeded). */
+  #listed: Set<string> | undefined;
+
   async #run(): Promise<void> {
     const client = this.deps.createClient({
       kind: this.source.kind, endpoint: this.source.endpoint, region: this.source.region, stream: this.source.sourceStream,
@@ -124,6 +141,7 @@ export class SourceRun {
           }
           this.#discoverAgain = false; // this pass sees every shard closed so far
           const listed = await client.listShards();
+          this.#listed = new Set(listed.map((shard) => shard.shardId));
           const rows = await registerShards(this.deps.handle, this.lease, this.#description, listed, this.source.startingPosition);
           for (const row of readyShards(rows)) {
             if (this.#readers.has(row.sourceShardId)) continue;
@@ -176,6 +194,9 @@ export class SourceRun {
     let shardKey = row.shardKey;
     let lastSequenceNumber = row.lastSequenceNumber;
     let lag: number | null = null;
+    /** When the next GetRecords may go out: a source shard serves 5 calls and 2 MiB a second to all its readers. */
+    let nextCallAt = 0;
+    let restartAtTrimHorizon = false;
     while (!this.#stopped) {
       try {
         if (shardKey === null) {
@@ -186,8 +207,15 @@ export class SourceRun {
           await this.#ended(row, shardKey);
           return;
         }
-        iterator ??= await client.iterator(row.sourceShardId, this.#startOf(row, lastSequenceNumber));
+        iterator ??= await client.iterator(row.sourceShardId,
+          restartAtTrimHorizon ? { type: 'TRIM_HORIZON' } : this.#startOf(row, lastSequenceNumber));
+        const wait = nextCallAt - Date.now();
+        if (wait > 0) await this.#sleep(wait);
+        if (this.#stopped) return;
+        const calledAt = Date.now();
         const page = await client.getRecords(iterator);
+        nextCallAt = calledAt + Math.max(MIN_CALL_INTERVAL_MS, (pageBytes(page) / READ_BYTES_PER_SECOND) * 1000);
+        restartAtTrimHorizon = false;
         const newest = page.records.at(-1)?.arrival;
         const millisBehind = page.millisBehindLatest
           ?? (page.records.length > 0 && newest ? Math.max(0, Date.now() - newest.getTime()) : 0);
@@ -227,6 +255,20 @@ export class SourceRun {
         if (sourceErrorName(raw) === 'ExpiredIteratorException' && failures === 0) {
           failures++;
           continue;
+        }
+        // The stored position passed the source's retention (a long stop): what is left of the
+        // shard is read from its trim horizon, and the loss is told in lastError.
+        if (sourceErrorName(raw) === 'TrimmedDataAccessException' && !restartAtTrimHorizon) {
+          restartAtTrimHorizon = true;
+          await this.#failed(new Error('records after the stored position passed the source\'s retention and were lost; reading on from the trim horizon'), row.sourceShardId);
+          continue;
+        }
+        // A shard the source no longer lists has aged out of its retention: nothing is left to
+        // read, and its children must not wait for it.
+        if (sourceErrorName(raw) === 'ResourceNotFoundException' && this.#listed && !this.#listed.has(row.sourceShardId) && shardKey !== null) {
+          await this.#failed(new Error('the source no longer lists this shard (past its retention); its unread records were lost'), row.sourceShardId);
+          await this.#ended(row, shardKey);
+          return;
         }
         await this.#failed(raw, row.sourceShardId);
         await this.#sleep(backoffMs(++failures, this.options.minBackoffMs, this.options.maxBackoffMs));
