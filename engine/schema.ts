@@ -396,6 +396,11 @@ export const captureSources = pgTable(
     lastError: text('last_error'),
     lastErrorAt: timestamp('last_error_at', { withTimezone: true, precision: 3 }),
     recordsCaptured: bigint('records_captured', { mode: 'number' }).notNull().default(0),
+    /**
+     * Which source stream this capture follows: its ARN and creation time, set at the first
+     * description. A stream deleted and created again under the same name differs here.
+     */
+    sourceIdentity: text('source_identity'),
     owner: text('owner'),
     expiresAt: timestamp('expires_at', { withTimezone: true, precision: 3 }),
     epoch: bigint('epoch', { mode: 'number' }).notNull().default(0),

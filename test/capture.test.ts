@@ -8,7 +8,10 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { CreateStreamCommand, KinesisClient, MergeShardsCommand, PutRecordsCommand, ResourceInUseException, SplitShardCommand } from '@aws-sdk/client-kinesis';
+import {
+  CreateStreamCommand, DeleteStreamCommand, DescribeStreamSummaryCommand, KinesisClient, MergeShardsCommand, PutRecordsCommand,
+  ResourceInUseException, SplitShardCommand,
+} from '@aws-sdk/client-kinesis';
 import { type App, buildApp } from '../api/app.ts';
 import { CaptureRunner, DEFAULT_CAPTURE_OPTIONS } from '../engine/capture/captureRunner.ts';
 import type { CaptureSourceInfo } from '../engine/capture/captureSources.ts';
@@ -290,12 +293,40 @@ for (const backend of backends) {
       assert.match(gone.lastError!, /local stream of this capture source has been deleted/);
     });
 
+    it('stops, saying why, when the source stream was deleted and created again under its name', async () => {
+      const name = await sourceStream(1);
+      const into = `${name}-recreated`;
+      await putSource(k, name, ['first']);
+      const started = await t.engine.startCapture({ endpoint: k.endpoint, stream: name, into });
+      await captured(started.id, 1, 'the first record captured');
+      await k.client.send(new DeleteStreamCommand({ StreamName: name }));
+      await waitFor(async () => {
+        try {
+          await k.client.send(new DescribeStreamSummaryCommand({ StreamName: name }));
+          return false;
+        } catch {
+          return true;
+        }
+      }, 'the source stream deleted', 10_000);
+      await new Promise((resolve) => setTimeout(resolve, 1100)); // its creation time must differ (seconds)
+      await k.client.send(new CreateStreamCommand({ StreamName: name, ShardCount: 1 }));
+      await activeStream(k.client, name);
+      await putSource(k, name, ['second']);
+      const stopped = await waitFor(async () => {
+        const s = await source(started.id);
+        return s.state === 'STOPPED' ? s : undefined;
+      }, 'the capture stopped', 15_000);
+      assert.match(stopped.lastError ?? '', /not the one this capture followed/);
+      assert.deepEqual((await readAll(t.engine, into)).map((r) => Buffer.from(r.data, 'base64').toString()), ['first'],
+        'the new stream\'s record is not taken for the old stream\'s');
+    });
+
     it('keeps a source shard within its 5 GetRecords calls a second while records keep coming', async () => {
       // A source that always has one more record: only the pacing between pages bounds the calls.
       const calls: number[] = [];
       let seq = 49_000_000_000_000_000_000n;
       const fake = (): SourceClient => ({
-        describe: async () => ({ arn: 'arn:aws:kinesis:us-east-1:000000000000:stream/always', retentionHours: 24, viewType: null }),
+        describe: async () => ({ arn: 'arn:aws:kinesis:us-east-1:000000000000:stream/always', retentionHours: 24, viewType: null, createdAt: null }),
         listShards: async () => [{
           shardId: 'shardId-000000000000', parentShardId: null, adjacentParentShardId: null,
           startingHashKey: '0', endingHashKey: '340282366920938463463374607431768211455', endingSequenceNumber: null,

@@ -50,7 +50,8 @@ export class DynamodbStreamsSource implements SourceClient {
 
   async describe(): Promise<SourceDescription> {
     const d = await this.#describe();
-    return { arn: d.StreamArn!, retentionHours: 24, viewType: (d.StreamViewType as ViewType | undefined) ?? 'NEW_AND_OLD_IMAGES' };
+    // A DynamoDB stream's ARN ends in its creation label: a new stream has a new ARN.
+    return { arn: d.StreamArn!, retentionHours: 24, viewType: (d.StreamViewType as ViewType | undefined) ?? 'NEW_AND_OLD_IMAGES', createdAt: null };
   }
 
   async listShards(): Promise<SourceShard[]> {

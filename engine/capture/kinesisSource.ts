@@ -30,7 +30,10 @@ export class KinesisSource implements SourceClient {
 
   async describe(): Promise<SourceDescription> {
     const { StreamDescriptionSummary: summary } = await this.#client.send(new DescribeStreamSummaryCommand(this.#ref));
-    return { arn: summary!.StreamARN!, retentionHours: summary!.RetentionPeriodHours ?? 24, viewType: null };
+    return {
+      arn: summary!.StreamARN!, retentionHours: summary!.RetentionPeriodHours ?? 24, viewType: null,
+      createdAt: summary!.StreamCreationTimestamp ?? null,
+    };
   }
 
   async listShards(): Promise<SourceShard[]> {

@@ -33,6 +33,27 @@ export class LeaseLost extends Error {}
 /** The local stream of the source was deleted: the capture stops (there is nowhere to store). */
 export class LocalStreamGone extends Error {}
 
+/** The source stream is not the one this capture followed (deleted and created again, or another endpoint). */
+export class SourceReplaced extends Error {}
+
+/**
+ * Records which source stream the capture follows at its first description, and checks it at
+ * every later one: a stream created again under the same name has the same shard ids, and its
+ * records would be taken for the old stream's (or never read, where the old shard had ended).
+ */
+export async function checkSourceIdentity(handle: DatabaseHandle, lease: CaptureLease, description: SourceDescription): Promise<void> {
+  const identity = `${description.arn} created ${description.createdAt?.toISOString() ?? 'at an unknown time'}`;
+  const [row] = await handle.query<{ source_identity: string }>(sql`
+    update capture_sources set source_identity = coalesce(source_identity, ${identity})
+     where id = ${lease.sourceId} and owner = ${lease.owner} and epoch = ${lease.epoch} and state <> 'STOPPED'
+    returning source_identity`);
+  if (!row) throw new LeaseLost(`Capture source ${lease.sourceId} is no longer held by ${lease.owner}.`);
+  if (row.source_identity !== identity) {
+    throw new SourceReplaced(`The source stream is not the one this capture followed (${row.source_identity}; now ${identity}): `
+      + 'it was deleted and created again, or the endpoint serves another one. The capture stopped; capture it into another local stream.');
+  }
+}
+
 /** Locks the source row if this owner still holds it at this epoch; throws LeaseLost otherwise. */
 export async function checkLease(handle: DatabaseHandle, tx: Database, lease: CaptureLease, recordsAdded = 0): Promise<void> {
   const rows = await handle.query(sql`

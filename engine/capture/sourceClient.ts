@@ -12,6 +12,8 @@ export interface SourceDescription {
   retentionHours: number;
   /** DynamoDB Streams: the stream's view type. */
   viewType: ViewType | null;
+  /** When the stream was created (Kinesis), so one created again under the same name is told apart; null when unknown. */
+  createdAt: Date | null;
 }
 
 export interface SourceShard {

@@ -27,7 +27,8 @@ import { coerceError } from '../errors.ts';
 import type { EngineEvents } from '../events.ts';
 import type { ViewType } from '../streams/model.ts';
 import {
-  type CaptureLease, type CaptureShardRow, LeaseLost, LocalStreamGone, closeLocalShard, ensureLocalShard, readyShards, registerShards, saveShardLag,
+  type CaptureLease, type CaptureShardRow, LeaseLost, LocalStreamGone, SourceReplaced, checkSourceIdentity, closeLocalShard, ensureLocalShard,
+  readyShards, registerShards, saveShardLag,
 } from './mirrorShards.ts';
 import type { SourceAddress, SourceClient, SourceDescription, SourcePage, SourceStart } from './sourceClient.ts';
 import { sourceErrorName } from './sourceClient.ts';
@@ -86,8 +87,8 @@ export class SourceRun {
   #wakeDiscovery: (() => void) | undefined;
   /** A shard ended while discovery was busy: it runs again at once instead of sleeping. */
   #discoverAgain = false;
+  /** The last good description; shard readers keep it while a new one fails. */
   #description: SourceDescription | undefined;
-  #describeAgain = false;
   readonly done: Promise<void>;
 
   constructor(
@@ -135,10 +136,10 @@ export class SourceRun {
     try {
       while (!this.#stopped) {
         try {
-          if (!this.#description || this.#describeAgain) {
-            this.#description = await client.describe();
-            this.#describeAgain = false;
-          }
+          // Described at every pass: a stream deleted and created again between two passes keeps
+          // its name and shard ids, and only its description tells.
+          this.#description = await client.describe();
+          await checkSourceIdentity(this.deps.handle, this.lease, this.#description);
           this.#discoverAgain = false; // this pass sees every shard closed so far
           const listed = await client.listShards();
           this.#listed = new Set(listed.map((shard) => shard.shardId));
@@ -156,12 +157,10 @@ export class SourceRun {
           }
         } catch (raw) {
           if (raw instanceof LeaseLost) break;
-          if (raw instanceof LocalStreamGone) {
+          if (raw instanceof LocalStreamGone || raw instanceof SourceReplaced) {
             await this.#stopFor(raw.message);
             break;
           }
-          // Described again at the next pass; shard readers keep the last good description meanwhile.
-          this.#describeAgain = true;
           await this.#failed(raw, null);
           await this.#sleep(backoffMs(++failures, this.options.minBackoffMs, this.options.maxBackoffMs));
         }
