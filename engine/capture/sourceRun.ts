@@ -89,6 +89,8 @@ export class SourceRun {
   #discoverAgain = false;
   /** The last good description; shard readers keep it while a new one fails. */
   #description: SourceDescription | undefined;
+  /** The source's shard ids at the last listing (undefined before one succeeded). */
+  #listed: Set<string> | undefined;
   readonly done: Promise<void>;
 
   constructor(
@@ -124,9 +126,6 @@ export class SourceRun {
       onWake?.(wake);
     });
   }
-
-  /** The source's shard ids at the last listing (undefined before one succeeded). */
-  #listed: Set<string> | undefined;
 
   async #run(): Promise<void> {
     const client = this.deps.createClient({

@@ -3,12 +3,19 @@
  * batch, filtered to the lane. Records of a shard are spread over parallelizationFactor lanes by
  * a hash of the partition key, so one key's records always share a lane and keep their order.
  */
-import { sql } from 'drizzle-orm';
+import { type SQL, sql } from 'drizzle-orm';
 import type { DatabaseHandle } from '../db.ts';
 import { type StoredRecord, toStoredRecord } from '../records/readRecords.ts';
 import type { ShardInfo, StreamInfo } from '../streams/model.ts';
 
 export interface LaneRecord { record: StoredRecord; seq: bigint; ordinal: number; arrivalMs: number }
+
+/** Whether a record (`records r`) belongs to the lane: its partition-key hash modulo the lane count. */
+export function inLane(lane: { index: number; count: number }): SQL {
+  return lane.count === 1
+    ? sql`true`
+    : sql`mod(hashtext(r.partition_key)::bigint + 2147483648, ${lane.count}::int) = ${lane.index}::int`;
+}
 
 export async function readLane(
   handle: DatabaseHandle,
@@ -24,9 +31,6 @@ export async function readLane(
   // them for a little of the server's time, and spares the engine a copy of every payload and
   // its garbage (toStoredRecord then finds nothing to strip): replays ran ~30% faster.
   const dataExpr = stream.kind === 'KINESIS' ? sql`replace(encode(r.data, 'base64'), E'\n', '')` : sql`convert_from(r.data, 'UTF8')`;
-  const laneFilter = lane.count === 1
-    ? sql`true`
-    : sql`mod(hashtext(r.partition_key)::bigint + 2147483648, ${lane.count}::int) = ${lane.index}::int`;
   // Prepared: the text only varies with the stream kind and whether lanes or a window end apply.
   const rows = await handle.prepared<{
     seq: string; ordinal: unknown; arrived_ms: number; partition_key: string; data: string;
@@ -37,7 +41,7 @@ export async function readLane(
       from records r
      where r.shard_key = ${shard.key} and r.seq > ${String(afterSeq ?? -1n)}::bigint
        and r.arrived_at >= now() - make_interval(hours => ${stream.retentionHours}::int)
-       and ${laneFilter}
+       and ${inLane(lane)}
        and ${untilSeq === undefined ? sql`true` : sql`r.seq <= ${String(untilSeq)}::bigint`}
      order by r.seq
      limit ${limit}::int`);

@@ -32,11 +32,8 @@ export class Poller {
   readonly leases: LeaseTable;
   readonly #lanes = new Map<string, Lane>();
   readonly #loop: TickLoop;
-  #offRecords: (() => void) | undefined;
-  #offShards: (() => void) | undefined;
-  #offLeases: (() => void) | undefined;
-  #offMappings: (() => void) | undefined;
-  #offResync: (() => void) | undefined;
+  /** Stop listening to the engine's events (set by start()). */
+  #offs: (() => void)[] = [];
 
   constructor(
     private readonly deps: Omit<LaneDeps, 'leases' | 'idlePollMs' | 'events'>,
@@ -53,22 +50,24 @@ export class Poller {
 
   async start(): Promise<void> {
     if (!this.#loop.start()) return;
-    this.#offRecords = this.events.on('records', (e) => this.#wakeStream(e.streamId));
-    this.#offShards = this.events.on('shards', () => this.poke());
-    // A parent shard read to its end (here or in another process): its children go on now,
-    // not at their next idle poll.
-    this.#offLeases = this.events.on('leases', (e) => {
-      if (!e.shardEnded) return;
-      for (const lane of this.#lanes.values()) if (lane.lease.mappingId === e.mappingId && lane.waitingForParent) lane.wake();
-    });
     const reread = () => {
       this.poke();
       // A changed mapping (batch size, enabled …) is re-read by its lanes at their next step.
       for (const lane of this.#lanes.values()) lane.invalidate();
     };
-    this.#offMappings = this.events.on('mappings', reread);
-    // Records, mapping and shard changes from other processes may have gone unheard.
-    this.#offResync = this.events.on('resync', reread);
+    this.#offs = [
+      this.events.on('records', (e) => this.#wakeStream(e.streamId)),
+      this.events.on('shards', () => this.poke()),
+      // A parent shard read to its end (here or in another process): its children go on now,
+      // not at their next idle poll.
+      this.events.on('leases', (e) => {
+        if (!e.shardEnded) return;
+        for (const lane of this.#lanes.values()) if (lane.lease.mappingId === e.mappingId && lane.waitingForParent) lane.wake();
+      }),
+      this.events.on('mappings', reread),
+      // Records, mapping and shard changes from other processes may have gone unheard.
+      this.events.on('resync', reread),
+    ];
     await this.#loop.first();
   }
 
@@ -78,11 +77,8 @@ export class Poller {
   }
 
   async stop(): Promise<void> {
-    this.#offRecords?.();
-    this.#offShards?.();
-    this.#offLeases?.();
-    this.#offMappings?.();
-    this.#offResync?.();
+    for (const off of this.#offs) off();
+    this.#offs = [];
     if (!(await this.#loop.halt())) return;
     for (const lane of this.#lanes.values()) lane.stop();
     await Promise.all([...this.#lanes.values()].map((lane) => lane.done));

@@ -23,8 +23,7 @@ import type { LeaseIdentity, LeaseProgress, LeaseTable } from './leaseTable.ts';
 
 export type FailureRecord = typeof failures.$inferSelect;
 
-/** Whose log a step's rows go to. */
-/** Whose step it is; `lanes`: the lane count `lane` is one of (the mapping's parallelizationFactor; 1 by default). */
+/** Whose log a step's rows go to; `lanes`: the lane count `lane` is one of (the mapping's parallelizationFactor; 1 by default). */
 export interface StepLogOwner { mappingId: string; shardKey: number; lane: number; lanes?: number; replayId?: string }
 
 export interface StepLog {

@@ -81,8 +81,8 @@ export class EventQueue<T> {
   #wake: (() => void) | undefined;
   #abortHeard = false;
   #failed: { error: unknown } | undefined;
-  dropped = 0;
 
+  /** `onDrop`: told of each event dropped past `max` (counted per feed, engine/observability/feedCounts.ts). */
   constructor(private readonly max = 10_000, private readonly slot?: SinkSlot<T>, private readonly onDrop?: () => void) {}
 
   push(item: T): void {
@@ -90,7 +90,6 @@ export class EventQueue<T> {
     this.#items.push(item);
     if (this.#items.length > this.max) {
       this.#items.shift();
-      this.dropped++;
       this.onDrop?.();
     }
     this.#notify();

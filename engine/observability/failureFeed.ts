@@ -10,7 +10,7 @@
  * too). Rows raised in this process come with their event; only a remote event's rows are read
  * (one statement). A mapping's stream and function names and shards' indexes are remembered (a
  * mapping's until it changes). Each subscriber's queue is bounded: one that does not keep up
- * loses the oldest events (counted in `dropped`).
+ * loses the oldest events (counted per feed: feedCounts.ts).
  */
 import { eq, inArray, sql } from 'drizzle-orm';
 import type { Engine } from '../engine.ts';

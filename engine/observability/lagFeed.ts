@@ -10,7 +10,7 @@
  * timer, and puts the same LagUpdate objects in the inbox of every subscriber in scope. Only a
  * subscriber's first state is read for it alone (through engine.recentLag, shared within 250 ms).
  * An inbox keeps the latest update per mapping: a subscriber that does not keep up skips the
- * figures it had no time to send (counted in `dropped`) and never holds more than one update
+ * figures it had no time to send (counted per feed: feedCounts.ts) and never holds more than one update
  * per mapping.
  */
 import type { Engine } from '../engine.ts';
@@ -67,7 +67,6 @@ class LagInbox {
   #wake: (() => void) | undefined;
   #abortHeard = false;
   #failed: { error: unknown } | undefined;
-  dropped = 0;
 
   constructor(readonly scope: Scope, private readonly slot?: SinkSlot<LagUpdate>, private readonly onDrop?: () => void) {}
 
@@ -80,10 +79,7 @@ class LagInbox {
         return;
       }
     }
-    if (this.#pending.has(update.mappingId)) {
-      this.dropped++;
-      this.onDrop?.();
-    }
+    if (this.#pending.has(update.mappingId)) this.onDrop?.();
     this.#pending.set(update.mappingId, { update, fingerprint, heartbeat });
     this.#notify();
   }
@@ -171,23 +167,20 @@ class LagHub {
     else this.#scopes.set(key, { scope: inbox.scope, count: 1 });
     if (this.#offs.length === 0) {
       const { events } = this.engine;
+      const readAgain = () => {
+        this.#mappingsVersion++;
+        this.#mappings = undefined;
+        this.#mark(ALL);
+      };
       this.#offs = [
         events.on('leases', (e) => this.#mark(e.mappingId)),
         events.on('records', (e) => {
           if (!this.#mappings) return this.#mark(ALL);
           for (const { mapping } of this.#mappings) if (mapping.streamId === e.streamId) this.#mark(mapping.id);
         }),
-        events.on('mappings', () => {
-          this.#mappingsVersion++;
-          this.#mappings = undefined;
-          this.#mark(ALL);
-        }),
+        events.on('mappings', readAgain),
         // Other processes' changes may have gone unheard: read the mappings and figures again.
-        events.on('resync', () => {
-          this.#mappingsVersion++;
-          this.#mappings = undefined;
-          this.#mark(ALL);
-        }),
+        events.on('resync', readAgain),
       ];
       this.#schedule(Date.now() + COALESCE_MS);
     }

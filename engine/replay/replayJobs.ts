@@ -15,6 +15,7 @@ import { and, asc, eq, inArray, isNull, sql } from 'drizzle-orm';
 import type { AuditLog } from '../audit.ts';
 import type { DatabaseHandle } from '../db.ts';
 import { compileFilterPatterns } from '../delivery/filterPatterns.ts';
+import { inLane } from '../delivery/laneReader.ts';
 import { ShardlineError, invalidArgument } from '../errors.ts';
 import type { EngineEvents } from '../events.ts';
 import type { FunctionCatalog } from '../functions/functionCatalog.ts';
@@ -183,10 +184,10 @@ export class ReplayJobs {
       // Retention trims the oldest first: the batch is whole while its first record is kept.
       // Only the failed lane's records: the range holds the other lanes' records in between.
       const [count] = await this.handle.query<{ n: unknown; first_kept: boolean }>(sql`
-        select count(*) as n, bool_or(seq = ${String(f.firstSeq)}::bigint) as first_kept
-          from records where shard_key = ${f.shardKey} and seq >= ${String(f.firstSeq)}::bigint
-           and seq <= ${String(f.lastSeq)}::bigint and arrived_at >= now() - make_interval(hours => ${stream.retentionHours}::int)
-           and (${f.lanes}::int = 1 or mod(hashtext(partition_key)::bigint + 2147483648, ${f.lanes}::int) = ${f.lane}::int)`);
+        select count(*) as n, bool_or(r.seq = ${String(f.firstSeq)}::bigint) as first_kept
+          from records r where r.shard_key = ${f.shardKey} and r.seq >= ${String(f.firstSeq)}::bigint
+           and r.seq <= ${String(f.lastSeq)}::bigint and r.arrived_at >= now() - make_interval(hours => ${stream.retentionHours}::int)
+           and ${inLane({ index: f.lane, count: f.lanes })}`);
       ranges.push({
         failureId: f.id, shardKey: f.shardKey, afterSeq: f.firstSeq - 1n, endSeq: f.lastSeq, lane: f.lane, lanes: f.lanes,
         total: Number(count?.n ?? 0), firstKept: count?.first_kept === true,
