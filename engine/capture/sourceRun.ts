@@ -207,8 +207,8 @@ export class SourceRun {
         }
         iterator ??= await client.iterator(row.sourceShardId,
           restartAtTrimHorizon ? { type: 'TRIM_HORIZON' } : this.#startOf(row, lastSequenceNumber));
-        const wait = nextCallAt - Date.now();
-        if (wait > 0) await this.#sleep(wait);
+        // Timers may fire a millisecond early by the wall clock: wait until it says so.
+        for (let wait = nextCallAt - Date.now(); wait > 0 && !this.#stopped; wait = nextCallAt - Date.now()) await this.#sleep(wait);
         if (this.#stopped) return;
         const calledAt = Date.now();
         const page = await client.getRecords(iterator);
