@@ -287,5 +287,44 @@ for (const backend of backends) {
       }
       assert.equal(total, 6, 'every record in exactly one window');
     });
+
+    it('logs a failing final window invocation as an invocation and a Failure row at the window\'s last record, and retries it', async () => {
+      writeFileSync(join(functionsDir, 'window-close.mjs'), `
+        export const finals = [];
+        export async function handler(event) {
+          if (event.isFinalInvokeForWindow && event.Records.length === 0) {
+            finals.push(event.window.start);
+            if (finals.length <= 2) throw new Error('cannot close ' + finals.length);
+          }
+          return { state: {} };
+        }`);
+      await t.engine.catalog.create({ name: 'window-close', shardCount: 1 });
+      await t.engine.createFunction({ name: 'window-close-fn', module: 'window-close.mjs#handler' });
+      const mapping = await t.engine.createMapping({
+        streamName: 'window-close', functionName: 'window-close-fn', startingPosition: 'TRIM_HORIZON', batchSize: 10, tumblingWindowSeconds: 1,
+      });
+      const put = await t.engine.putRecords('window-close', [{ partitionKey: 'w', data: b64('a') }, { partitionKey: 'w', data: b64('b') }]);
+      const module = await import(join(functionsDir, 'window-close.mjs'));
+      await waitFor(() => module.finals.length >= 3, 'the window closed on the third final invocation', 15_000);
+      const lastSeq = put.records.at(-1)!.sequenceNumber;
+      const failures = await waitFor(async () => {
+        const rows = (await t.engine.failures(mapping.id, { first: 100 })).items.map((e) => e.node);
+        return rows.length >= 2 ? rows : undefined;
+      }, 'two failure rows', 5000);
+      assert.equal(failures.length, 2);
+      for (const [i, f] of failures.reverse().entries()) {
+        assert.equal(f.kind, 'FUNCTION_ERROR');
+        assert.equal(f.recordCount, 0);
+        assert.equal(f.firstSequenceNumber, lastSeq);
+        assert.equal(f.lastSequenceNumber, lastSeq);
+        assert.equal(f.attempt, i + 1);
+        assert.match(f.message ?? '', /final invocation of window .* failed: .*cannot close/);
+      }
+      const closing = await waitFor(async () => {
+        const rows = (await t.engine.invocations(mapping.id, { first: 100 })).items.map((e) => e.node).filter((v) => v.recordCount === 0);
+        return rows.length >= 3 ? rows : undefined;
+      }, 'three closing invocations logged', 5000);
+      assert.deepEqual(closing.map((v) => v.outcome).reverse(), ['FUNCTION_ERROR', 'FUNCTION_ERROR', 'OK']);
+    });
   });
 }

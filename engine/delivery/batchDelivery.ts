@@ -76,8 +76,6 @@ export interface DeliveryDeps {
   /** POSTs an on-failure record; failures are reported, not thrown. */
   postOnFailure: (url: string, body: Record<string, unknown>) => Promise<void>;
   sleep: (ms: number) => Promise<void>;
-  /** Reports a failing final window invocation (it has no batch of records to log against). */
-  onWindowError?: (error: Error) => void;
 }
 
 export interface Batch {
@@ -288,29 +286,60 @@ export async function deliverBatch(
  * The final invocation of a tumbling window that has no records left (it ended while the lane
  * was idle, or a later window's records arrived): Records is empty, isFinalInvokeForWindow is
  * true. It is retried until it succeeds, as AWS does; the window's state is dropped after it.
+ * Each invocation is logged with no records, at the window's last record (`lastSeq`), and each
+ * failed one writes a Failure row there, so a window that cannot close shows in the failures.
  */
 export async function closeWindow(
   deps: DeliveryDeps,
   settings: DeliverySettings,
-  target: { stream: StreamInfo; shard: ShardInfo; window: { start: Date; end: Date; state: unknown } },
+  target: { stream: StreamInfo; shard: ShardInfo; window: { start: Date; end: Date; state: unknown }; lastSeq: bigint },
   sink: BatchSink,
   stopped: () => boolean | Promise<boolean>,
 ): Promise<DeliveryResult> {
+  let throttles = 0;
+  let failures = 0;
   for (let attempt = 1; !(await stopped()); attempt++) {
     const fn = await deps.functions.getRecent(settings.functionName);
     const event = buildEvent([], {
       start: target.window.start, end: target.window.end, state: target.window.state ?? {}, shardId: target.shard.shardId,
       eventSourceARN: target.stream.arn, isFinalInvokeForWindow: true, isWindowTerminatedEarly: false,
     });
+    const startedAt = new Date();
     const result = await deps.invoker.invoke(fn, event, randomUUID());
-    const ok = result.outcome === 'OK'
-      && judgeResponse(result.body, { sequenceNumbers: [], reportBatchItemFailures: false, tumbling: true }).verdict === 'SUCCESS';
-    if (ok) return (await sink.commit({ done: null, failures: [], retrying: false, consecutiveFailures: 0, window: 'CLOSE' })) ? 'DONE' : 'LOST';
-    const error = result.outcome === 'OK' ? 'The final invocation of the window returned no state.' : result.error;
-    const saved = await sink.commit({ done: null, failures: [], retrying: true, consecutiveFailures: attempt });
-    if (!saved) return 'LOST';
-    deps.onWindowError?.(new Error(`Final invocation of window ${target.window.start.toISOString()} on ${target.shard.shardId} failed: ${error}`));
-    await deps.sleep(backoffMs(attempt));
+    const base = { firstSeq: target.lastSeq, lastSeq: target.lastSeq, recordCount: 0, attempt, durationMs: Math.round(result.durationMs), startedAt };
+    if (result.outcome === 'THROTTLED') {
+      const ok = await sink.commit({
+        invocation: { ...base, outcome: 'THROTTLED', error: result.error }, done: null, failures: [], retrying: true, consecutiveFailures: failures,
+      });
+      if (!ok) return 'LOST';
+      await deps.sleep(backoffMs(++throttles));
+      continue;
+    }
+    throttles = 0;
+    // The final answer must carry a state too, as every tumbling-window answer (§4.9).
+    const verdict = result.outcome === 'OK'
+      ? judgeResponse(result.body, { sequenceNumbers: [], reportBatchItemFailures: false, tumbling: true })
+      : undefined;
+    if (verdict?.verdict === 'SUCCESS') {
+      const ok = await sink.commit({
+        invocation: { ...base, outcome: 'OK', error: null }, done: null, failures: [], retrying: false, consecutiveFailures: 0, window: 'CLOSE',
+      });
+      return ok ? 'DONE' : 'LOST';
+    }
+    const kind = result.outcome === 'TIMEOUT' ? 'TIMEOUT' : 'FUNCTION_ERROR';
+    const error = result.outcome === 'OK'
+      ? `Invalid function response: ${verdict?.verdict === 'FAILURE' ? verdict.reason : 'unreadable'}`
+      : result.error;
+    const message = `The final invocation of window ${target.window.start.toISOString()} failed: ${error}`;
+    const ok = await sink.commit({
+      invocation: { ...base, outcome: kind, error },
+      done: null,
+      failures: [{ kind, firstSeq: target.lastSeq, lastSeq: target.lastSeq, recordCount: 0, attempt, message, destinationRecord: null }],
+      retrying: true,
+      consecutiveFailures: ++failures,
+    });
+    if (!ok) return 'LOST';
+    await deps.sleep(backoffMs(failures));
   }
   return 'STOPPED';
 }

@@ -178,6 +178,7 @@ export class Lane {
           if (!(await this.#save({ state: 'PROCESSING', durable: false }))) return;
           const result = await closeWindow(this.#deliveryDeps, settings, {
             stream, shard, window: { start: open, end: new Date(openEnd), state: this.#lease.windowState },
+            lastSeq: this.#lease.checkpointSeq ?? 0n,
           }, this.#sink(mapping.parallelizationFactor), this.#stoppedOrChanged(mapping));
           if (result === 'LOST') return;
           continue;
