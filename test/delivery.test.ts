@@ -288,6 +288,80 @@ for (const backend of backends) {
       assert.equal(total, 6, 'every record in exactly one window');
     });
 
+    it('keeps the window state answered beside batchItemFailures, so the retry carries the acknowledged records', async () => {
+      writeFileSync(join(functionsDir, 'window-partial.mjs'), `
+        export const finals = [];
+        let failed = false;
+        export async function handler(event) {
+          const count = event.state.count ?? 0;
+          const records = event.Records;
+          if (!failed && records.length >= 3) {
+            failed = true;
+            return { state: { count: count + 2 }, batchItemFailures: [{ itemIdentifier: records[2].kinesis.sequenceNumber }] };
+          }
+          if (event.isFinalInvokeForWindow) finals.push(count + records.length);
+          return { state: { count: count + records.length } };
+        }`);
+      await t.engine.catalog.create({ name: 'window-partial', shardCount: 1 });
+      await t.engine.createFunction({ name: 'window-partial-fn', module: 'window-partial.mjs#handler' });
+      await t.engine.createMapping({
+        streamName: 'window-partial', functionName: 'window-partial-fn', startingPosition: 'TRIM_HORIZON', batchSize: 10,
+        tumblingWindowSeconds: 1, functionResponseTypes: ['ReportBatchItemFailures'],
+      });
+      await t.engine.putRecords('window-partial', Array.from({ length: 5 }, (_, i) => ({ partitionKey: 'w', data: b64(`p${i}`) })));
+      const module = await import(join(functionsDir, 'window-partial.mjs'));
+      await waitFor(() => module.finals.length > 0, 'the window closed', 15_000);
+      assert.deepEqual(module.finals, [5], 'the final invocation sees all five records counted once');
+    });
+
+    it('starts windows afresh after a seek, so records seen again are not counted twice', async () => {
+      writeFileSync(join(functionsDir, 'window-seek.mjs'), `
+        export const finals = [];
+        export const seen = [];
+        export async function handler(event) {
+          const count = event.state.count ?? 0;
+          seen.push(...event.Records.map((r) => r.kinesis.sequenceNumber));
+          if (event.isFinalInvokeForWindow) finals.push(count + event.Records.length);
+          return { state: { count: count + event.Records.length } };
+        }`);
+      await t.engine.catalog.create({ name: 'window-seek', shardCount: 1 });
+      await t.engine.createFunction({ name: 'window-seek-fn', module: 'window-seek.mjs#handler' });
+      const mapping = await t.engine.createMapping({
+        streamName: 'window-seek', functionName: 'window-seek-fn', startingPosition: 'TRIM_HORIZON', batchSize: 10, tumblingWindowSeconds: 5,
+      });
+      // Put early in a window, so it is still open when the seek comes.
+      await waitFor(() => Date.now() % 5000 < 1500, 'the start of a 5 s window', 6000);
+      await t.engine.putRecords('window-seek', Array.from({ length: 5 }, (_, i) => ({ partitionKey: 'w', data: b64(`s${i}`) })));
+      const module = await import(join(functionsDir, 'window-seek.mjs'));
+      await waitFor(() => module.seen.length >= 5, 'five records delivered', 5000);
+      assert.equal(module.finals.length, 0, 'the window is still open');
+      await t.engine.seekMapping(mapping.id, { type: 'TRIM_HORIZON' });
+      await waitFor(() => module.finals.length > 0, 'the window closed', 15_000);
+      assert.equal(module.seen.length, 10, 'the seek sent the five records again');
+      assert.deepEqual(module.finals, [5], 'the window counted after the seek holds each record once');
+    });
+
+    it('does not hold a window\'s final invocation for maximumBatchingWindowSeconds', async () => {
+      writeFileSync(join(functionsDir, 'window-batching.mjs'), `
+        export const finals = [];
+        export async function handler(event) {
+          if (event.isFinalInvokeForWindow) finals.push({ end: event.window.end, at: Date.now(), records: event.Records.length });
+          return { state: {} };
+        }`);
+      await t.engine.catalog.create({ name: 'window-batching', shardCount: 1 });
+      await t.engine.createFunction({ name: 'window-batching-fn', module: 'window-batching.mjs#handler' });
+      await t.engine.createMapping({
+        streamName: 'window-batching', functionName: 'window-batching-fn', startingPosition: 'TRIM_HORIZON', batchSize: 100,
+        tumblingWindowSeconds: 1, maximumBatchingWindowSeconds: 60,
+      });
+      await t.engine.putRecords('window-batching', [{ partitionKey: 'w', data: b64('b') }]);
+      const module = await import(join(functionsDir, 'window-batching.mjs'));
+      await waitFor(() => module.finals.length > 0, 'the window closed', 15_000);
+      const [final] = module.finals;
+      assert.equal(final.records, 1);
+      assert.ok(final.at - Date.parse(final.end) <= 5000, `closed ${final.at - Date.parse(final.end)} ms after the window ended`);
+    });
+
     it('logs a failing final window invocation as an invocation and a Failure row at the window\'s last record, and retries it', async () => {
       writeFileSync(join(functionsDir, 'window-close.mjs'), `
         export const finals = [];

@@ -149,6 +149,8 @@ export async function deliverBatch(
       retrying: false,
       pending: segments.length > 1,
       consecutiveFailures: 0,
+      // The window stays open (its final invocation comes after) with the state answered so far.
+      ...(batch.window ? { window: { start: batch.window.start, state: windowState } } : {}),
     });
     if (ok && settings.onFailureUrl) await deps.postOnFailure(settings.onFailureUrl, destinationRecord);
     return ok;
@@ -219,6 +221,9 @@ export async function deliverBatch(
         continue;
       }
       if (verdict.verdict === 'PARTIAL') {
+        // The state answered beside batchItemFailures counts the records acknowledged before the
+        // failed one, which the checkpoint passes: it is kept, and the retry carries it.
+        if (window) windowState = verdict.state;
         const failedAt = s.from + verdict.firstFailedIndex;
         const invocation: InvocationRow = { ...base, outcome: 'PARTIAL_FAILURE', error: `batchItemFailures from ${records[failedAt]!.record.sequenceNumber}` };
         const remaining: Segment = { from: failedAt, to: s.to, attempt: s.attempt + 1 };
@@ -235,6 +240,7 @@ export async function deliverBatch(
         const ok = await sink.commit({
           invocation, done: failedAt > s.from ? records[failedAt - 1]! : null, failures: [partial],
           retrying: true, consecutiveFailures: ++consecutiveFailures, iteratorAgeMs,
+          ...(window ? { window: { start: window.start, state: windowState } } : {}),
         });
         if (!ok) return 'LOST';
         segments.splice(0, 1, remaining);

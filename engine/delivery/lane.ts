@@ -228,7 +228,7 @@ export class Lane {
       }
       const windowMs = mapping.maximumBatchingWindowSeconds * 1000;
       const waited = Date.now() - batch.records[0]!.arrivalMs;
-      if (windowMs > 0 && batch.records.length < mapping.batchSize && !batch.cut && waited < windowMs && shard.closedAt === null) {
+      if (windowMs > 0 && batch.records.length < mapping.batchSize && !batch.cut && waited < windowMs && shard.closedAt === null && !window?.final) {
         await this.#sleep(Math.min(windowMs - waited, deps.idlePollMs));
         continue;
       }

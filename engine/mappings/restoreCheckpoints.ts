@@ -30,6 +30,7 @@ export async function restoreCheckpoints(
          set checkpoint_seq = f.from_seq,
              checkpoint_ordinal = coalesce((select r.ordinal from records r where r.shard_key = l.shard_key and r.seq = f.from_seq limit 1), 0),
              owner = null, expires_at = null, epoch = l.epoch + 1, consecutive_failures = 0, checkpoint_is_start = false,
+             window_start = null, window_state = null, -- windows start afresh, as after a seek
              state = case when l.state = 'SHARD_END' then 'IDLE' else l.state end
         from firsts f join old o on o.shard_key = f.shard_key and o.lane = f.lane
        where l.mapping_id = ${mappingId} and l.shard_key = f.shard_key and l.lane = f.lane

@@ -72,7 +72,9 @@ export async function seekMapping(
       update leases l
          set checkpoint_seq = t.seq, checkpoint_ordinal = coalesce(t.ordinal, 0), checkpoint_is_start = false,
              state = case when l.state = 'SHARD_END' then 'IDLE' else l.state end,
-             owner = null, expires_at = null, epoch = l.epoch + 1, consecutive_failures = 0
+             owner = null, expires_at = null, epoch = l.epoch + 1, consecutive_failures = 0,
+             -- The lane starts windows afresh at its new position: an open window's state counts records it may now see again.
+             window_start = null, window_state = null
         from old left join lateral (${target}) t on true
        where l.mapping_id = old.mapping_id and l.shard_key = old.shard_key and l.lane = old.lane
       returning l.shard_key, l.lane, old.checkpoint_seq::text as from_seq, l.checkpoint_seq::text as to_seq`, tx);
