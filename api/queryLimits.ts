@@ -32,10 +32,26 @@ export function queryLimitRules(limits: Pick<Limits, 'maxQueryDepth' | 'maxQuery
   ];
 }
 
+type Parse = (source: unknown, options?: unknown) => unknown;
+
 /** Envelop plugin adding the rules to every validation. */
 export function useQueryLimits(limits: Limits) {
   const rules = queryLimitRules(limits);
   return {
+    // graphql-js parses nested lists and objects recursively: a literal nested some thousands
+    // deep exhausts the stack before any rule can count its depth. That is a limit, not a fault.
+    onParse({ parseFn, setParseFn }: { parseFn: Parse; setParseFn: (fn: Parse) => void }) {
+      setParseFn((source, options) => {
+        try {
+          return parseFn(source, options);
+        } catch (error) {
+          if (!(error instanceof RangeError)) throw error;
+          throw new GraphQLError('The document nests too deeply to parse (lists and objects within one another).', {
+            extensions: { code: 'LIMIT_EXCEEDED' },
+          });
+        }
+      });
+    },
     onValidate({ addValidationRule }: { addValidationRule: (rule: ValidationRule) => void }) {
       for (const rule of rules) addValidationRule(rule);
     },

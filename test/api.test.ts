@@ -114,6 +114,58 @@ for (const backend of backends) {
       assert.deepEqual(still.data!.streams.map((s: any) => s.name), ['orders']);
     });
 
+    it('refuses timestamps Postgres cannot hold, impossible dates and deep nesting with coded errors, and keeps serving', async () => {
+      const at = (timestamp: string) => gql(`{ stream(name: "orders") { records(from: {type: AT_TIMESTAMP, timestamp: "${timestamp}"}) { edges { cursor } } } }`);
+      for (const timestamp of ['0000-01-01T00:00:00Z', '9999-12-31T23:00:00-05:00', '1969-12-31T23:59:59Z']) {
+        const response = await at(timestamp);
+        assert.equal(response.errors?.[0]?.extensions?.code, 'INVALID_ARGUMENT', `${timestamp}: ${JSON.stringify(response)}`);
+        assert.match(response.errors![0]!.message, /between 1970-01-01T00:00:00\.000Z and 9999-12-31T23:59:59\.999Z/);
+      }
+      for (const timestamp of ['2026-02-31T00:00:00Z', '2026-13-01T00:00:00Z', '2026-01-01T24:00:00Z']) {
+        const response = await at(timestamp);
+        assert.equal(response.errors?.[0]?.extensions?.code, 'INVALID_ARGUMENT', `${timestamp}: ${JSON.stringify(response)}`);
+        assert.match(response.errors![0]!.message, /ISO-8601/);
+      }
+      assert.equal((await at('2024-02-29T12:00:00+01:00')).errors, undefined, 'a leap day is a date');
+
+      const deepLiteral = await gql(`{ stream(name: "orders") { records(after: ${'['.repeat(20_000)}${']'.repeat(20_000)}) { edges { cursor } } } }`);
+      assert.equal(deepLiteral.errors?.[0]?.extensions?.code, 'LIMIT_EXCEEDED', JSON.stringify(deepLiteral).slice(0, 300));
+      assert.match(deepLiteral.errors![0]!.message, /nests too deeply/);
+
+      await gql('mutation { createStream(input: {name: "deep-items", kind: DYNAMODB, shardCount: 1}) { name } }');
+      const write = (newImage: unknown, keys: unknown = { id: { S: 'a' } }) =>
+        gql('mutation($c: [ItemChangeInput!]!) { writeItems(streamName: "deep-items", changes: $c) { records { sequenceNumber } } }',
+          { c: [{ keys, newImage }] });
+      const nest = (levels: number) => {
+        let value: unknown = { S: 'leaf' };
+        for (let i = 0; i < levels; i++) value = { M: { inner: value } };
+        return { id: { S: 'a' }, deep: value };
+      };
+      assert.equal((await write(nest(32))).errors, undefined, '32 levels of maps are allowed');
+      const tooDeep = await write(nest(33));
+      assert.equal(tooDeep.errors?.[0]?.extensions?.code, 'INVALID_ARGUMENT');
+      assert.match(tooDeep.errors![0]!.message, /changes\[0\]\.newImage\.deep.*32 levels/);
+      // Written out by hand: JSON.stringify itself would exhaust the stack at this depth.
+      const hugeImage = `{"id":{"S":"a"},"deep":${'{"M":{"inner":'.repeat(20_000)}{"S":"leaf"}${'}}'.repeat(20_000)}}`;
+      const huge = await (await fetch(url, {
+        method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json' },
+        body: `{"query":"mutation($c: [ItemChangeInput!]!) { writeItems(streamName: \\"deep-items\\", changes: $c) { records { sequenceNumber } } }",`
+          + `"variables":{"c":[{"keys":{"id":{"S":"a"}},"newImage":${hugeImage}}]}}`,
+      })).json() as GqlResponse;
+      assert.equal(huge.errors?.[0]?.extensions?.code, 'INVALID_ARGUMENT', JSON.stringify(huge).slice(0, 300));
+      assert.match(huge.errors![0]!.message, /at most 100 levels/);
+
+      // A key attribute named __proto__ is a name like any other: two values, two items.
+      const proto = async (v: string) => (await gql(
+        'mutation($c: [ItemChangeInput!]!) { writeItems(streamName: "deep-items", changes: $c) { records { sequenceNumber } } }',
+        { c: [{ keys: JSON.parse(`{"__proto__":{"S":"${v}"}}`), newImage: JSON.parse(`{"__proto__":{"S":"${v}"},"id":{"S":"x"}}`) }] }));
+      assert.equal((await proto('a')).errors, undefined);
+      assert.equal((await proto('b')).errors, undefined);
+      const events = await gql('{ stream(name: "deep-items") { records(first: 10) { edges { node { eventName } } } } }');
+      assert.deepEqual(events.data!.stream.records.edges.map((e: any) => e.node.eventName), ['INSERT', 'INSERT', 'INSERT']);
+      assert.ok((await gql('{ streams { name } }')).data!.streams.some((x: any) => x.name === 'deep-items'), 'still serving');
+    });
+
     it('answers variables that do not coerce with INVALID_ARGUMENT at the variable, and a missing one with HTTP 400', async () => {
       const query = 'mutation($r: [PutRecordInput!]!) { putRecords(streamName: "orders", records: $r) { failedRecordCount } }';
       const post = (variables?: unknown) => fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, variables }) });

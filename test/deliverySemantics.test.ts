@@ -113,7 +113,7 @@ for (const backend of backends) {
         ['v-kin', { batchSize: 10_001 }, 'batchSize'],
         ['v-kin', { batchSize: 2.5 }, 'batchSize'],
         ['v-ddb', { batchSize: 0 }, 'batchSize'],
-        ['v-ddb', { batchSize: 1001 }, 'batchSize'],
+        ['v-ddb', { batchSize: 10_001 }, 'batchSize'],
         ['v-kin', { maximumBatchingWindowSeconds: -1 }, 'maximumBatchingWindowSeconds'],
         ['v-kin', { maximumBatchingWindowSeconds: 301 }, 'maximumBatchingWindowSeconds'],
         ['v-kin', { maximumBatchingWindowSeconds: 0.5 }, 'maximumBatchingWindowSeconds'],
@@ -153,8 +153,8 @@ for (const backend of backends) {
         maximumRetryAttempts: 10_000, maximumRecordAgeSeconds: 604_800,
       });
       assert.equal(kin.batchSize, 10_000);
-      const ddb = await t.engine.createMapping({ ...base, streamName: 'v-ddb', batchSize: 1000, maximumRecordAgeSeconds: 60 });
-      assert.equal(ddb.batchSize, 1000);
+      const ddb = await t.engine.createMapping({ ...base, streamName: 'v-ddb', batchSize: 10_000, maximumRecordAgeSeconds: 60 });
+      assert.equal(ddb.batchSize, 10_000);
       const lower = await t.engine.updateMapping(kin.id, {
         batchSize: 1, maximumBatchingWindowSeconds: 0, parallelizationFactor: 1, maximumRetryAttempts: -1, maximumRecordAgeSeconds: -1,
       });
@@ -166,6 +166,8 @@ for (const backend of backends) {
       await rejectsWith(t.engine.createMapping({ ...base, streamName: 'v-kin' }), 'CONFLICT', 'v-fn');
       // Another function on the same stream is not a conflict.
       const other = await t.engine.createMapping({ ...base, streamName: 'v-kin', functionName: 'v-fn2' });
+      // Nor may an update make a second mapping of one stream to one function.
+      await rejectsWith(t.engine.updateMapping(other.id, { functionName: 'v-fn' }), 'CONFLICT', 'v-fn');
       await t.engine.deleteMapping(other.id);
 
       const settled = await t.engine.mappings.get(kin.id);

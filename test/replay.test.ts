@@ -216,6 +216,11 @@ for (const backend of backends) {
       const again = await t.engine.redriveFailures(mapping.id, null, 'fixed');
       assert.equal(again.totalRecords, 0, 'a redriven failure is not redriven twice by default');
       await assert.rejects(t.engine.redriveFailures(mapping.id, ['999999'], 'fixed'), { code: 'FAILURE_NOT_FOUND' });
+      await assert.rejects(t.engine.redriveFailures(mapping.id, Array.from({ length: 10_001 }, (_, i) => String(i + 1)), 'fixed'),
+        { code: 'LIMIT_EXCEEDED', message: /failureIds holds 10001 ids; a redrive takes at most 10000/ });
+      // As many ids as allowed go to Postgres as one parameter (65,535 parameters would not do).
+      await assert.rejects(t.engine.redriveFailures(mapping.id, Array.from({ length: 10_000 }, (_, i) => String(i + 1_000_000)), 'fixed'),
+        { code: 'FAILURE_NOT_FOUND' });
       const actions = (await t.engine.audit.list(200)).map((a) => a.action);
       for (const action of ['stream.create', 'mapping.create', 'replay.start', 'replay.pause', 'replay.resume', 'replay.cancel', 'failures.redrive', 'mapping.seek']) {
         assert.ok(actions.includes(action), `audit has ${action}`);

@@ -41,8 +41,12 @@ export function normalizeNumber(value: string): string | undefined {
   return `${sign === '-' ? '-' : ''}${digits}${exponent === 0 ? '' : `e${exponent}`}`;
 }
 
-/** Checks one AttributeValue; errors name `path` and the rule broken. */
-export function validateAttributeValue(value: unknown, path: string): AttributeValue {
+/** DynamoDB's limit on nested attributes (maps and lists within maps and lists). */
+export const MAX_NESTING = 32;
+
+/** Checks one AttributeValue; errors name `path` and the rule broken. `depth`: the maps and lists around it. */
+export function validateAttributeValue(value: unknown, path: string, depth = 0): AttributeValue {
+  if (depth > MAX_NESTING) throw invalidArgument(`${path} nests deeper than ${MAX_NESTING} levels of maps and lists (DynamoDB's limit).`);
   if (!isObject(value)) throw invalidArgument(`${path} must be an AttributeValue object such as {"S": "text"}.`);
   const types = Object.keys(value);
   if (types.length !== 1 || !TYPES.has(types[0]!)) {
@@ -71,11 +75,11 @@ export function validateAttributeValue(value: unknown, path: string): AttributeV
       if (v !== true) throw invalidArgument(`${path}.NULL must be true.`);
       break;
     case 'M':
-      validateItem(v, `${path}.M`);
+      validateItem(v, `${path}.M`, depth + 1);
       break;
     case 'L':
       if (!Array.isArray(v)) throw invalidArgument(`${path}.L must be an array of AttributeValues.`);
-      v.forEach((element, i) => validateAttributeValue(element, `${path}.L[${i}]`));
+      v.forEach((element, i) => validateAttributeValue(element, `${path}.L[${i}]`, depth + 1));
       break;
     default:
       validateSet(type as 'SS' | 'NS' | 'BS', v, `${path}.${type}`);
@@ -105,11 +109,11 @@ function setMember(type: 'SS' | 'NS' | 'BS', member: string): string | undefined
 }
 
 /** Checks an item (a map of attribute names to AttributeValues). */
-export function validateItem(value: unknown, path: string): Item {
+export function validateItem(value: unknown, path: string, depth = 0): Item {
   if (!isObject(value)) throw invalidArgument(`${path} must be an object of attribute names to AttributeValues.`);
   for (const [name, attribute] of Object.entries(value)) {
     if (name === '') throw invalidArgument(`${path} has an empty attribute name.`);
-    validateAttributeValue(attribute, `${path}.${name}`);
+    validateAttributeValue(attribute, `${path}.${name}`, depth);
   }
   return value as Item;
 }
@@ -126,7 +130,8 @@ export function canonicalKey(value: unknown, path: string): { keys: Item; itemKe
   if (names.length > 2) {
     throw invalidArgument(`${path} must hold a partition key and at most one sort key, got ${names.length} attributes.`);
   }
-  const canonical: Record<string, Record<string, string>> = {};
+  // No prototype: a key attribute named __proto__ must be a property like any other name.
+  const canonical: Record<string, Record<string, string>> = Object.create(null);
   for (const name of names) {
     const attribute = validateAttributeValue(value[name], `${path}.${name}`) as Record<string, unknown>;
     const [type] = Object.keys(attribute) as [string];

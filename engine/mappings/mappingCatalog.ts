@@ -94,7 +94,7 @@ function range(field: string, value: number, min: number, max: number): number {
 /** Validates the settable parameters shared by create and update; returns the normalised values. */
 function validateSettings(kind: StreamInfo['kind'], input: MappingUpdate): Partial<typeof eventSourceMappings.$inferInsert> {
   const out: Partial<typeof eventSourceMappings.$inferInsert> = {};
-  if (input.batchSize != null) out.batchSize = range('batchSize', input.batchSize, 1, kind === 'KINESIS' ? 10_000 : 1000);
+  if (input.batchSize != null) out.batchSize = range('batchSize', input.batchSize, 1, 10_000);
   if (input.maximumBatchingWindowSeconds != null) {
     out.maximumBatchingWindowSeconds = range('maximumBatchingWindowSeconds', input.maximumBatchingWindowSeconds, 0, 300);
   }
@@ -208,6 +208,14 @@ export class MappingCatalog {
       const [locked] = await tx.select({ factor: eventSourceMappings.parallelizationFactor }).from(eventSourceMappings)
         .where(eq(eventSourceMappings.id, id)).for('update');
       if (!locked) throw mappingNotFound(id);
+      if (input.functionName != null && input.functionName !== current.functionName) {
+        const [other] = await tx.select({ id: eventSourceMappings.id }).from(eventSourceMappings)
+          .where(and(eq(eventSourceMappings.streamId, stream.id), eq(eventSourceMappings.functionName, input.functionName)));
+        if (other) {
+          throw new ShardlineError('CONFLICT',
+            `A mapping of stream ${stream.name} to function ${input.functionName} already exists (${other.id}); update or delete it.`);
+        }
+      }
       const [updated] = await tx.update(eventSourceMappings)
         .set({ ...settings, version: sql`${eventSourceMappings.version} + 1`, updatedAt: sql`now()` })
         .where(eq(eventSourceMappings.id, id)).returning();

@@ -73,6 +73,9 @@ const FUNCTION_DEFAULTS: ReplaySettings = {
 
 export const replayNotFound = (id: string) => new ShardlineError('REPLAY_NOT_FOUND', `Replay job ${id} does not exist.`);
 
+/** The most failures one redrive names (without ids it takes every discard not yet redriven). */
+export const MAX_REDRIVE_IDS = 10_000;
+
 export class ReplayJobs {
   constructor(
     private readonly handle: DatabaseHandle,
@@ -101,7 +104,7 @@ export class ReplayJobs {
       reportBatchItemFailures: mapping.functionResponseTypes.includes('ReportBatchItemFailures'), onFailureUrl: mapping.onFailureUrl,
     } : { ...FUNCTION_DEFAULTS };
     if (input.batchSize != null) {
-      const max = stream.kind === 'KINESIS' ? 10_000 : 1000;
+      const max = 10_000; // Kinesis and DynamoDB alike (§4.2)
       if (!Number.isInteger(input.batchSize) || input.batchSize < 1 || input.batchSize > max) {
         throw invalidArgument(`batchSize must be an integer between 1 and ${max}, got ${input.batchSize}.`);
       }
@@ -151,6 +154,9 @@ export class ReplayJobs {
     const stream = await this.mappings.streamOf(mapping);
     const target = functionName ?? mapping.functionName;
     await this.functions.get(target);
+    if (failureIds && failureIds.length > MAX_REDRIVE_IDS) {
+      throw new ShardlineError('LIMIT_EXCEEDED', `failureIds holds ${failureIds.length} ids; a redrive takes at most ${MAX_REDRIVE_IDS}.`);
+    }
     const ids = failureIds?.map((id) => {
       // Past 15 digits it is no id of ours (and would be out of bigint's range for the query).
       if (!/^\d{1,15}$/.test(id)) throw new ShardlineError('FAILURE_NOT_FOUND', `Failure ${id} does not exist.`);
@@ -159,13 +165,15 @@ export class ReplayJobs {
     const rows = await this.handle.db.select().from(failures).where(and(
       eq(failures.mappingId, mappingId),
       inArray(failures.kind, ['RETRIES_EXHAUSTED', 'RECORD_EXPIRED']),
-      ids ? inArray(failures.id, ids) : isNull(failures.redrivenBy),
+      // One array parameter: a list of ids as parameters would run out of them past 65,535.
+      ids ? sql`${failures.id} = any(${sql.param(ids)}::bigint[])` : isNull(failures.redrivenBy),
     )).orderBy(asc(failures.id));
     if (ids) {
       const found = new Set(rows.map((r) => r.id));
       const missing = ids.filter((id) => !found.has(id));
       if (missing.length > 0) {
-        throw new ShardlineError('FAILURE_NOT_FOUND', `Failure ${missing.join(', ')} is not a discarded batch of mapping ${mappingId}.`);
+        const named = missing.length > 10 ? `${missing.slice(0, 10).join(', ')} and ${missing.length - 10} more` : missing.join(', ');
+        throw new ShardlineError('FAILURE_NOT_FOUND', `Failure ${named} is not a discarded batch of mapping ${mappingId}.`);
       }
     }
     const id = randomUUID();
@@ -201,12 +209,13 @@ export class ReplayJobs {
         totalRecords: ranges.reduce((sum, r) => sum + r.total, 0), requestedBy: actor,
         error: partlyGone.length > 0 ? `Records of failure ${partlyGone.join(', ')} are past the stream's retention and cannot be redriven.` : null,
       });
-      if (ranges.length > 0) {
-        await tx.insert(replayCursors).values(ranges.map((r, idx) => ({
-          jobId: id, idx, shardKey: r.shardKey, afterSeq: r.afterSeq, endSeq: r.endSeq, laneIndex: r.lane, laneCount: r.lanes, total: r.total, done: r.total === 0,
+      // In slices: each row is nine parameters, and a statement holds at most 65,535.
+      for (let from = 0; from < ranges.length; from += 1000) {
+        await tx.insert(replayCursors).values(ranges.slice(from, from + 1000).map((r, i) => ({
+          jobId: id, idx: from + i, shardKey: r.shardKey, afterSeq: r.afterSeq, endSeq: r.endSeq, laneIndex: r.lane, laneCount: r.lanes, total: r.total, done: r.total === 0,
         })));
       }
-      if (rows.length > 0) await tx.update(failures).set({ redrivenBy: id }).where(inArray(failures.id, rows.map((r) => r.id)));
+      if (rows.length > 0) await tx.update(failures).set({ redrivenBy: id }).where(sql`${failures.id} = any(${sql.param(rows.map((r) => r.id))}::bigint[])`);
       await this.audit.record('failures.redrive', `mapping:${mappingId}`, { failureIds: rows.map((r) => r.id), functionName: target, replayId: id }, actor, tx);
     });
     this.events.emit('replays', { jobId: id });
