@@ -288,6 +288,61 @@ for (const backend of backends) {
       assert.equal(total, 6, 'every record in exactly one window');
     });
 
+    it('delivers a record that commits between an empty read and the shard\'s close before ending the shard', async () => {
+      writeFileSync(join(functionsDir, 'close-race.mjs'), `
+        export const seen = [];
+        export async function handler(event) {
+          for (const r of event.Records) seen.push({ data: Buffer.from(r.kinesis.data, 'base64').toString(), shardId: r.eventID.split(':')[0] });
+        }`);
+      await t.engine.catalog.create({ name: 'close-race', shardCount: 1 });
+      await t.engine.createFunction({ name: 'close-race-fn', module: 'close-race.mjs#handler' });
+      await t.engine.createMapping({ streamName: 'close-race', functionName: 'close-race-fn', startingPosition: 'TRIM_HORIZON', batchSize: 10 });
+      await t.engine.putRecords('close-race', [{ partitionKey: 'k', data: b64('first') }]);
+      const module = await import(join(functionsDir, 'close-race.mjs'));
+      await waitFor(() => module.seen.length === 1, 'the first record delivered', 10_000);
+
+      // The idle lane's next look at its shard (after a read that found nothing) first lets a
+      // record commit and the shard close: the interleaving that lost the record.
+      const db = t.engine.handle.db as any;
+      const select = db.select;
+      const stream = await t.engine.catalog.get('close-race');
+      const [shard] = await t.engine.catalog.shards(stream, 'OPEN');
+      let raced: Promise<void> | undefined;
+      db.select = function (...args: unknown[]) {
+        const builder = select.apply(db, args);
+        if (raced || args.length > 0 || !new Error().stack?.includes('#shard')) return builder;
+        const from = builder.from.bind(builder);
+        builder.from = (table: unknown) => {
+          const query = from(table);
+          const where = query.where.bind(query);
+          query.where = (condition: any) => {
+            const q = where(condition);
+            // Only this lane's look at its own shard (other tests' lanes idle in this engine too).
+            if (raced || !condition?.queryChunks?.some((c: any) => c?.value === shard!.key)) return q;
+            raced = (async () => {
+              await t.engine.putRecords('close-race', [{ partitionKey: 'k', data: b64('late') }]);
+              await t.engine.resharding.splitShard('close-race', shard!.shardId, (2n ** 127n).toString());
+            })();
+            const then = q.then.bind(q);
+            q.then = (ok: any, fail: any) => raced!.then(() => then(ok, fail), fail);
+            return q;
+          };
+          return query;
+        };
+        return builder;
+      };
+      try {
+        await waitFor(() => raced !== undefined, 'the lane looked at its shard', 10_000);
+        await raced;
+      } finally {
+        db.select = select;
+      }
+      await t.engine.putRecords('close-race', [{ partitionKey: 'k', data: b64('child') }]);
+      await waitFor(() => module.seen.length >= 3, `the late record and the child's delivered (got ${JSON.stringify(module.seen)})`, 10_000);
+      assert.deepEqual(module.seen.map((r: any) => r.data), ['first', 'late', 'child'], 'the parent\'s records, then the child\'s');
+      assert.equal(module.seen[1].shardId, 'shardId-000000000000');
+    });
+
     it('keeps the window state answered beside batchItemFailures, so the retry carries the acknowledged records', async () => {
       writeFileSync(join(functionsDir, 'window-partial.mjs'), `
         export const finals = [];

@@ -193,6 +193,9 @@ export class Lane {
         // Idle: look whether the shard has closed since (a reshard or a rollover).
         shard = (await this.#shard()) ?? shard;
         context.shard = shard;
+        // Read again before ending: a record may have committed after the empty read and before
+        // the close (which waits for the shard's writers). Once the close is seen, a read sees all.
+        if (shard.closedAt !== null) continue;
       }
       if (page.length === 0) {
         if (shard.closedAt !== null) {
