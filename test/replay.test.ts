@@ -137,6 +137,45 @@ for (const backend of backends) {
       await assert.rejects(t.engine.replays.resume(other.id, 'local'), { code: 'CONFLICT' });
     });
 
+    it('resumes a replay whose connection was lost mid-step, even when handing it back failed too', async () => {
+      await t.engine.createStream({ name: 'outage', shardCount: 1 });
+      const fn = await moduleFunction('outagefn');
+      await t.engine.putRecords('outage', Array.from({ length: 30 }, (_, i) => ({ partitionKey: 'k', data: b64(`o${i}`) })));
+      const handle = t.engine.handle as any;
+      const { prepared, query } = handle;
+      const lost = () => Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' });
+      const textOf = (statement: any) => (statement?.queryChunks ?? []).filter((c: any) => Array.isArray(c?.value)).map((c: any) => c.value.join('')).join('');
+      let steps = 0;
+      let handedBack = 0;
+      handle.prepared = function (statement: unknown, executor?: unknown) {
+        // The third step of the replay fails as a Postgres restart would fail it.
+        if (new Error().stack?.includes('ReplayRunner') && ++steps === 3) return Promise.reject(lost());
+        return prepared.call(handle, statement, executor);
+      };
+      handle.query = function (statement: unknown, executor?: unknown) {
+        // And handing the job back fails too: the database is still away.
+        if (textOf(statement).includes('set owner = null, expires_at = null') && textOf(statement).includes('epoch =') && handedBack++ === 0) {
+          return Promise.reject(lost());
+        }
+        return query.call(handle, statement, executor);
+      };
+      try {
+        const job = await t.engine.startReplay({ streamName: 'outage', from: { type: 'TRIM_HORIZON' }, functionName: 'outagefn', batchSize: 5 });
+        const done = await waitFor(async () => {
+          const j = await t.engine.replays.get(job.id);
+          assert.notEqual(j.state, 'FAILED', `the replay failed: ${j.error}`);
+          return j.state === 'SUCCEEDED' ? j : undefined;
+        }, 'the replay finished after the lost connection', 20_000);
+        assert.equal(steps >= 3 && handedBack, 1, 'the step and the hand-back both failed once');
+        assert.equal(done.error, null);
+        assert.deepEqual([...new Set(fn.seen.map(text))].sort(), Array.from({ length: 30 }, (_, i) => `o${i}`).sort(), 'nothing lost');
+        assert.ok(fn.seen.length <= 35, `at most the failed step's batch again (${fn.seen.length} deliveries)`);
+      } finally {
+        handle.prepared = prepared;
+        handle.query = query;
+      }
+    });
+
     it('seeks a running mapping back to TRIM_HORIZON and to a timestamp, recording the moves', async () => {
       await t.engine.createStream({ name: 'seek', shardCount: 1 });
       const fn = await moduleFunction('seekfn');

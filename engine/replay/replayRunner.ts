@@ -15,7 +15,7 @@
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import { and, asc, eq, sql } from 'drizzle-orm';
-import type { Database, DatabaseHandle } from '../db.ts';
+import { type Database, type DatabaseHandle, isDatabaseUnavailable } from '../db.ts';
 import { type BatchSink, type DeliveryDeps, type Progress, deliverBatch } from '../delivery/batchDelivery.ts';
 import { formBatch } from '../delivery/batchForming.ts';
 import { compileFilterPatterns } from '../delivery/filterPatterns.ts';
@@ -91,9 +91,14 @@ export class ReplayRunner {
 
   async #tick(): Promise<void> {
     const ttl = this.options.leaseTtlMs / 1000;
-    await this.handle.query(sql`
-      update replay_jobs set expires_at = now() + make_interval(secs => ${ttl}::float8)
-       where owner = ${this.owner} and state = 'RUNNING'`);
+    // Only the jobs running here: one whose run ended without finishing it (its database went
+    // away mid-step) must expire, so that a claim takes it again.
+    const running = [...this.#running.keys()];
+    if (running.length > 0) {
+      await this.handle.query(sql`
+        update replay_jobs set expires_at = now() + make_interval(secs => ${ttl}::float8)
+         where owner = ${this.owner} and state = 'RUNNING' and id = any(${sql.param(running)}::text[])`);
+    }
     const room = this.options.maxJobs - this.#running.size;
     if (room <= 0) return;
     const claimed = await this.handle.query<{ id: string; epoch: unknown }>(sql`
@@ -193,6 +198,14 @@ export class ReplayRunner {
       }
       await this.#finish(job, epoch, 'SUCCEEDED', job.error);
     } catch (raw) {
+      // A lost connection is no fault of the job: it goes back, unfinished, to be claimed again
+      // (here or elsewhere) and resumes at its cursors. Left owned, it expires for the same end.
+      if (isDatabaseUnavailable(raw)) {
+        await this.handle.query(sql`
+          update replay_jobs set owner = null, expires_at = null
+           where id = ${job.id} and owner = ${this.owner} and epoch = ${epoch} and state = 'RUNNING'`).catch(() => {});
+        throw raw;
+      }
       const error = coerceError(raw);
       await this.#finish(job, epoch, 'FAILED', error.message);
     }
