@@ -343,6 +343,31 @@ for (const backend of backends) {
       assert.equal(module.seen[1].shardId, 'shardId-000000000000');
     });
 
+    it('never has two batches of one lane out at once when its lease is lost and claimed again mid-invocation', async () => {
+      writeFileSync(join(functionsDir, 'overlap.mjs'), `
+        export const calls = [];
+        let active = 0;
+        export let most = 0;
+        export async function handler(event) {
+          active++;
+          most = Math.max(most, active);
+          calls.push(event.Records.length);
+          // The first batch is slow: the seek below takes its lease while it runs.
+          if (calls.length === 1) await new Promise((r) => setTimeout(r, 1500));
+          active--;
+        }`);
+      await t.engine.catalog.create({ name: 'overlap', shardCount: 1 });
+      await t.engine.createFunction({ name: 'overlap-fn', module: 'overlap.mjs#handler' });
+      const mapping = await t.engine.createMapping({ streamName: 'overlap', functionName: 'overlap-fn', startingPosition: 'TRIM_HORIZON', batchSize: 10 });
+      await t.engine.putRecords('overlap', Array.from({ length: 5 }, (_, i) => ({ partitionKey: 'k', data: b64(`o${i}`) })));
+      const module = await import(join(functionsDir, 'overlap.mjs'));
+      await waitFor(() => module.calls.length === 1, 'the first batch out', 10_000);
+      // The seek fences the lease (new epoch, no owner): the poller drops the lane and claims it again.
+      await t.engine.seekMapping(mapping.id, { type: 'TRIM_HORIZON' });
+      await waitFor(() => module.calls.length >= 2, 'the batch sent again after the seek', 10_000);
+      assert.equal(module.most, 1, 'one batch of the lane at a time');
+    });
+
     it('keeps the window state answered beside batchItemFailures, so the retry carries the acknowledged records', async () => {
       writeFileSync(join(functionsDir, 'window-partial.mjs'), `
         export const finals = [];

@@ -63,15 +63,20 @@ export class Lane {
   streamId: number | undefined;
   readonly done: Promise<void>;
 
+  /** `after`: an earlier lane of the same lease still finishing here; this one starts once it has. */
   constructor(
     private readonly deps: LaneDeps,
     lease: Lease,
+    after?: Promise<void>,
   ) {
     this.#lease = lease;
     // Retry and throttle back-offs end early when the lane stops (never on new records or other
     // mappings' changes): a stopping engine hands its leases back without waiting them out.
     this.#deliveryDeps = { ...deps, sleep: (ms) => delay(ms, undefined, { signal: this.#stopping.signal }).catch(() => {}) };
-    this.done = this.#run().catch((error) => deps.onError(error instanceof Error ? error : new Error(String(error))));
+    this.done = (async () => {
+      await after;
+      await this.#run();
+    })().catch((error) => deps.onError(error instanceof Error ? error : new Error(String(error))));
   }
 
   get lease(): Lease {

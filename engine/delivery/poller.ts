@@ -31,6 +31,11 @@ export class Poller {
   readonly owner = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
   readonly leases: LeaseTable;
   readonly #lanes = new Map<string, Lane>();
+  /**
+   * Lanes stopped (their lease lost) whose invocation may still be in flight: a new lane of the
+   * same lease claimed meanwhile starts after them, so one lane never has two batches out at once.
+   */
+  readonly #finishing = new Map<string, Promise<void>>();
   readonly #loop: TickLoop;
   /** Stop listening to the engine's events (set by start()). */
   #offs: (() => void)[] = [];
@@ -81,7 +86,7 @@ export class Poller {
     this.#offs = [];
     if (!(await this.#loop.halt())) return;
     for (const lane of this.#lanes.values()) lane.stop();
-    await Promise.all([...this.#lanes.values()].map((lane) => lane.done));
+    await Promise.all([...this.#lanes.values()].map((lane) => lane.done).concat([...this.#finishing.values()]));
     this.#lanes.clear();
     await this.leases.releaseAll().catch((raw) => this.deps.onError(coerceError(raw)));
     this.#loop.stopped();
@@ -92,7 +97,7 @@ export class Poller {
     const held = await this.leases.renew();
     for (const [key, lane] of this.#lanes) {
       if (!held.has(key)) {
-        lane.stop();
+        this.#stopLane(key, lane);
         this.#lanes.delete(key);
       }
     }
@@ -106,8 +111,10 @@ export class Poller {
     if (claimed.length === 0) claimed.push(...(await this.leases.steal()));
     for (const lease of claimed) {
       const key = leaseKey(lease);
-      this.#lanes.get(key)?.stop();
-      const lane = new Lane({ ...this.deps, leases: this.leases, idlePollMs: this.options.idlePollMs, events: this.events }, lease);
+      const previous = this.#lanes.get(key);
+      if (previous) this.#stopLane(key, previous);
+      const lane = new Lane({ ...this.deps, leases: this.leases, idlePollMs: this.options.idlePollMs, events: this.events }, lease,
+        this.#finishing.get(key));
       this.#lanes.set(key, lane);
       void lane.done.then(() => {
         if (this.#lanes.get(key) === lane) {
@@ -117,6 +124,14 @@ export class Poller {
         }
       });
     }
+  }
+
+  #stopLane(key: string, lane: Lane): void {
+    lane.stop();
+    const finished = lane.done.then(() => {
+      if (this.#finishing.get(key) === finished) this.#finishing.delete(key);
+    });
+    this.#finishing.set(key, finished);
   }
 
   #wakeStream(streamId: number): void {
