@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { sql } from 'drizzle-orm';
 import { type TestEngine, b64, backends, openTestEngine, waitFor } from './harness.ts';
 
 interface Received { body: any; at: number }
@@ -366,6 +367,31 @@ for (const backend of backends) {
       await t.engine.seekMapping(mapping.id, { type: 'TRIM_HORIZON' });
       await waitFor(() => module.calls.length >= 2, 'the batch sent again after the seek', 10_000);
       assert.equal(module.most, 1, 'one batch of the lane at a time');
+    });
+
+    it('drops a lane beyond the parallelization factor, so the children of its shard are not held up', async () => {
+      writeFileSync(join(functionsDir, 'orphan-lane.mjs'), `
+        export const seen = [];
+        export async function handler(event) {
+          for (const r of event.Records) seen.push(Buffer.from(r.kinesis.data, 'base64').toString());
+        }`);
+      await t.engine.catalog.create({ name: 'orphan-lane', shardCount: 1 });
+      await t.engine.createFunction({ name: 'orphan-lane-fn', module: 'orphan-lane.mjs#handler' });
+      const mapping = await t.engine.createMapping({
+        streamName: 'orphan-lane', functionName: 'orphan-lane-fn', startingPosition: 'TRIM_HORIZON', parallelizationFactor: 2,
+      });
+      const stream = await t.engine.catalog.get('orphan-lane');
+      const [parent] = await t.engine.catalog.shards(stream, 'OPEN');
+      // A lane a heartbeat made from the factor read just before it was lowered to 2.
+      await t.engine.handle.query(sql`insert into leases (mapping_id, shard_key, lane, state) values (${mapping.id}, ${parent!.key}, 2, 'IDLE')`);
+      await t.engine.putRecords('orphan-lane', [{ partitionKey: 'a', data: b64('parent') }]);
+      await t.engine.resharding.splitShard('orphan-lane', parent!.shardId, (2n ** 127n).toString());
+      await t.engine.putRecords('orphan-lane', [{ partitionKey: 'a', data: b64('child') }]);
+      const module = await import(join(functionsDir, 'orphan-lane.mjs'));
+      await waitFor(() => module.seen.length >= 2, `both records delivered (got ${JSON.stringify(module.seen)})`, 10_000);
+      assert.deepEqual(module.seen, ['parent', 'child']);
+      const lanes = await t.engine.handle.query<{ lane: number }>(sql`select lane from leases where mapping_id = ${mapping.id} and shard_key = ${parent!.key} order by lane`);
+      assert.deepEqual(lanes.map((l) => l.lane), [0, 1], 'the lane beyond the factor is gone');
     });
 
     it('keeps the window state answered beside batchItemFailures, so the retry carries the acknowledged records', async () => {

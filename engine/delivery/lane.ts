@@ -114,7 +114,16 @@ export class Lane {
     if (cached && Date.now() - cached.at < CONTEXT_TTL_MS) return cached;
     const version = this.#contextVersion;
     const mapping = await this.deps.mappings.find(this.#lease.mappingId);
-    if (!mapping || !mapping.enabled || this.#lease.lane >= mapping.parallelizationFactor) return undefined;
+    if (!mapping || !mapping.enabled) return undefined;
+    if (this.#lease.lane >= mapping.parallelizationFactor) {
+      // A lane beyond the factor (made by a heartbeat that read the factor just before it was
+      // lowered) serves nothing: it goes, so nobody claims it again or waits for it to end.
+      await this.deps.handle.query(sql`
+        delete from leases l using event_source_mappings m
+         where m.id = l.mapping_id and l.mapping_id = ${this.#lease.mappingId} and l.shard_key = ${this.#lease.shardKey}
+           and l.lane = ${this.#lease.lane} and l.lane >= m.parallelization_factor`);
+      return undefined;
+    }
     this.streamId = mapping.streamId;
     const stream = await this.deps.streams.findById(mapping.streamId);
     const shard = stream && (await this.#shard());
@@ -354,7 +363,8 @@ export class Lane {
       select count(*)::int as pending
         from shards child
         join shards p on p.stream_id = child.stream_id and p.shard_index in (child.parent_index, child.adjacent_parent_index)
-        left join leases l on l.mapping_id = ${this.#lease.mappingId} and l.shard_key = p.key
+        join event_source_mappings m on m.id = ${this.#lease.mappingId}
+        left join leases l on l.mapping_id = m.id and l.shard_key = p.key and l.lane < m.parallelization_factor
        where child.key = ${shard.key} and (l.state is null or l.state <> 'SHARD_END')`);
     return (row?.pending ?? 1) === 0;
   }
