@@ -211,6 +211,16 @@ for (const backend of backends) {
       assert.ok(caughtUp && delivered >= 20);
       const ledger = await t.engine.checkpointMoves(mapping.id);
       assert.match(ledger[0]!.reason, /^restore to /);
+
+      // Not back across a parallelizationFactor change: those checkpoints were other lanes'.
+      const beforeChange = new Date();
+      await waitFor(() => Date.now() > beforeChange.getTime() + 5, 'a moment after', 1000);
+      await t.engine.updateMapping(mapping.id, { parallelizationFactor: 2 });
+      const movesBefore = (await t.engine.checkpointMoves(mapping.id)).length;
+      await assert.rejects(t.engine.restoreCheckpoints(mapping.id, beforeChange),
+        { code: 'CONFLICT', message: /cannot go back across the parallelizationFactor change at .*restore to a time after it/ });
+      assert.equal((await t.engine.checkpointMoves(mapping.id)).length, movesBefore, 'nothing restored');
+      await t.engine.updateMapping(mapping.id, { parallelizationFactor: 1 });
     });
 
     it('seeks a mapping created a moment ago, before any process made its leases', async () => {

@@ -3,11 +3,13 @@
  * ledger entry after `at` (a seek or a discard) names, in its `from`, where the checkpoint stood
  * just before it; the checkpoint goes back there. Ordinary advances since `at` that no ledger
  * entry follows are kept (those records were acknowledged). Fenced like a seek (epoch bump,
- * owner cleared) and itself recorded in the ledger and the audit log.
+ * owner cleared) and itself recorded in the ledger and the audit log. It does not reach back
+ * across a parallelizationFactor change (CONFLICT).
  */
 import { sql } from 'drizzle-orm';
 import type { AuditLog } from '../audit.ts';
 import type { DatabaseHandle } from '../db.ts';
+import { ShardlineError } from '../errors.ts';
 import { checkpointLedger } from '../schema.ts';
 import type { MappingCatalog } from './mappingCatalog.ts';
 
@@ -16,6 +18,18 @@ export async function restoreCheckpoints(
 ): Promise<number> {
   await mappings.get(mappingId);
   return handle.transaction(async (tx) => {
+    // A parallelizationFactor change gave every lane other keys and started them all at the
+    // slowest one's checkpoint: the checkpoints from before it belong to lanes that no longer
+    // exist as they were, and putting them back would skip records (or restart a new lane at the
+    // stream's start). Restoring goes back to after the change at the earliest.
+    const [relaned] = await handle.query<{ at: unknown }>(sql`
+      select max(c.at) as at from checkpoint_ledger c
+       where c.mapping_id = ${mappingId} and c.at > ${at.toISOString()}::timestamptz and c.reason like 'parallelizationFactor %'`, tx);
+    if (relaned?.at) {
+      const when = new Date(relaned.at as string | Date).toISOString();
+      throw new ShardlineError('CONFLICT',
+        `restoreCheckpoints cannot go back across the parallelizationFactor change at ${when}; restore to a time after it, or seek.`);
+    }
     const restored = await handle.query<{ shard_key: unknown; lane: number; from_seq: string | null; to_seq: string | null }>(sql`
       with firsts as (
         select distinct on (c.shard_key, c.lane) c.shard_key, c.lane, c.from_seq
