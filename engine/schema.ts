@@ -222,6 +222,8 @@ export const replayJobs = pgTable('replay_jobs', {
   settings: jsonb('settings').$type<{
     batchSize: number; filterPatterns: string[]; bisectBatchOnFunctionError: boolean; maximumRetryAttempts: number;
     maximumRecordAgeSeconds: number; reportBatchItemFailures: boolean; onFailureUrl: string | null;
+    /** The mapping's tumbling windows, which the replay forms too (absent in jobs made before them: none). */
+    tumblingWindowSeconds?: number;
   }>().notNull(),
   ratePerSecond: integer('rate_per_second'),
   dryRun: boolean('dry_run').notNull(),
@@ -257,6 +259,9 @@ export const replayCursors = pgTable(
     /** The lane of the range (a redrive's failed lane): records whose partition-key hash modulo laneCount is laneIndex. */
     laneIndex: integer('lane_index').notNull().default(0),
     laneCount: integer('lane_count').notNull().default(1),
+    /** Tumbling windows: the range's open window and the state its last invocation returned. */
+    windowStart: timestamp('window_start', { withTimezone: true, precision: 3 }),
+    windowState: jsonb('window_state'),
   },
   (t) => [primaryKey({ columns: [t.jobId, t.idx] })],
 );

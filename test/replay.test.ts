@@ -176,6 +176,49 @@ for (const backend of backends) {
       }
     });
 
+    it('replays through a tumbling-window mapping with its windows: state within each, one final invocation at each end', async () => {
+      await t.engine.createStream({ name: 'windowed', shardCount: 1 });
+      await moduleFunction('windowed-live');
+      const mapping = await t.engine.createMapping({
+        streamName: 'windowed', functionName: 'windowed-live', startingPosition: 'TRIM_HORIZON', tumblingWindowSeconds: 1, batchSize: 3,
+      });
+      // Two windows' worth: 7 records, then 5 in the next window.
+      await t.engine.putRecords('windowed', Array.from({ length: 7 }, (_, i) => ({ partitionKey: 'k', data: b64(`a${i}`) })));
+      const firstAt = Date.now();
+      await waitFor(() => Date.now() >= Math.floor(firstAt / 1000) * 1000 + 1000, 'the next window', 2000);
+      await t.engine.putRecords('windowed', Array.from({ length: 5 }, (_, i) => ({ partitionKey: 'k', data: b64(`b${i}`) })));
+      const file = `windowed-target-${n++}.mjs`;
+      writeFileSync(join(functionsDir, file), `
+        export const calls = [];
+        export async function handler(event) {
+          calls.push({ window: event.window, stateIn: event.state, final: event.isFinalInvokeForWindow, shardId: event.shardId,
+            data: event.Records.map((r) => Buffer.from(r.kinesis.data, 'base64').toString()) });
+          return { state: { count: (event.state?.count ?? 0) + event.Records.length } };
+        }`);
+      await t.engine.createFunction({ name: 'windowed-target', module: `${file}#handler` });
+      const target = await import(join(functionsDir, file));
+      const job = await t.engine.startReplay({ streamName: 'windowed', from: { type: 'TRIM_HORIZON' }, mappingId: mapping.id, functionName: 'windowed-target' });
+      await waitFor(async () => (await t.engine.replays.get(job.id)).state === 'SUCCEEDED', 'the replay finished', 15_000);
+      const calls = target.calls as { window: { start: string; end: string }; stateIn: any; final: boolean; shardId: string; data: string[] }[];
+      assert.ok(calls.every((c) => c.window && c.shardId === 'shardId-000000000000'), 'every event carries its window, as live ones do');
+      const windows = [...new Set(calls.map((c) => c.window.start))];
+      assert.equal(windows.length, 2, JSON.stringify(calls));
+      const counts: number[] = [];
+      for (const w of windows) {
+        const of = calls.filter((c) => c.window.start === w);
+        assert.equal(of.filter((c) => c.final).length, 1, 'one final invocation per window');
+        assert.equal(of.at(-1)!.final, true, 'and it is the window\'s last');
+        let count = 0;
+        for (const c of of) {
+          assert.deepEqual(c.stateIn, count === 0 ? {} : { count }, 'the state passed on within the window');
+          count += c.data.length;
+        }
+        counts.push(count);
+      }
+      assert.deepEqual(counts, [7, 5], 'each record once, in its own window');
+      assert.deepEqual(calls.flatMap((c) => c.data), [...Array.from({ length: 7 }, (_, i) => `a${i}`), ...Array.from({ length: 5 }, (_, i) => `b${i}`)]);
+    });
+
     it('seeks a running mapping back to TRIM_HORIZON and to a timestamp, recording the moves', async () => {
       await t.engine.createStream({ name: 'seek', shardCount: 1 });
       const fn = await moduleFunction('seekfn');

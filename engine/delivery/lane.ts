@@ -26,6 +26,7 @@ import { compileFilterPatterns } from './filterPatterns.ts';
 import { type LaneRecord, readLane } from './laneReader.ts';
 import type { Lease, LeaseState, LeaseTable } from './leaseTable.ts';
 import { commitStep } from './stepCommit.ts';
+import { firstWindow, windowStartOf } from './tumblingWindows.ts';
 import { toShardInfo } from '../streams/streamCatalog.ts';
 import { shards } from '../schema.ts';
 import { eq } from 'drizzle-orm';
@@ -45,7 +46,6 @@ export interface LaneDeps extends DeliveryDeps {
 const CONTEXT_TTL_MS = 1000;
 /** A window closes this long after its end, so a record that committed late still joins it. */
 const WINDOW_CLOSE_GRACE_MS = 1000;
-const windowStartOf = (arrivalMs: number, windowMs: number) => Math.floor(arrivalMs / windowMs) * windowMs;
 
 export class Lane {
   #stopped = false;
@@ -222,12 +222,9 @@ export class Lane {
 
       let window: { start: Date; end: Date; state: unknown; final: boolean } | undefined;
       if (tumblingMs > 0) {
-        // A batch never spans two windows.
-        const start = windowStartOf(page[0]!.arrivalMs, tumblingMs);
         const full = page.length === mapping.batchSize;
-        const inWindow = page.filter((r) => windowStartOf(r.arrivalMs, tumblingMs) === start);
-        const end = start + tumblingMs;
-        const rest = inWindow.length < page.length || (!full && (Date.now() >= end + WINDOW_CLOSE_GRACE_MS || shard.closedAt !== null));
+        const { records: inWindow, start, end, laterFollows } = firstWindow(page, tumblingMs);
+        const rest = laterFollows || (!full && (Date.now() >= end + WINDOW_CLOSE_GRACE_MS || shard.closedAt !== null));
         page = inWindow;
         window = {
           start: new Date(start), end: new Date(end),

@@ -8,7 +8,11 @@
 import type { FormedBatch } from '../delivery/batchForming.ts';
 
 /** A formed page; no batch when the range has no records left. */
-export interface FormedPage { batch: FormedBatch | undefined }
+export interface FormedPage {
+  batch: FormedBatch | undefined;
+  /** Tumbling windows: the batch's window, and whether the batch ends it (a later window's record follows, or the range ends). */
+  window?: { start: number; end: number; final: boolean };
+}
 
 export class ReadAhead {
   readonly #queue: Promise<FormedPage>[] = [];

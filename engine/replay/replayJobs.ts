@@ -102,6 +102,8 @@ export class ReplayJobs {
       bisectBatchOnFunctionError: mapping.bisectBatchOnFunctionError, maximumRetryAttempts: mapping.maximumRetryAttempts,
       maximumRecordAgeSeconds: mapping.maximumRecordAgeSeconds,
       reportBatchItemFailures: mapping.functionResponseTypes.includes('ReportBatchItemFailures'), onFailureUrl: mapping.onFailureUrl,
+      // Replayed events have the live ones' shape: windows included.
+      tumblingWindowSeconds: mapping.tumblingWindowSeconds,
     } : { ...FUNCTION_DEFAULTS };
     if (input.batchSize != null) {
       const max = 10_000; // Kinesis and DynamoDB alike (§4.2)
@@ -182,7 +184,7 @@ export class ReplayJobs {
       batchSize: mapping.batchSize, filterPatterns: mapping.filterPatterns, bisectBatchOnFunctionError: mapping.bisectBatchOnFunctionError,
       maximumRetryAttempts: mapping.maximumRetryAttempts === -1 ? FUNCTION_DEFAULTS.maximumRetryAttempts : mapping.maximumRetryAttempts,
       maximumRecordAgeSeconds: -1, reportBatchItemFailures: mapping.functionResponseTypes.includes('ReportBatchItemFailures'),
-      onFailureUrl: mapping.onFailureUrl,
+      onFailureUrl: mapping.onFailureUrl, tumblingWindowSeconds: mapping.tumblingWindowSeconds,
     };
     const ranges: { failureId: number; shardKey: number; afterSeq: bigint; endSeq: bigint; lane: number; lanes: number; total: number; firstKept: boolean }[] = [];
     const shardRows = await this.handle.db.select().from(shards).where(eq(shards.streamId, stream.id));

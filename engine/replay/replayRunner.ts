@@ -9,17 +9,20 @@
  *
  * A job runs in its own lane: one batch in flight (the next pages are read meanwhile), ranges in
  * shard order (a parent shard's range before its children's), at most ratePerSecond records a
- * second, so it never starves the live mappings of the function.
+ * second, so it never starves the live mappings of the function. A job with its mapping's
+ * tumbling windows forms them within each range: the open window and its state are kept in the
+ * cursor row, and the range's end (or a later window's record) closes it with a final invocation.
  *
  * States: STOPPED → (start) RUNNING → (stop) STOPPING → STOPPED.
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import { and, asc, eq, sql } from 'drizzle-orm';
 import { type Database, type DatabaseHandle, isDatabaseUnavailable } from '../db.ts';
-import { type BatchSink, type DeliveryDeps, type Progress, deliverBatch } from '../delivery/batchDelivery.ts';
+import { type BatchSink, type DeliveryDeps, type Progress, closeWindow, deliverBatch } from '../delivery/batchDelivery.ts';
 import { formBatch } from '../delivery/batchForming.ts';
 import { compileFilterPatterns } from '../delivery/filterPatterns.ts';
 import { type LaneRecord, readLane } from '../delivery/laneReader.ts';
+import { firstWindow } from '../delivery/tumblingWindows.ts';
 import { FAILED_ROWS, stepLogCtes, storedFailures } from '../delivery/stepCommit.ts';
 import { ReadAhead } from './readAhead.ts';
 import { coerceError } from '../errors.ts';
@@ -30,6 +33,8 @@ import type { StreamCatalog } from '../streams/streamCatalog.ts';
 import { toShardInfo } from '../streams/streamCatalog.ts';
 
 type JobRow = typeof replayJobs.$inferSelect;
+/** A range's open tumbling window as committed so far, and the last record done with. */
+interface RangeWindow { open: { start: Date; state: unknown } | null; lastSeq: bigint }
 type CursorRow = typeof replayCursors.$inferSelect;
 
 export interface ReplayRunnerOptions { leaseTtlMs: number; heartbeatMs: number; maxJobs: number }
@@ -161,22 +166,41 @@ export class ReplayRunner {
     const started = Date.now();
     let sent = 0;
     const stopped = () => !this.#loop.running;
+    const tumblingMs = (job.settings.tumblingWindowSeconds ?? 0) * 1000;
     try {
       for (const { c, shard: shardRow } of cursors) {
         const shard = toShardInfo(shardRow);
         const limit = rate ? Math.min(job.settings.batchSize, rate) : job.settings.batchSize;
         const pages = new ReadAhead(
           (after) => readLane(this.handle, stream, shard, { index: c.laneIndex, count: c.laneCount }, after, limit, c.endSeq)
-            .then((page) => ({ batch: page.length > 0 ? formBatch(stream, filters, page, this.deps) : undefined })),
+            .then((page) => {
+              if (page.length === 0) return { batch: undefined };
+              if (tumblingMs === 0) return { batch: formBatch(stream, filters, page, this.deps) };
+              // As a live lane cuts its pages, except that a range's end ends its window (as a shard end would).
+              const { records, start, end, laterFollows } = firstWindow(page, tumblingMs);
+              const batch = formBatch(stream, filters, records, this.deps);
+              return { batch, window: { start, end, final: !batch.cut && (laterFollows || page.length < limit) } };
+            }),
           c.cursorSeq ?? c.afterSeq, READ_AHEAD_PAGES);
+        // Tumbling windows: the range's open window (kept in its cursor row) and its last record.
+        const range: RangeWindow = {
+          open: c.windowStart ? { start: c.windowStart, state: c.windowState ?? {} } : null,
+          lastSeq: c.cursorSeq ?? c.afterSeq,
+        };
+        const close = async () => !range.open || (await closeWindow(this.#deliveryDeps, settings, {
+          stream, shard, lastSeq: range.lastSeq,
+          window: { start: range.open.start, end: new Date(range.open.start.getTime() + tumblingMs), state: range.open.state },
+        }, this.#sink(job, epoch, c, [], range), stopped)) === 'DONE';
         try {
           for (;;) {
             if (stopped()) return;
-            const { batch } = await pages.next();
+            const { batch, window } = await pages.next();
             if (!batch) {
+              if (!(await close())) return;
               if (!(await this.#advance(job, epoch, c, null, true))) return;
               break;
             }
+            if (window && range.open && range.open.start.getTime() !== window.start && !(await close())) return;
             if (batch.records.length === 0) {
               if (!(await this.#advance(job, epoch, c, batch.pageEnd, false))) return;
               continue;
@@ -187,9 +211,11 @@ export class ReplayRunner {
               if (stopped()) return;
             }
             sent += batch.records.length;
-            const result = await deliverBatch(this.#deliveryDeps, settings,
-              { stream, shard, records: batch.records, eventRecords: batch.eventRecords, pageEnd: batch.pageEnd },
-              this.#sink(job, epoch, c, batch.records), stopped);
+            const state = window && range.open?.start.getTime() === window.start ? range.open.state : {};
+            const result = await deliverBatch(this.#deliveryDeps, settings, {
+              stream, shard, records: batch.records, eventRecords: batch.eventRecords, pageEnd: batch.pageEnd,
+              ...(window ? { window: { start: new Date(window.start), end: new Date(window.end), state, final: window.final } } : {}),
+            }, this.#sink(job, epoch, c, batch.records, range), stopped);
             if (result !== 'DONE') return;
           }
         } finally {
@@ -229,7 +255,7 @@ export class ReplayRunner {
    * update finds no row and nothing else is written), the cursor, the invocation and any
    * failure rows.
    */
-  #sink(job: JobRow, epoch: number, c: CursorRow, records: LaneRecord[]): BatchSink {
+  #sink(job: JobRow, epoch: number, c: CursorRow, records: LaneRecord[], range: RangeWindow): BatchSink {
     // Records of this batch already counted as delivered: those up to the cursor.
     const start = c.cursorSeq ?? c.afterSeq;
     let counted = 0;
@@ -249,10 +275,16 @@ export class ReplayRunner {
             update replay_jobs set delivered_records = delivered_records + ${delivered}::int, failed_records = failed_records + ${discarded}::int
              where id = ${job.id} and owner = ${this.owner} and epoch = ${epoch} and state = 'RUNNING'
             returning id)`];
-        if (progress.done) {
+        const window = progress.window;
+        if (progress.done || window) {
+          // One update of the cursor row: two in one statement would leave only one in effect.
+          const sets = [sql`delivered = delivered + ${delivered}::int`];
+          if (progress.done) sets.push(sql`cursor_seq = ${String(progress.done.seq)}::bigint`);
+          if (window === 'CLOSE') sets.push(sql`window_start = null, window_state = null`);
+          else if (window) sets.push(sql`window_start = ${window.start.toISOString()}::timestamptz, window_state = ${JSON.stringify(window.state ?? {})}::jsonb`);
           steps.push(sql`
           moved as (
-            update replay_cursors set cursor_seq = ${String(progress.done.seq)}::bigint, delivered = delivered + ${delivered}::int
+            update replay_cursors set ${sql.join(sets, sql`, `)}
              where job_id = ${job.id} and idx = ${c.idx}::int and ${held})`);
         }
         const owner = { mappingId: logMappingId, shardKey: c.shardKey, lane: c.laneIndex, lanes: c.laneCount, replayId: job.id };
@@ -265,7 +297,11 @@ export class ReplayRunner {
           const stored = storedFailures(owner, progress, row!.failed);
           this.events.emit('failures', { mappingId: logMappingId, ids: stored.ids, ...(stored.rows ? { rows: stored.rows } : {}) });
         }
-        if (ok && progress.done) counted = upTo;
+        if (ok && progress.done) {
+          counted = upTo;
+          range.lastSeq = progress.done.seq;
+        }
+        if (ok && window) range.open = window === 'CLOSE' ? null : { start: window.start, state: window.state ?? {} };
         if (ok) this.#progressed(job.id);
         return ok;
       },

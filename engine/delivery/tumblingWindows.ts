@@ -1,0 +1,13 @@
+/**
+ * Tumbling windows (§4.9): fixed windows aligned on multiples of their length, by arrival time.
+ * A batch never spans two windows; live lanes and replays cut their pages here alike.
+ */
+
+export const windowStartOf = (arrivalMs: number, windowMs: number) => Math.floor(arrivalMs / windowMs) * windowMs;
+
+/** The records of a page in its first record's window, that window's bounds, and whether records of a later one follow. */
+export function firstWindow<T extends { arrivalMs: number }>(page: T[], windowMs: number): { records: T[]; start: number; end: number; laterFollows: boolean } {
+  const start = windowStartOf(page[0]!.arrivalMs, windowMs);
+  const records = page.filter((r) => windowStartOf(r.arrivalMs, windowMs) === start);
+  return { records, start, end: start + windowMs, laterFollows: records.length < page.length };
+}
