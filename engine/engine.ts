@@ -264,16 +264,32 @@ export class Engine {
     return source;
   }
 
-  createFunction(input: Parameters<FunctionCatalog['create']>[0]) {
-    return this.functions.create(input);
+  async createFunction(input: Parameters<FunctionCatalog['create']>[0], actor = LOCAL_ACTOR) {
+    const fn = await this.functions.create(input);
+    await this.audit.record('function.create', `function:${fn.name}`, input, actor);
+    return fn;
   }
 
   /** Deletes a function that no mapping uses. */
-  async deleteFunction(name: string): Promise<boolean> {
+  async deleteFunction(name: string, actor = LOCAL_ACTOR): Promise<boolean> {
     const [user] = await this.handle.db.select({ id: eventSourceMappings.id }).from(eventSourceMappings)
       .where(eq(eventSourceMappings.functionName, name)).limit(1);
     if (user) throw new ShardlineError('CONFLICT', `Function "${name}" is used by event source mapping ${user.id}; delete the mapping first.`);
-    return this.functions.delete(name);
+    const deleted = await this.functions.delete(name);
+    await this.audit.record('function.delete', `function:${name}`, null, actor);
+    return deleted;
+  }
+
+  async createAlertRule(input: Parameters<AlertRules['create']>[0], actor = LOCAL_ACTOR) {
+    const rule = await this.alerts.create(input);
+    await this.audit.record('alertRule.create', `alertRule:${rule.id}`, input, actor);
+    return rule;
+  }
+
+  async deleteAlertRule(id: string, actor = LOCAL_ACTOR): Promise<boolean> {
+    const deleted = await this.alerts.delete(id);
+    await this.audit.record('alertRule.delete', `alertRule:${id}`, null, actor);
+    return deleted;
   }
 
   async createMapping(input: MappingInput, actor = LOCAL_ACTOR) {
@@ -373,8 +389,10 @@ export class Engine {
   }
 
   /** Rolls over DYNAMODB shards now (all open ones, or the one named). */
-  rolloverShards(streamName: string, shardId?: string | null) {
-    return this.housekeeper.rollover.rollover(streamName, shardId);
+  async rolloverShards(streamName: string, shardId?: string | null, actor = LOCAL_ACTOR) {
+    const stream = await this.housekeeper.rollover.rollover(streamName, shardId);
+    await this.audit.record('stream.rolloverShards', `stream:${streamName}`, { shardId: shardId ?? null }, actor);
+    return stream;
   }
 
   /** Starts background work: the housekeeper, and delivery unless disabled. */

@@ -164,6 +164,8 @@ for (const backend of backends) {
       assert.equal(anonymous.state().acked, false);
       await anonymous.client.dispose();
 
+      // A name of digits alone would be taken for an id by revokeApiToken.
+      await assert.rejects(t.engine.tokens.create({ name: '7', scopes: 'read' }, 'test'), { code: 'INVALID_ARGUMENT', message: /other than a digit/ });
       const temporary = await t.engine.tokens.create({ name: 'temporary', scopes: 'read' }, 'test');
       const reader = connect(url, `Bearer ${temporary.token}`);
       await waitFor(() => reader.state().acked, 'reader acknowledged', 5000);

@@ -88,6 +88,7 @@ for (const backend of backends) {
         ['mutation { updateEventSourceMapping(id: "nope", input: {batchSize: 5}) { id } }', 'MAPPING_NOT_FOUND', /nope/],
         ['mutation { seekEventSourceMapping(id: "x", position: {type: TRIM_HORIZON}) { id } }', 'MAPPING_NOT_FOUND', /x/],
         ['mutation { createAlertRule(input: {name: "", metric: RECORDS_BEHIND, threshold: 1}) { id } }', 'INVALID_ARGUMENT', /name/],
+        ['mutation { createAlertRule(input: {name: "x", mappingId: "", metric: RECORDS_BEHIND, threshold: 1}) { id } }', 'MAPPING_NOT_FOUND', /mapping/i],
       ];
       for (const [query, code, message] of cases) {
         const r = await gql(query);
@@ -95,6 +96,12 @@ for (const backend of backends) {
         assert.match(r.errors![0]!.message, message);
       }
       assert.deepEqual((await gql('{ eventSourceMappings { id } }')).data.eventSourceMappings, [], 'nothing created');
+      assert.deepEqual((await gql('{ alertRules { id } }')).data.alertRules, [], 'no rule created');
+      // Functions and alert rules are operator actions: the audit log names them.
+      const rule = await gql('mutation { createAlertRule(input: {name: "audited", metric: RECORDS_BEHIND, threshold: 1}) { id } }');
+      await gql(`mutation { deleteAlertRule(id: "${rule.data.createAlertRule.id}") }`);
+      const actions = (await gql('{ auditLog(first: 50) { action } }')).data.auditLog.map((e: { action: string }) => e.action);
+      for (const action of ['function.create', 'alertRule.create', 'alertRule.delete']) assert.ok(actions.includes(action), `audit has ${action}`);
     });
 
     it('answers an id or cursor too long to be one of ours with its own code, not INTERNAL', async () => {

@@ -314,7 +314,7 @@ for (const backend of backends) {
       await assert.rejects(t.engine.redriveFailures(mapping.id, Array.from({ length: 10_000 }, (_, i) => String(i + 1_000_000)), 'fixed'),
         { code: 'FAILURE_NOT_FOUND' });
       const actions = (await t.engine.audit.list(200)).map((a) => a.action);
-      for (const action of ['stream.create', 'mapping.create', 'replay.start', 'replay.pause', 'replay.resume', 'replay.cancel', 'failures.redrive', 'mapping.seek']) {
+      for (const action of ['stream.create', 'function.create', 'mapping.create', 'replay.start', 'replay.pause', 'replay.resume', 'replay.cancel', 'failures.redrive', 'mapping.seek']) {
         assert.ok(actions.includes(action), `audit has ${action}`);
       }
     });

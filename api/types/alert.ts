@@ -45,9 +45,9 @@ builder.queryFields((t) => ({
 builder.mutationFields((t) => ({
   createAlertRule: t.field({
     type: AlertRule, args: { input: t.arg({ type: AlertRuleInput, required: true }) },
-    resolve: (_root, { input }, ctx) => ctx.engine.alerts.create({ ...input, mappingId: input.mappingId == null ? null : String(input.mappingId) }),
+    resolve: (_root, { input }, ctx) => ctx.engine.createAlertRule({ ...input, mappingId: input.mappingId == null ? null : String(input.mappingId) }, ctx.principal.name),
   }),
-  deleteAlertRule: t.boolean({ args: { id: t.arg.id({ required: true }) }, resolve: (_root, args, ctx) => ctx.engine.alerts.delete(String(args.id)) }),
+  deleteAlertRule: t.boolean({ args: { id: t.arg.id({ required: true }) }, resolve: (_root, args, ctx) => ctx.engine.deleteAlertRule(String(args.id), ctx.principal.name) }),
 }));
 
 builder.subscriptionFields((t) => ({

@@ -303,11 +303,11 @@ builder.mutationFields((t) => ({
   createFunction: t.field({
     type: FunctionTarget,
     args: { input: t.arg({ type: CreateFunctionInput, required: true }) },
-    resolve: (_root, { input }, ctx) => ctx.engine.createFunction(input),
+    resolve: (_root, { input }, ctx) => ctx.engine.createFunction(input, ctx.principal.name),
   }),
   deleteFunction: t.boolean({
     args: { name: t.arg.string({ required: true }) },
-    resolve: (_root, args, ctx) => ctx.engine.deleteFunction(args.name),
+    resolve: (_root, args, ctx) => ctx.engine.deleteFunction(args.name, ctx.principal.name),
   }),
   createEventSourceMapping: t.field({
     type: EventSourceMapping,

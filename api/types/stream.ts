@@ -130,6 +130,6 @@ builder.mutationFields((t) => ({
     type: Stream,
     description: 'DYNAMODB streams: close open shards now (all, or the one named) and open their children, as AWS does every ~4 hours.',
     args: { streamName: t.arg.string({ required: true }), shardId: t.arg.string() },
-    resolve: (_root, a, ctx) => ctx.engine.rolloverShards(a.streamName, a.shardId),
+    resolve: (_root, a, ctx) => ctx.engine.rolloverShards(a.streamName, a.shardId, ctx.principal.name),
   }),
 }));

@@ -30,7 +30,7 @@ export class AlertRules {
     if (!Number.isInteger(forSeconds) || forSeconds < 0 || forSeconds > 86_400) {
       throw invalidArgument(`forSeconds must be an integer between 0 and 86400, got ${forSeconds}.`);
     }
-    if (input.mappingId) await this.mappings.get(input.mappingId);
+    if (input.mappingId != null) await this.mappings.get(input.mappingId); // "" too: a rule names a mapping or none
     const [row] = await this.handle.db.insert(alertRules).values({
       id: randomUUID(), name: input.name, mappingId: input.mappingId ?? null, metric: input.metric, threshold: input.threshold, forSeconds,
     }).returning();

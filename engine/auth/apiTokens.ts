@@ -101,6 +101,8 @@ export class ApiTokens {
   async create(input: { name: string; scopes: readonly string[] | string }, actor: string): Promise<CreatedToken> {
     const name = input.name.trim();
     if (!NAME.test(name)) throw invalidArgument(`name must be 1 to 64 characters of letters, digits, "_", ".", "@" or "-", got "${input.name}".`);
+    // revokeApiToken takes an id or a name: a name of digits alone would be read as an id.
+    if (/^\d+$/.test(name)) throw invalidArgument(`name must hold a character other than a digit (digits alone name a token by id), got "${input.name}".`);
     const scopes = parseScopes(input.scopes);
     const token = `sl_${randomBytes(32).toString('base64url')}`;
     const secretAccessKey = randomBytes(30).toString('base64');
