@@ -116,8 +116,9 @@ export class Reader {
   positiveInt(name: string): number | undefined {
     const raw = this.string(name);
     if (raw === undefined) return undefined;
-    if (!/^\d+$/.test(raw.trim()) || Number(raw) < 1 || !Number.isSafeInteger(Number(raw))) {
-      this.fail(`--${name} must be a whole number of 1 or more, got "${raw}".`);
+    // The API's Int is 32-bit: a larger number would come back as the server's error, not this one.
+    if (!/^\d+$/.test(raw.trim()) || Number(raw) < 1 || Number(raw) > 2_147_483_647) {
+      this.fail(`--${name} must be a whole number from 1 to 2147483647, got "${raw}".`);
     }
     return Number(raw);
   }

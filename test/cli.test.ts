@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { WebSocketServer } from 'ws';
 import { type App, buildApp } from '../api/app.ts';
+import { recordLine } from '../cli/commands/tail.ts';
 import { type TestEngine, b64, backends, openTestEngine, waitFor } from './harness.ts';
 
 const ROOT = new URL('..', import.meta.url).pathname;
@@ -50,6 +51,19 @@ const decode = (data: string) => Buffer.from(data, 'base64').toString('utf8');
 
 /** What the module function `collect` received, per stream name (it runs in this process). */
 const collected = () => ((globalThis as { __shardlineCliCollected?: Record<string, string[]> }).__shardlineCliCollected ??= {});
+
+describe('shardline tail lines', () => {
+  it('label data by its encoding, and give a DYNAMODB record its images instead of its data', () => {
+    const base = { eventID: 'e', shardId: 'shardId-000000000000', sequenceNumber: '1', partitionKey: 'k', approximateArrivalTimestamp: '2026-11-24T00:00:00.000Z' };
+    const kinesis = JSON.parse(recordLine({ ...base, data: b64('hi'), eventName: null, keys: null, newImage: null, oldImage: null }));
+    assert.deepEqual([kinesis.data, kinesis.dataEncoding], ['hi', 'utf8']);
+    const ddb = JSON.parse(recordLine({
+      ...base, data: '{"Keys":{"id":{"S":"a"}}}', eventName: 'INSERT', keys: { id: { S: 'a' } }, newImage: { id: { S: 'a' } }, oldImage: null,
+    }));
+    assert.equal('data' in ddb || 'dataEncoding' in ddb, false, 'no JSON text mislabelled as base64');
+    assert.deepEqual([ddb.eventName, ddb.newImage], ['INSERT', { id: { S: 'a' } }]);
+  });
+});
 
 describe('shardline worker', () => {
   it('refuses SHARDLINE_DELIVERY=off, which would leave it nothing to do', async () => {
@@ -191,6 +205,14 @@ for (const backend of backends) {
       const again = await readAll('put');
       assert.deepEqual(JSON.parse(decode(again.find((r) => r.partitionKey === '7')!.data)), { customer: { id: 7 }, total: 3 });
       assert.ok(again.some((r) => r.partitionKey === 'c9'));
+
+      // A call the server refuses (a NUL in line 502's key) names that line and still sums up what went before.
+      const refusedLines = Array.from({ length: 503 }, (_, i) => JSON.stringify({ partitionKey: i === 501 ? 'bad\u0000key' : `q${i}`, data: `q${i}` }));
+      const refused = await cli(['put', '--stream', 'put'], `${refusedLines.join('\n')}\n`);
+      assert.equal(refused.code, 5, refused.stderr);
+      assert.match(refused.stderr, /stdin line 502 \(records\[1\]\)\.partitionKey/);
+      assert.match(refused.stderr, /500 records before it were sent; the refused call wrote nothing/);
+      assert.match(refused.stdout, /^put 500 records to put: 500 written, 0 failed$/m);
     });
 
     it('tail --count prints the records put meanwhile, one JSON line each, and stops', async () => {
@@ -269,7 +291,10 @@ for (const backend of backends) {
         [['redrive', '--mapping', 'm', '--failures', '1,,2'], /--failures must be a comma-separated list/],
         [['lag', '--bogus'], /Unknown option '--bogus'/],
         [['lag', 'extra'], /unexpected argument "extra"/],
-        [['tail', '--stream', 's', '--count', '0'], /--count must be a whole number of 1 or more/],
+        [['tail', '--stream', 's', '--count', '0'], /--count must be a whole number from 1 to 2147483647/],
+        [['replay', '--stream', 's', '--from', 'TRIM_HORIZON', '--function', 'f', '--rate', '3000000000'], /--rate must be a whole number from 1 to 2147483647/],
+        [['capture', '--stream', 's', '--from', 'AT_TIMESTAMP', '--timestamp', '1'], /--timestamp must be an ISO time/],
+        [['capture', '--stream', 's', '--from', 'AT_TIMESTAMP', '--timestamp', '2026-11-01T10:00:00'], /--timestamp .*give the time zone/],
         [['put'], /--stream S .* is required/],
         [['put', '--stream', 's', '--url', 'ftp://x'], /--url must be an http/],
       ];

@@ -1,6 +1,7 @@
 /** shardline capture: start (or resume), stop and list capture sources (startCapture, stopCapture, captureSources). */
 import type { Command } from '../command.ts';
 import { EXIT } from '../errors.ts';
+import { parsePosition } from '../args.ts';
 import { formatTable, print, printJson } from '../output.ts';
 
 export const CAPTURE_FIELDS = `id kind endpoint region sourceStream streamName startingPosition state lastError lastErrorAt
@@ -92,9 +93,12 @@ The server reads the source with the AWS SDK's default credentials (AWS_ACCESS_K
     const timestampText = args.string('timestamp');
     let timestamp: string | undefined;
     if (timestampText !== undefined) {
-      const parsed = new Date(timestampText);
-      if (Number.isNaN(parsed.getTime())) args.fail(`--timestamp must be an ISO time such as 2026-11-01T10:00:00Z, got "${timestampText}".`);
-      timestamp = parsed.toISOString();
+      // As replay and seek read times: a zone is required, and "1" is no time.
+      try {
+        timestamp = parsePosition(timestampText, ['AT_TIMESTAMP']).timestamp;
+      } catch (error) {
+        args.fail(`--timestamp ${(error as Error).message}`);
+      }
     }
     if (from === 'AT_TIMESTAMP' && timestamp === undefined) args.fail('--timestamp is required with --from AT_TIMESTAMP.');
     if (timestamp !== undefined && from !== 'AT_TIMESTAMP') args.fail('--timestamp goes with --from AT_TIMESTAMP.');

@@ -6,7 +6,7 @@
  */
 import { createInterface } from 'node:readline';
 import type { Command } from '../command.ts';
-import { EXIT, UsageError } from '../errors.ts';
+import { type CliError, EXIT, GraphQLResponseError, UsageError } from '../errors.ts';
 import { print, printJson } from '../output.ts';
 import { createProgress } from '../progress.ts';
 
@@ -106,12 +106,25 @@ export const put: Command = {
     let batch: Pending[] = [];
     let batchBytes = 0;
 
+    /** A call the server refused: nothing of it was written; it names the stdin line, and the summary still prints. */
+    let refused: CliError | undefined;
     const flush = async () => {
       if (batch.length === 0) return;
-      const data = await client.request<{ putRecords: { failedRecordCount: number; records: { errorCode: string | null; errorMessage: string | null }[] } }>(
+      let data;
+      try {
+        data = await client.request<{ putRecords: { failedRecordCount: number; records: { errorCode: string | null; errorMessage: string | null }[] } }>(
         `mutation($streamName: String!, $records: [PutRecordInput!]!) { putRecords(streamName: $streamName, records: $records) {
           failedRecordCount records { errorCode errorMessage } } }`,
         { streamName, records: batch.map((p) => p.entry) });
+      } catch (error) {
+        if (!(error instanceof GraphQLResponseError)) throw error;
+        // records[k] counts within the call; the reader wants the line.
+        const lines = batch.map((p) => p.line);
+        error.message = error.message.replace(/records\[(\d+)\]/g, (whole: string, k: string) => (lines[Number(k)] === undefined ? whole : `stdin line ${lines[Number(k)]} (${whole})`));
+        refused = error;
+        batch = [];
+        return;
+      }
       data.putRecords.records.forEach((result, i) => {
         if (result.errorCode) failures.push({ line: batch[i]!.line, errorCode: result.errorCode, errorMessage: result.errorMessage });
       });
@@ -142,16 +155,17 @@ export const put: Command = {
           break;
         }
         if (batch.length === PUT_BATCH.maxRecords || batchBytes + size > PUT_BATCH.maxBytes) await flush();
+        if (refused) break;
         batch.push({ entry, line: lineNumber, size });
         batchBytes += size;
       }
-      if (!stopped) await flush();
+      if (!stopped && !refused) await flush();
     } finally {
       progress.finish();
       lines.close();
     }
     const summary = { streamName, records: sent, written: sent - failedCount, failed: failedCount, failures };
-    if (stopped && sent === 0) {
+    if ((stopped || refused) && sent === 0) {
       // nothing was sent: the error says it all
     } else if (json) {
       printJson(summary);
@@ -160,9 +174,10 @@ export const put: Command = {
       for (const f of failures.slice(0, 10)) print(`  line ${f.line}: ${f.errorCode}${f.errorMessage ? ` ${f.errorMessage}` : ''}`);
       if (failures.length > 10) print(`  … and ${failures.length - 10} more (--json lists them all)`);
     }
-    if (stopped) {
-      if (sent) stopped.message += ` (${sent} records before it were sent)`;
-      throw stopped;
+    const halted = refused ?? stopped;
+    if (halted) {
+      if (sent) halted.message += ` (${sent} records before it were sent${refused ? '; the refused call wrote nothing' : ''})`;
+      throw halted;
     }
     return failedCount > 0 ? EXIT.FAILED : EXIT.OK;
   },

@@ -37,7 +37,8 @@ export function recordLine(record: TailRecord): string {
     sequenceNumber: record.sequenceNumber,
     partitionKey: record.partitionKey,
     approximateArrivalTimestamp: record.approximateArrivalTimestamp,
-    ...decodeData(record.data),
+    // A DYNAMODB record's data is the JSON of its `dynamodb` object, not base64: its fields are below.
+    ...(eventName ? {} : decodeData(record.data)),
     ...(eventName ? { eventName } : {}),
     ...(keys ? { keys } : {}),
     ...(newImage ? { newImage } : {}),
@@ -54,8 +55,8 @@ export const tail: Command = {
   --shard ID   only this shard (a bare number n means shardId-<n, 12 digits>)
   --count N    stop after N records (default: until interrupted)
   Each line: shardId, sequenceNumber, partitionKey, approximateArrivalTimestamp, data and
-  dataEncoding ("utf8" when data was valid UTF-8 text, else "base64"); DYNAMODB records add
-  eventName, keys, newImage, oldImage. --json changes nothing: the output is JSON already.`,
+  dataEncoding ("utf8" when data was valid UTF-8 text, else "base64"); DYNAMODB records have
+  eventName, keys, newImage and oldImage instead of data. --json changes nothing: the output is JSON already.`,
     options: {
       stream: { type: 'string' },
       shard: { type: 'string' },
