@@ -468,6 +468,34 @@ for (const backend of backends) {
       assert.ok(final.at - Date.parse(final.end) <= 5000, `closed ${final.at - Date.parse(final.end)} ms after the window ended`);
     });
 
+    it('restarts an open window when parallelizationFactor or tumblingWindowSeconds changes, so its aggregate loses no record', async () => {
+      writeFileSync(join(functionsDir, 'window-relane.mjs'), `
+        export const finals = [];
+        export const seen = [];
+        export async function handler(event) {
+          const count = event.state.count ?? 0;
+          seen.push(...event.Records.map((r) => r.kinesis.sequenceNumber));
+          if (event.isFinalInvokeForWindow) finals.push(count + event.Records.length);
+          return { state: { count: count + event.Records.length } };
+        }`);
+      await t.engine.catalog.create({ name: 'window-relane', shardCount: 1 });
+      await t.engine.createFunction({ name: 'window-relane-fn', module: 'window-relane.mjs#handler' });
+      const mapping = await t.engine.createMapping({
+        streamName: 'window-relane', functionName: 'window-relane-fn', startingPosition: 'TRIM_HORIZON', batchSize: 10, tumblingWindowSeconds: 5,
+      });
+      const module = await import(join(functionsDir, 'window-relane.mjs'));
+      await waitFor(() => Date.now() % 5000 < 1000, 'the start of a 5 s window', 6000);
+      await t.engine.putRecords('window-relane', Array.from({ length: 6 }, (_, i) => ({ partitionKey: `k${i}`, data: b64(`r${i}`) })));
+      await waitFor(() => module.seen.length >= 6, 'six records delivered', 5000);
+      assert.equal(module.finals.length, 0, 'the window is still open');
+      await t.engine.updateMapping(mapping.id, { parallelizationFactor: 2 });
+      // Each of the two lanes closes its own window; together they count every record once.
+      await waitFor(() => module.finals.length >= 2, `both lanes closed the window (finals ${JSON.stringify(module.finals)})`, 15_000);
+      assert.equal(module.finals.reduce((a: number, b: number) => a + b, 0), 6, `finals ${JSON.stringify(module.finals)}`);
+      const moves = await t.engine.checkpointMoves(mapping.id);
+      assert.ok(moves.some((m) => /open tumbling window restarted/.test(m.reason)), 'the restart is in the ledger');
+    });
+
     it('logs a failing final window invocation as an invocation and a Failure row at the window\'s last record, and retries it', async () => {
       writeFileSync(join(functionsDir, 'window-close.mjs'), `
         export const finals = [];

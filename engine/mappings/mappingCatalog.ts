@@ -205,8 +205,8 @@ export class MappingCatalog {
     // One transaction, the mapping's row locked first: a heartbeat making leases (createLeases)
     // sees the new factor only with its lanes already in place, and concurrent updates take turns.
     const row = await this.handle.transaction(async (tx) => {
-      const [locked] = await tx.select({ factor: eventSourceMappings.parallelizationFactor }).from(eventSourceMappings)
-        .where(eq(eventSourceMappings.id, id)).for('update');
+      const [locked] = await tx.select({ factor: eventSourceMappings.parallelizationFactor, tumbling: eventSourceMappings.tumblingWindowSeconds })
+        .from(eventSourceMappings).where(eq(eventSourceMappings.id, id)).for('update');
       if (!locked) throw mappingNotFound(id);
       if (input.functionName != null && input.functionName !== current.functionName) {
         const [other] = await tx.select({ id: eventSourceMappings.id }).from(eventSourceMappings)
@@ -219,12 +219,52 @@ export class MappingCatalog {
       const [updated] = await tx.update(eventSourceMappings)
         .set({ ...settings, version: sql`${eventSourceMappings.version} + 1`, updatedAt: sql`now()` })
         .where(eq(eventSourceMappings.id, id)).returning();
-      if (settings.parallelizationFactor !== undefined && settings.parallelizationFactor !== locked.factor) {
-        await this.#relane(tx, id, locked.factor, settings.parallelizationFactor);
+      const relane = settings.parallelizationFactor !== undefined && settings.parallelizationFactor !== locked.factor;
+      const rewindow = settings.tumblingWindowSeconds !== undefined && settings.tumblingWindowSeconds !== locked.tumbling;
+      if (relane || rewindow) {
+        await this.#restartOpenWindows(tx, id, relane
+          ? `parallelizationFactor ${locked.factor} -> ${settings.parallelizationFactor}`
+          : `tumblingWindowSeconds ${locked.tumbling} -> ${settings.tumblingWindowSeconds}`);
       }
+      if (relane) await this.#relane(tx, id, locked.factor, settings.parallelizationFactor!);
       return updated!;
     });
     return toMappingInfo(row);
+  }
+
+  /**
+   * A lane's open tumbling window holds state counting the window's records so far. A new
+   * factor regroups the keys, and a new window length moves the bounds: that state no longer
+   * belongs to any window. Each lane with an open window goes back to the last record before
+   * the window's start, so the window's records come again and are counted afresh (at least
+   * once, never lost from an aggregate), fenced like a seek and written to the ledger.
+   */
+  async #restartOpenWindows(tx: Database, id: string, reason: string): Promise<void> {
+    const moved = await this.handle.query<{ shard_key: unknown; lane: number; from_seq: string | null; to_seq: string | null }>(sql`
+      with open as (
+        select o.shard_key, o.lane, o.checkpoint_seq, b.seq, b.ordinal from leases o
+          left join lateral (
+            select r.seq, r.ordinal from records r
+             where r.shard_key = o.shard_key and r.arrived_at < o.window_start
+             order by r.seq desc limit 1) b on true
+         where o.mapping_id = ${id} and o.window_start is not null
+      )
+      update leases l
+         set checkpoint_seq = case when o.checkpoint_seq is null or (o.seq is not null and o.seq >= o.checkpoint_seq) then l.checkpoint_seq else o.seq end,
+             checkpoint_ordinal = case when o.checkpoint_seq is null or (o.seq is not null and o.seq >= o.checkpoint_seq) then l.checkpoint_ordinal else coalesce(o.ordinal, 0) end,
+             checkpoint_is_start = false, window_start = null, window_state = null,
+             owner = null, expires_at = null, epoch = l.epoch + 1
+        from open o
+       where l.mapping_id = ${id} and l.shard_key = o.shard_key and l.lane = o.lane
+      returning l.shard_key, l.lane, o.checkpoint_seq::text as from_seq, l.checkpoint_seq::text as to_seq`, tx);
+    const rewound = moved.filter((m) => m.from_seq !== m.to_seq);
+    if (rewound.length > 0) {
+      await tx.insert(checkpointLedger).values(rewound.map((m) => ({
+        mappingId: id, shardKey: Number(m.shard_key), lane: m.lane,
+        fromSeq: m.from_seq === null ? null : BigInt(m.from_seq), toSeq: m.to_seq === null ? null : BigInt(m.to_seq),
+        reason: `${reason}: open tumbling window restarted`, actor: LOCAL_ACTOR,
+      })));
+    }
   }
 
   /**
