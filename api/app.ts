@@ -20,6 +20,7 @@ import type { Principal } from '../engine/auth/scopes.ts';
 import type { Context } from './builder.ts';
 import { authenticate } from './auth/authenticate.ts';
 import { SubscriptionGuard } from './auth/subscriptionGuard.ts';
+import { useNulArgumentCheck } from './nulArguments.ts';
 import { useQueryLimits } from './queryLimits.ts';
 import { type ErrorLogger, createMaskError, useContractErrorCodes, withContractCode } from './errors.ts';
 import type { AwsApiOptions } from './aws/context.ts';
@@ -62,7 +63,7 @@ export function buildApp({ engine, logError = (e) => console.error('shardline: u
     landingPage: false,
     maskedErrors: { maskError: createMaskError(logError) },
     logging: false,
-    plugins: [useContractErrorCodes(), useQueryLimits(limits), useGraphqlJsExecution(), useSharedSubscriptionExecution()],
+    plugins: [useContractErrorCodes(), useQueryLimits(limits), useNulArgumentCheck(), useGraphqlJsExecution(), useSharedSubscriptionExecution()],
   });
   // AWS API calls (an X-Amz-Target; SigV4-checked there) and the public routes are answered in
   // front of yoga; /metrics and GraphQL need an authenticated principal.

@@ -166,6 +166,18 @@ for (const backend of backends) {
       assert.ok((await gql('{ streams { name } }')).data!.streams.some((x: any) => x.name === 'deep-items'), 'still serving');
     });
 
+    it('names the argument or variable that holds a NUL character, and runs nothing', async () => {
+      const literal = await gql('mutation { createFunction(input: {name: "nul-fn", url: "http://127.0.0.1/\\u0000x"}) { name } }');
+      assert.equal(literal.errors?.[0]?.extensions?.code, 'INVALID_ARGUMENT', JSON.stringify(literal));
+      assert.match(literal.errors![0]!.message, /^The argument createFunction\(input\.url\) holds a NUL character/);
+      const variable = await gql('mutation($f: CreateFunctionInput!) { createFunction(input: $f) { name } }', { f: { name: 'nul-fn', url: 'http://127.0.0.1/\u0000' } });
+      assert.match(variable.errors![0]!.message, /^The variable \$f\.url holds a NUL character/);
+      const nested = await gql('{ stream(name: "orders") { records(after: "a\\u0000") { edges { cursor } } } }');
+      assert.match(nested.errors![0]!.message, /^The argument records\(after\) holds a NUL character/);
+      const functions = await gql('{ functions { name } }');
+      assert.equal(functions.data!.functions.some((f: any) => f.name === 'nul-fn'), false, 'nothing was created');
+    });
+
     it('answers variables that do not coerce with INVALID_ARGUMENT at the variable, and a missing one with HTTP 400', async () => {
       const query = 'mutation($r: [PutRecordInput!]!) { putRecords(streamName: "orders", records: $r) { failedRecordCount } }';
       const post = (variables?: unknown) => fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, variables }) });
