@@ -131,6 +131,7 @@ for (const backend of backends) {
         ['v-kin', { onFailureUrl: 'http://user:secret@127.0.0.1:9/dlq' }, 'onFailureUrl'],
         ['v-kin', { onFailureUrl: 'ftp://127.0.0.1/dlq' }, 'onFailureUrl'],
         ['v-kin', { onFailureUrl: 'not a url' }, 'onFailureUrl'],
+        ['v-kin', { onFailureUrl: `http://127.0.0.1/${'a'.repeat(2048)}` }, 'onFailureUrl must be at most 2048'],
       ];
       const atTimestamp: [stream: string, input: Partial<MappingInput>, field: string][] = [
         ['v-kin', { startingPosition: 'AT_TIMESTAMP' }, 'startingPositionTimestamp'],

@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { and, eq, sql } from 'drizzle-orm';
 import type { Database, DatabaseHandle } from '../db.ts';
 import { compileFilterPatterns } from '../delivery/filterPatterns.ts';
+import { MAX_URL_LENGTH } from '../functions/functionCatalog.ts';
 import { ShardlineError, invalidArgument } from '../errors.ts';
 import { checkpointLedger, eventSourceMappings, functions, leases } from '../schema.ts';
 import { LOCAL_ACTOR } from '../audit.ts';
@@ -129,6 +130,7 @@ function validateSettings(kind: StreamInfo['kind'], input: MappingUpdate): Parti
 }
 
 function validateUrl(value: string): string {
+  if (value.length > MAX_URL_LENGTH) throw invalidArgument(`onFailureUrl must be at most ${MAX_URL_LENGTH} characters, got ${value.length}.`);
   let url: URL;
   try {
     url = new URL(value);
