@@ -758,6 +758,29 @@ for (const backend of backends) {
       }
     });
 
+    it('leaves room in the 6 MB payload for a tumbling window\'s state', async () => {
+      // The function keeps 900 KiB of state: records and state together must stay within 6 MB.
+      const fn = await functionServer(() => ({ body: { state: { pad: 'x'.repeat(900 * 1024) } } }));
+      try {
+        await t.engine.catalog.create({ name: 'big-window', shardCount: 1 });
+        await t.engine.createFunction({ name: 'big-window-fn', url: fn.url });
+        for (let call = 0; call < 3; call++) {
+          await t.engine.putRecords('big-window', Array.from({ length: 20 }, (_, i) => ({
+            partitionKey: `k${call}-${i}`, data: randomBytes(200 * 1024).toString('base64'),
+          })));
+        }
+        await t.engine.createMapping({
+          streamName: 'big-window', functionName: 'big-window-fn', startingPosition: 'TRIM_HORIZON', batchSize: 100, tumblingWindowSeconds: 900,
+        });
+        await waitFor(() => fn.records().length >= 60, `60 records (got ${fn.records().length})`, 20_000);
+        const limit = 6 * 1024 * 1024;
+        for (const r of fn.received) assert.ok(r.bytes <= limit, `an invocation of ${r.bytes} bytes exceeds ${limit}`);
+        assert.equal(new Set(fn.records().map((r) => r.kinesis.sequenceNumber)).size, 60);
+      } finally {
+        await fn.close();
+      }
+    });
+
     it('filters DynamoDB records on eventName: only INSERTs invoked, the rest checkpointed past', async () => {
       const fn = await functionServer();
       try {

@@ -20,10 +20,11 @@ export interface FormedBatch {
   cut: boolean;
 }
 
-export function formBatch(stream: StreamInfo, filters: CompiledFilters, page: LaneRecord[], ctx: EventContext): FormedBatch {
+/** `reserveBytes`: payload room kept for something beside the records (a tumbling window's state). */
+export function formBatch(stream: StreamInfo, filters: CompiledFilters, page: LaneRecord[], ctx: EventContext, reserveBytes = 0): FormedBatch {
   const records: LaneRecord[] = [];
   const eventRecords: Record<string, unknown>[] = [];
-  let bytes = ENVELOPE_BYTES;
+  let bytes = ENVELOPE_BYTES + reserveBytes;
   let pageEnd = page[0]!;
   let cut = false;
   const sizeOf = eventRecordSizer(stream, ctx);

@@ -26,7 +26,7 @@ import { compileFilterPatterns } from './filterPatterns.ts';
 import { type LaneRecord, readLane } from './laneReader.ts';
 import type { Lease, LeaseState, LeaseTable } from './leaseTable.ts';
 import { commitStep } from './stepCommit.ts';
-import { firstWindow, windowStartOf } from './tumblingWindows.ts';
+import { firstWindow, stateReserveBytes, windowStartOf } from './tumblingWindows.ts';
 import { toShardInfo } from '../streams/streamCatalog.ts';
 import { shards } from '../schema.ts';
 import { eq } from 'drizzle-orm';
@@ -233,7 +233,7 @@ export class Lane {
         };
       }
 
-      const batch = this.#formBatch(stream, mapping, page);
+      const batch = this.#formBatch(stream, mapping, page, window ? stateReserveBytes(window.state) : 0);
       if (window && batch.cut) window.final = false;
       if (batch.records.length === 0) {
         // Everything on the page was filtered out: checkpoint past it without invoking.
@@ -280,8 +280,8 @@ export class Lane {
   }
 
   /** Filters the page, then cuts it at the 6 MB payload limit. */
-  #formBatch(stream: StreamInfo, mapping: MappingInfo, page: LaneRecord[]) {
-    return formBatch(stream, compileFilterPatterns(mapping.filterPatterns, stream.kind), page, this.deps);
+  #formBatch(stream: StreamInfo, mapping: MappingInfo, page: LaneRecord[], reserveBytes: number) {
+    return formBatch(stream, compileFilterPatterns(mapping.filterPatterns, stream.kind), page, this.deps, reserveBytes);
   }
 
   /** `lanes`: the mapping's parallelizationFactor, which this lane's number is one of (failure rows keep it). */

@@ -11,3 +11,11 @@ export function firstWindow<T extends { arrivalMs: number }>(page: T[], windowMs
   const records = page.filter((r) => windowStartOf(r.arrivalMs, windowMs) === start);
   return { records, start, end: start + windowMs, laterFollows: records.length < page.length };
 }
+
+/** AWS keeps at most 1 MB of state per shard (§4.9): a batch leaves that much of the 6 MB payload to it. */
+export const STATE_RESERVE_BYTES = 1024 * 1024;
+
+/** The payload room a window's state takes: its size, and at least what AWS allows it. */
+export function stateReserveBytes(state: unknown): number {
+  return Math.max(STATE_RESERVE_BYTES, Buffer.byteLength(JSON.stringify(state ?? {})));
+}

@@ -22,7 +22,7 @@ import { type BatchSink, type DeliveryDeps, type Progress, closeWindow, deliverB
 import { formBatch } from '../delivery/batchForming.ts';
 import { compileFilterPatterns } from '../delivery/filterPatterns.ts';
 import { type LaneRecord, readLane } from '../delivery/laneReader.ts';
-import { firstWindow } from '../delivery/tumblingWindows.ts';
+import { STATE_RESERVE_BYTES, firstWindow } from '../delivery/tumblingWindows.ts';
 import { FAILED_ROWS, stepLogCtes, storedFailures } from '../delivery/stepCommit.ts';
 import { ReadAhead } from './readAhead.ts';
 import { coerceError } from '../errors.ts';
@@ -178,7 +178,8 @@ export class ReplayRunner {
               if (tumblingMs === 0) return { batch: formBatch(stream, filters, page, this.deps) };
               // As a live lane cuts its pages, except that a range's end ends its window (as a shard end would).
               const { records, start, end, laterFollows } = firstWindow(page, tumblingMs);
-              const batch = formBatch(stream, filters, records, this.deps);
+              // The state is known only when the batch goes out: room for AWS's largest is kept.
+              const batch = formBatch(stream, filters, records, this.deps, STATE_RESERVE_BYTES);
               return { batch, window: { start, end, final: !batch.cut && (laterFollows || page.length < limit) } };
             }),
           c.cursorSeq ?? c.afterSeq, READ_AHEAD_PAGES);
