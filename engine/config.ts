@@ -107,6 +107,12 @@ export function loadConfig(env: Env = process.env): Config {
   if (adminToken !== undefined && (adminToken.length < 24 || !/^[\x21-\x7e]+$/.test(adminToken))) {
     throw new ConfigError('SHARDLINE_ADMIN_TOKEN must be at least 24 printable characters without spaces (e.g. openssl rand -hex 32).');
   }
+  const leaseTtlMs = integer(env, 'SHARDLINE_LEASE_TTL_SECONDS', 10, 1, 3600) * SECOND;
+  const heartbeatMs = integer(env, 'SHARDLINE_HEARTBEAT_MS', 1000, 10, 60_000);
+  if (deliverySetting === 'on' && heartbeatMs * 2 > leaseTtlMs) {
+    throw new ConfigError(`SHARDLINE_HEARTBEAT_MS (${heartbeatMs}) must be at most half of SHARDLINE_LEASE_TTL_SECONDS `
+      + `(${leaseTtlMs / SECOND} s), or leases expire between renewals.`);
+  }
   return {
     port: integer(env, 'PORT', 4000, 0, 65535),
     host,
@@ -120,8 +126,8 @@ export function loadConfig(env: Env = process.env): Config {
     functionsDir: resolve(env.SHARDLINE_FUNCTIONS_DIR?.trim() || './functions'),
     recentRecordsBytes: integer(env, 'SHARDLINE_RECENT_RECORDS_MB', 128, 0, 1024 * 1024) * 1024 * 1024,
     delivery: deliverySetting === 'off' ? false : {
-      leaseTtlMs: integer(env, 'SHARDLINE_LEASE_TTL_SECONDS', 10, 1, 3600) * SECOND,
-      heartbeatMs: integer(env, 'SHARDLINE_HEARTBEAT_MS', 1000, 10, 60_000),
+      leaseTtlMs,
+      heartbeatMs,
       idlePollMs: integer(env, 'SHARDLINE_IDLE_POLL_MS', 250, 5, 60_000),
     },
     adminToken,

@@ -37,6 +37,7 @@ describe('configuration', () => {
     assert.throws(() => loadConfig({ PORT: '70000' }), /PORT must be an integer between 0 and 65535/);
     assert.throws(() => loadConfig({ DATABASE_URL: 'mysql://x' }), /DATABASE_URL must start with postgres/);
     assert.throws(() => loadConfig({ SHARDLINE_REGION: 'mars' }), /SHARDLINE_REGION/);
+    assert.throws(() => loadConfig({ SHARDLINE_HEARTBEAT_MS: '6000' }), /SHARDLINE_HEARTBEAT_MS \(6000\) must be at most half of SHARDLINE_LEASE_TTL_SECONDS \(10 s\)/);
     assert.throws(() => loadConfig({ SHARDLINE_RECENT_RECORDS_MB: '-1' }), /SHARDLINE_RECENT_RECORDS_MB must be an integer/);
     assert.equal(loadConfig({ SHARDLINE_RECENT_RECORDS_MB: '0' }).recentRecordsBytes, 0);
     assert.throws(() => loadConfig({ SHARDLINE_DELIVERY: 'maybe', DATABASE_URL: 'postgres://x/y' }), /SHARDLINE_DELIVERY must be on or off, got "maybe"/);
