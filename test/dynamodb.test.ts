@@ -185,6 +185,21 @@ for (const backend of backends) {
       assert.ok(usedShards.size > 1, 'twenty items spread over more than one shard');
     });
 
+    it('counts SizeBytes as DynamoDB does: the item sizes of the images carried', async () => {
+      // The example of AWS's Lambda guide: 26, 59 and 38 bytes.
+      await create('sized');
+      const keys = { Id: N('101') };
+      await t.engine.writeItems('sized', [{ keys, newImage: { Message: S('New item!') } }]);
+      await t.engine.writeItems('sized', [{ keys, newImage: { Message: S('This item has changed') } }]);
+      await t.engine.writeItems('sized', [{ keys }]);
+      const records = await readAll('sized');
+      assert.deepEqual(records.map((r) => r.sizeBytes), [26, 59, 38]);
+      assert.deepEqual(records.map((r) => (JSON.parse(r.data) as { SizeBytes: number }).SizeBytes), [26, 59, 38]);
+      // An explicit oldImage without the keys gets them, as every image holds the whole item.
+      await t.engine.writeItems('sized', [{ keys: { Id: N('102') }, oldImage: { Message: S('x') }, newImage: { Message: S('y') } }]);
+      assert.deepEqual((await readAll('sized')).at(-1)!.oldImage, { Id: N('102'), Message: S('x') });
+    });
+
     it('uses an explicit oldImage as is', async () => {
       await create('explicit');
       const keys = { id: S('a') };

@@ -96,7 +96,8 @@ export class DynamodbStreamsSource implements SourceClient {
         oldImage: asItem(r.dynamodb!.OldImage),
         arrival: r.dynamodb!.ApproximateCreationDateTime ?? null,
         awsRegion: r.awsRegion ?? null,
-        userIdentity: r.userIdentity ?? null,
+        // The Streams API's Identity ({PrincipalId, Type}) as Lambda events spell it ({type, principalId}).
+        userIdentity: r.userIdentity ? { type: r.userIdentity.Type, principalId: r.userIdentity.PrincipalId } : null,
       })),
       next: output.NextShardIterator ?? null,
       millisBehindLatest: null,

@@ -98,8 +98,8 @@ function validateChanges(changes: ItemChange[]): ValidChange[] {
     const { keys, itemKey } = canonicalKey(change.keys, `${path}.keys`);
     // null is treated like absent for both images, as GraphQL clients send either.
     const newImage = change.newImage == null ? null : withKeys(validateItem(change.newImage, `${path}.newImage`), keys, `${path}.newImage`);
-    const oldImage = change.oldImage == null ? undefined : validateItem(change.oldImage, `${path}.oldImage`);
-    if (oldImage) checkKeysMatch(oldImage, keys, `${path}.oldImage`);
+    // An explicit oldImage is a whole item too: it gets the key attributes it lacks.
+    const oldImage = change.oldImage == null ? undefined : withKeys(validateItem(change.oldImage, `${path}.oldImage`), keys, `${path}.oldImage`);
     for (const [image, name] of [[newImage, 'newImage'], [oldImage, 'oldImage']] as const) {
       const size = image ? itemSize(image) : 0;
       if (size > MAX_ITEM_BYTES) {
@@ -155,7 +155,8 @@ export function dynamodbRecord(
     shardKey: shard.key,
     partitionKey: itemKey,
     dataBase64: Buffer.from(json, 'utf8').toString('base64'),
-    sizeBytes: Buffer.byteLength(json, 'utf8'),
+    // SizeBytes as DynamoDB counts it: the item sizes of the images the record carries.
+    sizeBytes: itemSize(images.Keys) + (images.NewImage ? itemSize(images.NewImage) : 0) + (images.OldImage ? itemSize(images.OldImage) : 0),
     eventName,
     eventId,
     origin,
