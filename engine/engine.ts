@@ -287,9 +287,10 @@ export class Engine {
   }
 
   async deleteAlertRule(id: string, actor = LOCAL_ACTOR): Promise<boolean> {
-    const deleted = await this.alerts.delete(id);
+    const resolved = await this.alerts.delete(id);
+    for (const alertId of resolved) this.events.emit('alerts', { alertId });
     await this.audit.record('alertRule.delete', `alertRule:${id}`, null, actor);
-    return deleted;
+    return true;
   }
 
   async createMapping(input: MappingInput, actor = LOCAL_ACTOR) {

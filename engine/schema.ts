@@ -325,6 +325,8 @@ export const alertRules = pgTable('alert_rules', {
   /** When the condition was first seen holding (null while it does not hold). */
   conditionSince: timestamp('condition_since', { withTimezone: true, precision: 3 }),
   createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+  /** Deleted rules stay for the alerts that name them; they are no longer listed or evaluated. */
+  deletedAt: timestamp('deleted_at', { withTimezone: true, precision: 3 }),
 });
 
 /** Alerts: each FIRING, and its RESOLVED transition, stored once. */

@@ -107,6 +107,33 @@ for (const backend of backends) {
       assert.deepEqual(lag.errors, []);
     });
 
+    it('resolves an iterator-age alert once caught up, and resolves a FIRING alert whose rule is deleted', async () => {
+      writeFileSync(join(functionsDir, 'slow.mjs'), `
+        export async function handler() { await new Promise((r) => setTimeout(r, 300)); return null; }`);
+      await t.engine.createStream({ name: 'aging', shardCount: 1 });
+      await t.engine.createFunction({ name: 'slow', module: 'slow.mjs#handler' });
+      const alerts = subscribe('subscription { alerts { id state value rule { id name } startedAt resolvedAt } }');
+      await waitFor(() => t.engine.feedCounts.subscribers('alerts') > 0, 'the alerts subscriber joined');
+      const aging = await t.engine.createAlertRule({ name: 'aging', metric: 'ITERATOR_AGE_MS', threshold: 100, forSeconds: 0 });
+      await t.engine.putRecords('aging', Array.from({ length: 6 }, (_, i) => ({ partitionKey: 'k', data: b64(`a${i}`) })));
+      await t.engine.createMapping({ streamName: 'aging', functionName: 'slow', startingPosition: 'TRIM_HORIZON', batchSize: 1 });
+      const of = (rule: string, state: string) => alerts.values.find((v) => v.alerts.rule.id === rule && v.alerts.state === state);
+      await waitFor(() => of(aging.id, 'FIRING'), 'iterator age FIRING while behind', 10_000);
+      // Caught up, the lane keeps its last batch's age; nothing is behind, so the alert clears.
+      await waitFor(() => of(aging.id, 'RESOLVED'), 'iterator age RESOLVED once caught up', 10_000);
+
+      const always = await t.engine.createAlertRule({ name: 'always', metric: 'RECORDS_BEHIND', threshold: -1, forSeconds: 0 });
+      const firing = await waitFor(() => of(always.id, 'FIRING'), 'FIRING', 10_000);
+      await t.engine.deleteAlertRule(always.id);
+      const resolved = await waitFor(() => of(always.id, 'RESOLVED'), 'RESOLVED on deleting its rule', 10_000);
+      assert.equal(resolved.alerts.id, firing.alerts.id);
+      assert.equal((await t.engine.alerts.list()).some((r) => r.id === always.id), false, 'the rule is no longer listed');
+      const stored = (await t.engine.alerts.alerts('RESOLVED')).find((a) => String(a.id) === firing.alerts.id);
+      assert.equal(stored?.rule.name, 'always', 'its alert still names it');
+      await t.engine.deleteAlertRule(aging.id);
+      alerts.stop();
+    });
+
     it('pushes each failure within 100 ms of it being recorded', async () => {
       await t.engine.createStream({ name: 'failing', shardCount: 1 });
       const mapping = await t.engine.createMapping({ streamName: 'failing', functionName: 'gate', startingPosition: 'TRIM_HORIZON', maximumRetryAttempts: 1 });

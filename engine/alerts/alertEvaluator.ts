@@ -5,8 +5,10 @@
  * that alert becomes RESOLVED. Each transition is stored and announced once. With several
  * processes on one Postgres one evaluates at a time (a transaction advisory lock).
  *
- * Metrics: ITERATOR_AGE_MS (max over lanes), RECORDS_BEHIND (sum), ERROR_RATE (errors ÷
- * invocations over the last minute), DISCARDED_RECORDS (records discarded in the last minute),
+ * Metrics: ITERATOR_AGE_MS (max over the lanes with records behind: a lane caught up or ended
+ * keeps its last batch's age, which says nothing now), RECORDS_BEHIND (sum), ERROR_RATE (errors
+ * ÷ invocations over the last minute), DISCARDED_RECORDS (records discarded in the last minute
+ * and forSeconds, so that one discard holds the condition long enough to fire),
  * TIME_TO_DATA_LOSS_SECONDS (the soonest over lanes; its condition is the value BELOW the
  * threshold, and it never holds while nothing is unprocessed).
  *
@@ -20,6 +22,7 @@ import type { EngineEvents } from '../events.ts';
 import type { AlertRuleInfo } from './alertRules.ts';
 
 const LOCK_ID = 7_262_003;
+const WINDOW_SECONDS = 60;
 const WINDOW = sql`interval '60 seconds'`;
 
 export class AlertEvaluator {
@@ -60,7 +63,7 @@ export class AlertEvaluator {
       for (const id of mappingIds) {
         const lag = await mappingLag(this.handle, id);
         if (rule.metric === 'RECORDS_BEHIND') value += lag.reduce((sum, l) => sum + l.recordsBehind, 0);
-        else if (rule.metric === 'ITERATOR_AGE_MS') value = Math.max(value, ...lag.map((l) => l.iteratorAgeMs ?? 0));
+        else if (rule.metric === 'ITERATOR_AGE_MS') value = Math.max(value, ...lag.filter((l) => l.recordsBehind > 0).map((l) => l.iteratorAgeMs ?? 0));
         else value = Math.min(value, ...lag.map((l) => l.timeToDataLossSeconds ?? Infinity));
       }
       return value;
@@ -76,34 +79,42 @@ export class AlertEvaluator {
     }
     const [row] = await this.handle.query<{ n: unknown }>(sql`
       select coalesce(sum(record_count), 0) as n from failures
-       where mapping_id = any(${sql.param(mappingIds)}::text[]) and kind in ('RETRIES_EXHAUSTED', 'RECORD_EXPIRED') and at > now() - ${WINDOW}`);
+       where mapping_id = any(${sql.param(mappingIds)}::text[]) and kind in ('RETRIES_EXHAUSTED', 'RECORD_EXPIRED')
+         and at > now() - make_interval(secs => ${WINDOW_SECONDS + rule.forSeconds}::float8)`);
     return Number(row?.n ?? 0);
   }
 
   /** One pass over every rule. */
   async evaluate(): Promise<void> {
     const announced: number[] = [];
-    // Values are read before the transaction: on PGlite (one connection) a read outside an
-    // open transaction would wait for it forever.
-    const values = new Map<string, number>();
-    for (const rule of await this.handle.query<{ id: string; mapping_id: string | null; metric: string; threshold: number; for_seconds: number; name: string }>(sql`
-      select id, name, mapping_id, metric, threshold, for_seconds from alert_rules`)) {
-      values.set(rule.id, await this.#value({ id: rule.id, name: rule.name, mappingId: rule.mapping_id, metric: rule.metric as AlertRuleInfo['metric'], threshold: rule.threshold, forSeconds: rule.for_seconds }));
-    }
+    const readValues = async () => {
+      const values = new Map<string, number>();
+      for (const rule of await this.handle.query<{ id: string; mapping_id: string | null; metric: string; threshold: number; for_seconds: number; name: string }>(sql`
+        select id, name, mapping_id, metric, threshold, for_seconds from alert_rules where deleted_at is null`)) {
+        values.set(rule.id, await this.#value({ id: rule.id, name: rule.name, mappingId: rule.mapping_id, metric: rule.metric as AlertRuleInfo['metric'], threshold: rule.threshold, forSeconds: rule.for_seconds }));
+      }
+      return values;
+    };
+    // On Postgres the values are read once this process holds the lock (on other connections):
+    // values read before it could be older than the transitions another process just stored,
+    // and undo them. On PGlite (one process, one connection) they are read before the
+    // transaction, where a read outside it would wait for it forever.
+    let values = this.handle.kind === 'postgres' ? undefined : await readValues();
     await this.handle.transaction(async (tx) => {
       if (this.handle.kind === 'postgres') {
         const [lock] = await this.handle.query<{ ok: boolean }>(sql`select pg_try_advisory_xact_lock(${LOCK_ID}) as ok`, tx);
         if (!lock?.ok) return;
+        values = await readValues();
       }
       const rules = await this.handle.query<{ id: string; name: string; mapping_id: string | null; metric: string; threshold: number;
         for_seconds: number; held_ms: number | null; open_alert: unknown }>(sql`
         select r.id, r.name, r.mapping_id, r.metric, r.threshold, r.for_seconds,
                (extract(epoch from now() - r.condition_since) * 1000)::float8 as held_ms,
                (select a.id from alerts a where a.rule_id = r.id and a.state = 'FIRING' order by a.id desc limit 1) as open_alert
-          from alert_rules r`, tx);
+          from alert_rules r where r.deleted_at is null`, tx);
       for (const r of rules) {
         const rule: AlertRuleInfo = { id: r.id, name: r.name, mappingId: r.mapping_id, metric: r.metric as AlertRuleInfo['metric'], threshold: r.threshold, forSeconds: r.for_seconds };
-        const value = values.get(rule.id);
+        const value = values!.get(rule.id);
         if (value === undefined) continue;
         const holds = rule.metric === 'TIME_TO_DATA_LOSS_SECONDS' ? value < rule.threshold : value > rule.threshold;
         if (holds) {

@@ -49,6 +49,12 @@ export async function* watchAlerts(engine: Engine, signal: AbortSignal): AsyncGe
       for (const id of new Set(ids)) {
         const alert = rows.find((a) => a.id === id);
         if (!alert) continue;
+        // Resolved before it was read for this subscriber: its FIRING, if it came after the
+        // subscriber joined, is pushed first (with the value the alert holds now).
+        if (alert.state === 'RESOLVED' && alert.startedAt.getTime() >= joinedAt && !seen.has(`${alert.id}:FIRING`)) {
+          seen.add(`${alert.id}:FIRING`);
+          yield { ...alert, state: 'FIRING', resolvedAt: null };
+        }
         const transition = `${alert.id}:${alert.state}`;
         if (seen.has(transition)) continue;
         seen.add(transition);

@@ -1,6 +1,6 @@
 /** Alert rules: create, list, delete, with validation; and the stored alerts. */
 import { randomUUID } from 'node:crypto';
-import { desc, eq, inArray } from 'drizzle-orm';
+import { and, desc, eq, inArray, isNull, sql } from 'drizzle-orm';
 import type { DatabaseHandle } from '../db.ts';
 import { ShardlineError, invalidArgument } from '../errors.ts';
 import type { MappingCatalog } from '../mappings/mappingCatalog.ts';
@@ -38,13 +38,23 @@ export class AlertRules {
   }
 
   async list(): Promise<AlertRuleInfo[]> {
-    return (await this.handle.db.select().from(alertRules).orderBy(alertRules.createdAt)).map(toRule);
+    return (await this.handle.db.select().from(alertRules).where(isNull(alertRules.deletedAt)).orderBy(alertRules.createdAt)).map(toRule);
   }
 
-  async delete(id: string): Promise<boolean> {
-    const deleted = await this.handle.db.delete(alertRules).where(eq(alertRules.id, id)).returning({ id: alertRules.id });
-    if (deleted.length === 0) throw new ShardlineError('INVALID_ARGUMENT', `Alert rule ${id} does not exist.`);
-    return true;
+  /**
+   * Deletes a rule: it is no longer listed or evaluated, and its alert, if FIRING, is RESOLVED
+   * (nothing watches its condition any more). The rule row stays, marked, for the alerts that
+   * name it. Returns the ids of the alerts resolved, to be announced.
+   */
+  async delete(id: string): Promise<number[]> {
+    return this.handle.transaction(async (tx) => {
+      const deleted = await tx.update(alertRules).set({ deletedAt: sql`now()`, conditionSince: null })
+        .where(and(eq(alertRules.id, id), isNull(alertRules.deletedAt))).returning({ id: alertRules.id });
+      if (deleted.length === 0) throw new ShardlineError('INVALID_ARGUMENT', `Alert rule ${id} does not exist.`);
+      const resolved = await tx.update(alerts).set({ state: 'RESOLVED', resolvedAt: sql`now()` })
+        .where(and(eq(alerts.ruleId, id), eq(alerts.state, 'FIRING'))).returning({ id: alerts.id });
+      return resolved.map((a) => a.id);
+    });
   }
 
   async alerts(state?: 'FIRING' | 'RESOLVED' | null, ids?: number[]): Promise<AlertInfo[]> {
