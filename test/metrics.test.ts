@@ -188,6 +188,18 @@ for (const backend of backends) {
       assert.equal(value(after, 'shardline_subscriber_events_dropped_total', { feed: 'failures' }), 10, 'a counter: it stays');
     });
 
+    it('ends a shard\'s lag series once the shard is read to its end', async () => {
+      await t.engine.createStream({ name: 'resharded', shardCount: 1 });
+      const mapping = await t.engine.createMapping({ streamName: 'resharded', functionName: 'ok', startingPosition: 'TRIM_HORIZON' });
+      await t.engine.putRecords('resharded', [{ partitionKey: 'a', data: b64('a') }]);
+      await t.engine.splitShard('resharded', 'shardId-000000000000', (1n << 127n).toString());
+      await waitFor(async () => (await t.engine.lag(mapping.id)).some((l) => l.shardId === 'shardId-000000000000' && l.state === 'SHARD_END'),
+        'the parent read to its end', 10_000);
+      const shards = samples(await scrape(), 'shardline_records_behind', { stream: 'resharded', mapping: mapping.id, function: 'ok' })
+        .map((x) => x.labels!.shard).sort();
+      assert.deepEqual(shards, ['shardId-000000000001', 'shardId-000000000002'], 'the children only');
+    });
+
     it('exposes errors, discarded records and a finite time to data loss', async () => {
       await t.engine.createFunction({ name: 'fail', module: 'fail.mjs#handler' });
       await t.engine.createStream({ name: 'stuck', shardCount: 1 });
@@ -260,9 +272,10 @@ for (const backend of backends) {
         const future = new Date(Math.ceil((Date.now() + 3_600_000) / 200) * 200);
         const results = await Promise.all([t.engine.metricsSampler.sample(future), second.sample(future)]);
         assert.deepEqual(results.filter(Boolean).length, 1, `one sampler wrote the step (${results})`);
-        const [pairs] = await t.engine.handle.query<{ n: unknown }>(sql`select count(*) as n from (select distinct mapping_id, shard_key from leases) l`);
+        const [pairs] = await t.engine.handle.query<{ n: unknown }>(sql`
+          select count(*) as n from (select distinct mapping_id, shard_key from leases where state <> 'SHARD_END') l`);
         const [rows] = await t.engine.handle.query<{ n: unknown }>(sql`select count(*) as n from metric_samples where at = ${future.toISOString()}::timestamptz`);
-        assert.equal(Number(rows!.n), Number(pairs!.n), 'one row per mapping and shard');
+        assert.equal(Number(rows!.n), Number(pairs!.n), 'one row per mapping and shard not read to its end');
         assert.equal(await second.sample(future), false, 'a sampled step is not sampled again');
       } finally {
         await t.engine.handle.query(sql`delete from metric_samples where at > now() + interval '30 minutes'`);

@@ -3,12 +3,12 @@
  * Each app has its own Registry; the figures are read from the database at scrape time
  * (engine/metrics/storeMetrics.ts) and handed to the metrics' collect() callbacks.
  *
- *   per lease (labels stream, mapping, function, shard, lane):
+ *   per lease not yet at SHARD_END (labels stream, mapping, function, shard, lane):
  *     shardline_iterator_age_ms, shardline_oldest_unprocessed_age_ms, shardline_records_behind
  *   per mapping (labels stream, mapping, function):
  *     shardline_invocations_total, shardline_errors_total, shardline_throttles_total,
  *     shardline_discarded_records_total, shardline_invocation_duration_seconds (histogram)
- *   per mapping and shard: shardline_time_to_data_loss_seconds (+Inf when nothing is behind)
+ *   per mapping and shard: shardline_time_to_data_loss_seconds (+Inf when nothing is at risk)
  *   per stream: shardline_records_ingested_total
  *   of this process only: shardline_recent_records_reads_total, shardline_recent_records_held_bytes
  *     (GetRecords answered from memory, engine/records/recentRecords.ts); per feed (label feed):

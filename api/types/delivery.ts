@@ -50,7 +50,7 @@ export const ShardLag = builder.objectRef<ShardLagInfo>('ShardLag').implement({
     estimatedDrainSeconds: t.exposeInt('estimatedDrainSeconds', { nullable: true, description: 'recordsBehind ÷ drainRatePerSecond.' }),
     timeToDataLossSeconds: t.exposeInt('timeToDataLossSeconds', {
       nullable: true,
-      description: 'Seconds until the oldest unprocessed record passes retention (trimmed) or maximumRecordAgeSeconds (discarded).',
+      description: 'Seconds until the oldest unprocessed record passes retention (trimmed) or maximumRecordAgeSeconds (discarded), when the backlog will not drain before then at the current drain rate; null when nothing is at risk.',
     }),
   }),
 });

@@ -105,10 +105,14 @@ function derived(r: { behind: unknown; oldest_ms: number | null; now_ms: number;
   const behind = Number(r.behind);
   const drainRatePerSecond = Number(r.drained) / 60;
   let timeToDataLossSeconds: number | null = null;
-  if (r.oldest_ms !== null) {
+  if (r.oldest_ms !== null && behind > 0) {
     const deadlines = [r.oldest_ms + r.retention_hours * 3_600_000];
     if (r.max_age_s !== -1) deadlines.push(r.oldest_ms + r.max_age_s * 1000);
-    timeToDataLossSeconds = Math.max(0, Math.round((Math.min(...deadlines) - r.now_ms) / 1000));
+    const untilDeadline = (Math.min(...deadlines) - r.now_ms) / 1000;
+    // At the current drain rate the whole backlog is done within drainSeconds, and no record in
+    // it is older than the oldest: if that fits before the deadline, nothing is lost.
+    const drainSeconds = drainRatePerSecond > 0 ? behind / drainRatePerSecond : Infinity;
+    if (drainSeconds > untilDeadline) timeToDataLossSeconds = Math.max(0, Math.round(untilDeadline));
   }
   return {
     waitingOnShardIds: (r.waiting_on ?? []).map((i) => shardIdOf(Number(i))),

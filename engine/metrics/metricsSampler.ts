@@ -130,7 +130,8 @@ export class MetricsSampler {
         const byShard = new Map<number, { age: number | null; behind: number }>();
         for (const lane of await mappingLag(inTx, mappingId)) {
           const key = keyOf.get(lane.shardId);
-          if (key === undefined) continue;
+          // An ended lane has no lag to sample: rows per step stay bounded by the open shards.
+          if (key === undefined || lane.state === 'SHARD_END') continue;
           const entry = byShard.get(key) ?? { age: null, behind: 0 };
           if (lane.iteratorAgeMs !== null) entry.age = Math.max(entry.age ?? 0, lane.iteratorAgeMs);
           entry.behind += lane.recordsBehind;

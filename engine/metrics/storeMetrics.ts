@@ -89,19 +89,18 @@ export class StoreMetrics {
     const timeToDataLoss: StoreMetricsSnapshot['timeToDataLoss'] = [];
     for (const m of mappings) {
       const labels = { stream: m.stream, mapping: m.id, function: m.function_name };
-      const limitSeconds = Math.min(m.retention_hours * 3600, m.maximum_record_age_seconds > 0 ? m.maximum_record_age_seconds : Infinity);
-      const oldestByShard = new Map<string, number | null>();
+      const soonestByShard = new Map<string, number>();
       for (const lag of await mappingLag(this.handle, m.id)) {
+        // A shard read to its end has nothing left to measure: its series end with it, so
+        // reshards and DynamoDB rollovers do not add series without bound.
+        if (lag.state === 'SHARD_END') continue;
         lanes.push({ ...labels, shard: lag.shardId, lane: lag.lane, iteratorAgeMs: lag.iteratorAgeMs,
           oldestUnprocessedAgeMs: lag.oldestUnprocessedAgeMs, recordsBehind: lag.recordsBehind });
-        const before = oldestByShard.get(lag.shardId) ?? null;
-        const age = lag.oldestUnprocessedAgeMs;
-        oldestByShard.set(lag.shardId, age === null ? before : Math.max(before ?? 0, age));
+        // The lag rows' figure (null: nothing at risk at the current drain rate), soonest over lanes.
+        const seconds = lag.timeToDataLossSeconds ?? Infinity;
+        soonestByShard.set(lag.shardId, Math.min(soonestByShard.get(lag.shardId) ?? Infinity, seconds));
       }
-      for (const [shard, oldestMs] of oldestByShard) {
-        timeToDataLoss.push({ ...labels, shard,
-          seconds: oldestMs === null ? Infinity : Math.max(0, limitSeconds - oldestMs / 1000) });
-      }
+      for (const [shard, seconds] of soonestByShard) timeToDataLoss.push({ ...labels, shard, seconds });
     }
 
     const streams = (await this.handle.query<{ stream: string; n: unknown }>(sql`
