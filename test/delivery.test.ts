@@ -394,6 +394,34 @@ for (const backend of backends) {
       assert.deepEqual(lanes.map((l) => l.lane), [0, 1], 'the lane beyond the factor is gone');
     });
 
+    it('shows a record\'s history from its own lane only, when other lanes\' batches span its sequence number', async () => {
+      writeFileSync(join(functionsDir, 'lane-history.mjs'), `
+        export async function handler(event) {
+          if (event.Records.some((r) => Buffer.from(r.kinesis.data, 'base64').toString().startsWith('bad'))) throw new Error('bad record');
+        }`);
+      // Two partition keys on different lanes of a factor of 2 (the lane is the key's hash modulo 2).
+      const lanes = await t.engine.handle.query<{ k: string; lane: number }>(sql`
+        select k, mod(hashtext(k)::bigint + 2147483648, 2)::int as lane from (values ('a'), ('b'), ('c'), ('d'), ('e'), ('f')) v(k)`);
+      const bad = lanes.find((l) => l.lane === 0)!.k;
+      const good = lanes.find((l) => l.lane === 1)!.k;
+      await t.engine.catalog.create({ name: 'lane-history', shardCount: 1 });
+      await t.engine.createFunction({ name: 'lane-history-fn', module: 'lane-history.mjs#handler' });
+      const mapping = await t.engine.createMapping({
+        streamName: 'lane-history', functionName: 'lane-history-fn', startingPosition: 'TRIM_HORIZON', parallelizationFactor: 2, maximumRetryAttempts: 0,
+      });
+      const put = await t.engine.putRecords('lane-history', [
+        { partitionKey: bad, data: b64('bad-1') }, { partitionKey: good, data: b64('good') }, { partitionKey: bad, data: b64('bad-2') },
+      ]);
+      await waitFor(async () => {
+        const lag = await t.engine.lag(mapping.id);
+        return lag.length === 2 && lag.every((l) => l.recordsBehind === 0 && l.checkpointSequenceNumber !== null);
+      }, 'both lanes done', 10_000);
+      const history = await t.engine.recordHistory(mapping.id, 'shardId-000000000000', put.records[1]!.sequenceNumber!);
+      assert.ok(history.length > 0 && history.every((h) => h.kind === 'OK'), `only its own lane's OK batch (${JSON.stringify(history)})`);
+      const badHistory = await t.engine.recordHistory(mapping.id, 'shardId-000000000000', put.records[0]!.sequenceNumber!);
+      assert.ok(badHistory.some((h) => h.kind === 'FUNCTION_ERROR') && badHistory.some((h) => h.kind === 'RETRIES_EXHAUSTED'));
+    });
+
     it('keeps the window state answered beside batchItemFailures, so the retry carries the acknowledged records', async () => {
       writeFileSync(join(functionsDir, 'window-partial.mjs'), `
         export const finals = [];
