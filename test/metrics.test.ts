@@ -32,6 +32,11 @@ function samples(parsed: ParsedFamily[], name: string, labels: Record<string, st
   return family(parsed, name).metrics.filter((m) => Object.entries(labels).every(([k, v]) => m.labels?.[k] === v));
 }
 
+/** The sum over the series matching `labels` (0 when none): counters are per shard. */
+function total(parsed: ParsedFamily[], name: string, labels: Record<string, string>): number {
+  return samples(parsed, name, labels).reduce((sum, m) => sum + Number(m.value), 0);
+}
+
 function value(parsed: ParsedFamily[], name: string, labels: Record<string, string>): number {
   const found = samples(parsed, name, labels);
   assert.equal(found.length, 1, `one ${name} series for ${JSON.stringify(labels)}`);
@@ -114,27 +119,33 @@ for (const backend of backends) {
       assert.equal(samples(parsed, 'shardline_iterator_age_ms', m).length, 2);
       assert.ok(samples(parsed, 'shardline_iterator_age_ms', m).every((s) => Number(s.value) >= 0));
       assert.equal(samples(parsed, 'shardline_oldest_unprocessed_age_ms', m).length, 0, 'nothing unprocessed');
-      assert.equal(value(parsed, 'shardline_invocations_total', m), invocations.length);
-      assert.equal(value(parsed, 'shardline_errors_total', m), 0);
-      assert.equal(value(parsed, 'shardline_throttles_total', m), 0);
-      assert.equal(value(parsed, 'shardline_discarded_records_total', m), 0);
+      assert.equal(total(parsed, 'shardline_invocations_total', m), invocations.length);
+      assert.deepEqual(samples(parsed, 'shardline_invocations_total', m).map((x) => x.labels!.shard).sort(),
+        ['shardId-000000000000', 'shardId-000000000001'], 'counters per shard');
+      for (const shard of ['shardId-000000000000', 'shardId-000000000001']) {
+        assert.equal(value(parsed, 'shardline_invocations_total', { ...m, shard }), invocations.filter((i) => i.shardId === shard).length);
+      }
+      assert.equal(total(parsed, 'shardline_errors_total', m), 0);
+      assert.equal(total(parsed, 'shardline_throttles_total', m), 0);
+      assert.equal(total(parsed, 'shardline_discarded_records_total', m), 0);
       const ttl = samples(parsed, 'shardline_time_to_data_loss_seconds', m);
       assert.equal(ttl.length, 2);
       assert.ok(ttl.every((s) => s.value === '+Inf'), 'no data at risk when nothing is behind');
 
       // parse-prometheus-text-format folds a histogram's series into one (keeping only `le`) and
-      // drops labelled _sum/_count lines: with one mapping so far, its buckets are this mapping's.
-      const histogram = family(parsed, 'shardline_invocation_duration_seconds');
-      assert.equal(histogram.type, 'HISTOGRAM');
-      const buckets = histogram.metrics[0]!.buckets!;
-      assert.equal(Number(buckets['+Inf']), invocations.length);
-      const slow = invocations.filter((i) => i.durationMs > 1000).length;
-      assert.equal(Number(buckets['1']), invocations.length - slow);
-      const labels = `stream="orders",mapping="${mapping.id}",function="ok"`;
+      // drops labelled _sum/_count lines: the text lines are read here, per shard.
+      assert.equal(family(parsed, 'shardline_invocation_duration_seconds').type, 'HISTOGRAM');
       const lines = text.split('\n');
-      assert.ok(lines.includes(`shardline_invocation_duration_seconds_count{${labels}} ${invocations.length}`), 'labelled _count');
-      const sum = lines.find((l) => l.startsWith(`shardline_invocation_duration_seconds_sum{${labels}} `));
-      assert.ok(Math.abs(Number(sum?.split(' ')[1]) - invocations.reduce((s, i) => s + i.durationMs, 0) / 1000) < 1e-6, 'labelled _sum');
+      for (const shard of ['shardId-000000000000', 'shardId-000000000001']) {
+        const own = invocations.filter((i) => i.shardId === shard);
+        const labels = `stream="orders",mapping="${mapping.id}",function="ok",shard="${shard}"`;
+        assert.ok(lines.includes(`shardline_invocation_duration_seconds_count{${labels}} ${own.length}`), 'labelled _count');
+        assert.ok(lines.includes(`shardline_invocation_duration_seconds_bucket{${labels},le="+Inf"} ${own.length}`), 'the +Inf bucket');
+        const slow = own.filter((i) => i.durationMs > 1000).length;
+        assert.ok(lines.includes(`shardline_invocation_duration_seconds_bucket{${labels},le="1"} ${own.length - slow}`), 'the 1 s bucket');
+        const sum = lines.find((l) => l.startsWith(`shardline_invocation_duration_seconds_sum{${labels}} `));
+        assert.ok(Math.abs(Number(sum?.split(' ')[1]) - own.reduce((s, i) => s + i.durationMs, 0) / 1000) < 1e-6, 'labelled _sum');
+      }
     });
 
     it('counts GetRecords answered from memory, and what memory holds, for this process', async () => {
@@ -217,15 +228,15 @@ for (const backend of backends) {
 
       const parsed = await scrape();
       const s = { stream: 'stuck', mapping: stuck.id, function: 'fail' };
-      assert.ok(value(parsed, 'shardline_errors_total', s) >= 1);
+      assert.ok(total(parsed, 'shardline_errors_total', s) >= 1);
       assert.equal(value(parsed, 'shardline_records_behind', s), 3);
       assert.ok(value(parsed, 'shardline_oldest_unprocessed_age_ms', s) >= 0);
       const ttl = value(parsed, 'shardline_time_to_data_loss_seconds', s);
       assert.ok(ttl > 3000 && ttl <= 3600, `maximumRecordAgeSeconds bounds the time to data loss (got ${ttl})`);
       const p = { stream: 'poison', mapping: poison.id, function: 'fail' };
-      assert.equal(value(parsed, 'shardline_discarded_records_total', p), 3);
-      assert.ok(value(parsed, 'shardline_errors_total', p) >= 1);
-      assert.equal(value(parsed, 'shardline_errors_total', p), value(parsed, 'shardline_invocations_total', p));
+      assert.equal(total(parsed, 'shardline_discarded_records_total', p), 3);
+      assert.ok(total(parsed, 'shardline_errors_total', p) >= 1);
+      assert.equal(total(parsed, 'shardline_errors_total', p), total(parsed, 'shardline_invocations_total', p));
     });
 
     it('samples a history whose records processed add up to the workload', async () => {

@@ -5,7 +5,7 @@
  *
  *   per lease not yet at SHARD_END (labels stream, mapping, function, shard, lane):
  *     shardline_iterator_age_ms, shardline_oldest_unprocessed_age_ms, shardline_records_behind
- *   per mapping (labels stream, mapping, function):
+ *   per mapping and shard (labels stream, mapping, function, shard):
  *     shardline_invocations_total, shardline_errors_total, shardline_throttles_total,
  *     shardline_discarded_records_total, shardline_invocation_duration_seconds (histogram)
  *   per mapping and shard: shardline_time_to_data_loss_seconds (+Inf when nothing is at risk)
@@ -29,7 +29,7 @@ import { DURATION_BUCKETS_MS, StoreMetrics, type StoreMetricsSnapshot } from '..
 import { FEED_NAMES } from '../../engine/observability/feedCounts.ts';
 
 const LANE_LABELS = ['stream', 'mapping', 'function', 'shard', 'lane'] as const;
-const MAPPING_LABELS = ['stream', 'mapping', 'function'] as const;
+const MAPPING_LABELS = ['stream', 'mapping', 'function', 'shard'] as const;
 
 export interface MetricsEndpoint {
   registry: Registry;
@@ -62,7 +62,7 @@ export function metricsEndpoint(engine: Engine, logError: (error: unknown) => vo
       name, help, labelNames: MAPPING_LABELS, registers: [registry],
       collect() {
         this.reset();
-        for (const m of current().mappings) this.inc({ stream: m.stream, mapping: m.mapping, function: m.function }, value(m));
+        for (const m of current().mappings) this.inc({ stream: m.stream, mapping: m.mapping, function: m.function, shard: m.shard }, value(m));
       },
     });
   mappingCounter('shardline_invocations_total', 'Invocations of the mapping\'s function logged under the mapping (throttled calls excluded, as in AWS).', (m) => m.invocations);
@@ -177,7 +177,7 @@ function durationHistogram(current: () => StoreMetricsSnapshot) {
     async get() {
       const values: { metricName: string; labels: Record<string, string | number>; value: number }[] = [];
       for (const m of current().mappings) {
-        const labels = { stream: m.stream, mapping: m.mapping, function: m.function };
+        const labels = { stream: m.stream, mapping: m.mapping, function: m.function, shard: m.shard };
         let cumulative = 0;
         DURATION_BUCKETS_MS.forEach((bound, i) => {
           cumulative += m.durationCounts[i] ?? 0;

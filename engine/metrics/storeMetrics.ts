@@ -1,6 +1,6 @@
 /**
  * Store metrics for scraping (api/http/metrics.ts renders them with prom-client): the lag of
- * every lease, per-mapping totals of the invocation and failure logs, a histogram of
+ * every lease, per-mapping-and-shard totals of the invocation and failure logs, a histogram of
  * invocation durations, records ingested per stream, and time to data loss.
  *
  * Everything is read from the database at scrape time, so every engine process on one
@@ -13,7 +13,13 @@
 import { sql } from 'drizzle-orm';
 import type { DatabaseHandle } from '../db.ts';
 import { mappingLag } from '../delivery/lag.ts';
+import { shardIdOf } from '../streams/model.ts';
 import { failureFloor, invocationFloor } from './logFloor.ts';
+
+/** Totals are kept per (mapping, shard): "<mapping id> <shard key>" (ids hold no space). */
+const totalsKey = (mappingId: string, shardKey: unknown) => `${mappingId} ${Number(shardKey)}`;
+const mappingOf = (key: string) => key.slice(0, key.lastIndexOf(' '));
+const shardKeyOf = (key: string) => Number(key.slice(key.lastIndexOf(' ') + 1));
 
 /** Upper bounds of the duration histogram, in milliseconds. */
 export const DURATION_BUCKETS_MS = [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 30_000, 60_000, 300_000, 900_000];
@@ -40,7 +46,8 @@ export interface MappingTotals {
 
 export interface StoreMetricsSnapshot {
   lanes: LaneFigures[];
-  mappings: (MappingLabels & MappingTotals)[];
+  /** Log totals per mapping and shard (the shard's id; replays' rows count under their mapping too). */
+  mappings: (MappingLabels & { shard: string } & MappingTotals)[];
   streams: { stream: string; recordsIngested: number }[];
   /**
    * Per mapping and shard: seconds until the oldest unprocessed record passes the stream's
@@ -110,11 +117,19 @@ export class StoreMetrics {
       .map((r) => ({ stream: r.stream, recordsIngested: Number(r.n) }));
 
     const totals = await this.#totals(now);
+    const shardIds = new Map((await this.handle.query<{ key: unknown; shard_index: number }>(sql`
+      select key, shard_index from shards where key = any(${sql.param([...new Set([...totals.keys()].map(shardKeyOf))])}::bigint[])`))
+      .map((r) => [Number(r.key), shardIdOf(r.shard_index)]));
+    const byMapping = new Map(mappings.map((m) => [m.id, m]));
+    const perShard: StoreMetricsSnapshot['mappings'] = [];
+    for (const [key, t] of [...totals].sort(([a], [b]) => (a < b ? -1 : 1))) {
+      const m = byMapping.get(mappingOf(key));
+      const shard = shardIds.get(shardKeyOf(key));
+      if (m && shard) perShard.push({ stream: m.stream, mapping: m.id, function: m.function_name, shard, ...t });
+    }
     return {
       lanes,
-      mappings: mappings.map((m) => ({
-        stream: m.stream, mapping: m.id, function: m.function_name, ...(totals.get(m.id) ?? emptyTotals()),
-      })),
+      mappings: perShard,
       streams,
       timeToDataLoss,
     };
@@ -157,13 +172,13 @@ export class StoreMetrics {
     };
     if (invTo === null || invTo > invFrom) {
       const bounds = sql.raw(`array[${DURATION_BUCKETS_MS.join(',')}]::int[]`);
-      const rows = await this.handle.query<{ mapping_id: string; outcome: string; bucket: number; n: unknown; ms: unknown }>(sql`
-        select mapping_id, outcome, width_bucket(duration_ms - 1, ${bounds}) as bucket, count(*) as n, coalesce(sum(duration_ms), 0) as ms
+      const rows = await this.handle.query<{ mapping_id: string; shard_key: unknown; outcome: string; bucket: number; n: unknown; ms: unknown }>(sql`
+        select mapping_id, shard_key, outcome, width_bucket(duration_ms - 1, ${bounds}) as bucket, count(*) as n, coalesce(sum(duration_ms), 0) as ms
           from invocations
          where id > ${invFrom}::bigint ${invTo === null ? sql`` : sql`and id <= ${invTo}::bigint`}
-         group by 1, 2, 3`);
+         group by 1, 2, 3, 4`);
       for (const r of rows) {
-        const t = get(r.mapping_id);
+        const t = get(totalsKey(r.mapping_id, r.shard_key));
         const n = Number(r.n);
         if (r.outcome === 'THROTTLED') {
           t.throttles += n;
@@ -177,13 +192,13 @@ export class StoreMetrics {
       }
     }
     if (failTo === null || failTo > failFrom) {
-      const rows = await this.handle.query<{ mapping_id: string; n: unknown }>(sql`
-        select mapping_id, coalesce(sum(record_count), 0) as n
+      const rows = await this.handle.query<{ mapping_id: string; shard_key: unknown; n: unknown }>(sql`
+        select mapping_id, shard_key, coalesce(sum(record_count), 0) as n
           from failures
          where id > ${failFrom}::bigint ${failTo === null ? sql`` : sql`and id <= ${failTo}::bigint`}
            and kind in ('RETRIES_EXHAUSTED', 'RECORD_EXPIRED')
-         group by 1`);
-      for (const r of rows) get(r.mapping_id).discardedRecords += Number(r.n);
+         group by 1, 2`);
+      for (const r of rows) get(totalsKey(r.mapping_id, r.shard_key)).discardedRecords += Number(r.n);
     }
     return result;
   }
