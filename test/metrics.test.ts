@@ -17,7 +17,8 @@ import { MetricsSampler } from '../engine/metrics/metricsSampler.ts';
 import { watchFailures } from '../engine/observability/failureFeed.ts';
 import { watchLag } from '../engine/observability/lagFeed.ts';
 import { migrate } from '../engine/migrate.ts';
-import { type Backend, type TestEngine, b64, backends, freshPostgresDatabase, openTestEngine, waitFor } from './harness.ts';
+import WebSocket from 'ws';
+import { type Backend, type TestEngine, b64, backends, bounded, freshPostgresDatabase, openTestEngine, waitFor } from './harness.ts';
 
 const N = 60;
 
@@ -44,14 +45,14 @@ function value(parsed: ParsedFamily[], name: string, labels: Record<string, stri
 }
 
 /** An engine app on a fresh database, started on a free port; with its handle for closing. */
-async function bareApp(backend: Backend): Promise<{ app: App; base: string; handle: DatabaseHandle; drop: () => Promise<void> }> {
+async function bareApp(backend: Backend): Promise<{ app: App; base: string; handle: DatabaseHandle; engine: Engine; drop: () => Promise<void> }> {
   const fresh = backend.url ? await freshPostgresDatabase(backend.url) : undefined;
   const handle = await openDatabase({ databaseUrl: fresh?.url });
   await migrate(handle);
   const engine = new Engine(handle, { ...DEFAULT_ENGINE_OPTIONS, delivery: false });
   const app = buildApp({ engine, logError: () => {} });
   const base = new URL(await app.start(0, '127.0.0.1')).origin;
-  return { app, base, handle, drop: async () => { await fresh?.drop(); } };
+  return { app, base, handle, engine, drop: async () => { await fresh?.drop(); } };
 }
 
 for (const backend of backends) {
@@ -371,6 +372,24 @@ for (const backend of backends) {
         assert.equal(body.status, 'unavailable');
         assert.match(body.reason, /database/);
         assert.equal((await fetch(`${bare.base}/healthz`)).status, 200, 'the process is still up');
+      } finally {
+        await bare.app.stop();
+        await bare.drop();
+      }
+    });
+
+    it('closes a graphql-ws connection it cannot authenticate for want of the database with 1013, which clients retry', async (c) => {
+      if (!backend.url) return c.skip('a closed PGlite fails with no driver code of an outage');
+      const bare = await bareApp(backend);
+      try {
+        await bare.engine.tokens.create({ name: 'ws-reader', scopes: 'read' }, 'test');
+        await bare.handle.close();
+        const socket = new WebSocket(`${bare.base.replace('http', 'ws')}/graphql`, 'graphql-transport-ws');
+        const closed = new Promise<{ code: number; reason: string }>((resolve) => socket.on('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+        socket.on('open', () => socket.send(JSON.stringify({ type: 'connection_init', payload: { authorization: 'Bearer sl_unknown' } })));
+        const { code, reason } = await bounded(closed, 'the socket closed', 10_000);
+        assert.equal(code, 1013, reason);
+        assert.match(reason, /UNAVAILABLE/);
       } finally {
         await bare.app.stop();
         await bare.drop();

@@ -19,16 +19,26 @@ const authorization = () => {
   return token ? `Bearer ${token}` : undefined;
 };
 
+/** True when this browser keeps a token (the header then offers to change it). */
+export const hasToken = () => localStorage.getItem(TOKEN_KEY) !== null;
+
+/** Forgets the kept token and asks for another. */
+export function changeToken() {
+  localStorage.removeItem(TOKEN_KEY);
+  askForToken('Enter another token.');
+}
+
 let asking = false;
 /** Shows the sign-in form once; a token entered there is kept and the page reloads with it. */
-function askForToken(reason) {
+export function askForToken(reason) {
   if (asking) return;
   asking = true;
   const dialog = document.createElement('form');
   dialog.id = 'sign-in';
   dialog.className = 'sign-in';
   dialog.innerHTML = `<h2>Token required</h2><p></p>
-    <label>API token with the read scope <input name="token" type="password" autocomplete="off" required></label>
+    <label>API token (the read scope shows everything; replays and redrives need operate)
+      <input name="token" type="password" autocomplete="off" required></label>
     <button type="submit">Open the dashboard</button>`;
   dialog.querySelector('p').textContent = reason;
   dialog.addEventListener('submit', (event) => {
@@ -80,6 +90,8 @@ export async function gql(query, variables = {}) {
   if (body.errors?.length) {
     const error = fromGraphQLErrors(body.errors);
     if (error.code === 'UNAUTHENTICATED') askForToken(error.message);
+    // A token without the scope an action needs: say which, and offer to sign in with another.
+    if (error.code === 'FORBIDDEN') error.message += ' (sign in with a token that has the scope: "change token" above)';
     throw error;
   }
   if (!response.ok) throw new ApiError(`the server answered ${response.status} ${response.statusText}`, `HTTP_${response.status}`);
@@ -87,17 +99,20 @@ export async function gql(query, variables = {}) {
 }
 
 const listeners = new Set();
-let connectionState = 'connecting';
+let connectionStateNow = 'connecting';
+
+/** The live connection's state now: 'connecting' | 'connected' | 'closed'. */
+export const connectionState = () => connectionStateNow;
 
 /** Calls fn with 'connecting' | 'connected' | 'closed' now and on each change. */
 export function onConnection(fn) {
   listeners.add(fn);
-  fn(connectionState);
+  fn(connectionStateNow);
   return () => listeners.delete(fn);
 }
 
 function setConnection(state) {
-  connectionState = state;
+  connectionStateNow = state;
   for (const fn of listeners) fn(state);
 }
 
@@ -139,6 +154,8 @@ export function subscribe(query, variables, { next, error = () => {}, complete =
       else if (result.data) next(result.data);
     },
     error: (e) => {
+      // 4401 ends the client before shouldRetry is asked: ask for a token here.
+      if (e?.code === 4401) askForToken(e.reason || 'The server needs a valid token.');
       if (Array.isArray(e)) error(fromGraphQLErrors(e));
       else if (e instanceof Error) error(new ApiError(e.message, 'SUBSCRIPTION'));
       else error(new ApiError(`the live connection closed${e?.code ? ` (${e.code}${e.reason ? ` ${e.reason}` : ''})` : ''}`, 'SUBSCRIPTION'));

@@ -95,10 +95,10 @@ export function reportError(where, error) {
   console.error(text, error);
 }
 
-/** Removes the errors reported under `where` (when it works again). */
+/** Removes the errors reported under `where` and its variants ("Failures (live)") when it works again. */
 export function clearErrors(where) {
   for (const [text, item] of shown) {
-    if (text.startsWith(`${where}: `)) {
+    if (text.startsWith(`${where}: `) || text.startsWith(`${where} (`)) {
       item.remove();
       shown.delete(text);
     }

@@ -12,6 +12,7 @@ import { GraphQLError } from 'graphql';
 import type { Principal } from '../../engine/auth/scopes.ts';
 import type { Engine } from '../../engine/engine.ts';
 import { authenticate } from './authenticate.ts';
+import { isDatabaseUnavailable } from '../../engine/db.ts';
 
 const RECHECK_MS = 5000;
 
@@ -36,7 +37,16 @@ export class SubscriptionGuard {
   /** connection_init: authenticates, or closes the socket with 4401 and the reason. */
   readonly onConnect = async (ctx: Connection): Promise<boolean> => {
     const revocations = this.#revocations;
-    const auth = await authenticate(this.engine, ctx.connectionParams?.authorization);
+    let auth;
+    try {
+      auth = await authenticate(this.engine, ctx.connectionParams?.authorization);
+    } catch (error) {
+      if (!isDatabaseUnavailable(error)) throw error;
+      // 1013 (try again later) is a close graphql-ws clients retry; a thrown error would close
+      // with 4500, which ends their subscriptions for good, though the database is back soon.
+      ctx.extra.socket.close(1013, 'UNAVAILABLE: the database is unavailable; retry shortly.');
+      return false;
+    }
     if (!auth.error && auth.principal.tokenId !== undefined && revocations !== this.#revocations
       && !(await this.engine.tokens.live([auth.principal.tokenId])).has(auth.principal.tokenId)) {
       // A revocation heard during the check may have been of this very token.

@@ -274,13 +274,32 @@ export class ReplayJobs {
   async list(state?: ReplayState | null): Promise<ReplayJobView[]> {
     const rows = await this.handle.db.select().from(replayJobs)
       .where(state ? eq(replayJobs.state, state) : undefined).orderBy(sql`${replayJobs.createdAt} desc`).limit(500);
-    return Promise.all(rows.map((row) => this.#view(row)));
+    return this.#views(rows);
   }
 
   async #view(row: JobRow): Promise<ReplayJobView> {
-    const cursors = await this.handle.db.select({ c: replayCursors, shardIndex: shards.shardIndex }).from(replayCursors)
+    return (await this.#views([row]))[0]!;
+  }
+
+  /** The views of some jobs, their cursors read in one query (a list polled by dashboards). */
+  async #views(rows: JobRow[]): Promise<ReplayJobView[]> {
+    if (rows.length === 0) return [];
+    const all = await this.handle.db.select({ c: replayCursors, shardIndex: shards.shardIndex }).from(replayCursors)
       .innerJoin(shards, eq(shards.key, replayCursors.shardKey))
-      .where(eq(replayCursors.jobId, row.id)).orderBy(asc(replayCursors.idx));
+      .where(sql`${replayCursors.jobId} = any(${sql.param(rows.map((r) => r.id))}::text[])`)
+      .orderBy(asc(replayCursors.jobId), asc(replayCursors.idx));
+    const byJob = new Map<string, typeof all>();
+    for (const entry of all) {
+      const list = byJob.get(entry.c.jobId) ?? [];
+      list.push(entry);
+      byJob.set(entry.c.jobId, list);
+    }
+    const names = new Map<number, string | undefined>();
+    for (const streamId of new Set(rows.map((r) => r.streamId))) names.set(streamId, (await this.streams.findById(streamId))?.name);
+    return rows.map((row) => this.#viewOf(row, byJob.get(row.id) ?? [], names.get(row.streamId)));
+  }
+
+  #viewOf(row: JobRow, cursors: { c: typeof replayCursors.$inferSelect; shardIndex: number }[], streamName: string | undefined): ReplayJobView {
     const byShard = new Map<number, ReplayJobView['shards'][number]>();
     for (const { c, shardIndex } of cursors) {
       const entry = byShard.get(shardIndex) ?? { shardId: shardIdOf(shardIndex), cursorSequenceNumber: null, delivered: 0, done: true, total: 0 };
@@ -290,9 +309,8 @@ export class ReplayJobs {
       if (c.cursorSeq !== null) entry.cursorSequenceNumber = formatSequenceNumber(c.cursorSeq);
       byShard.set(shardIndex, entry);
     }
-    const stream = await this.streams.findById(row.streamId);
     return {
-      id: row.id, state: row.state, streamName: stream?.name ?? '(deleted)', functionName: row.functionName,
+      id: row.id, state: row.state, streamName: streamName ?? '(deleted)', functionName: row.functionName,
       mappingId: row.mappingId, from: row.fromSpec, to: row.toSpec, totalRecords: row.totalRecords, totalBytes: row.totalBytes,
       deliveredRecords: row.deliveredRecords, failedRecords: row.failedRecords, dryRun: row.dryRun,
       shards: [...byShard.values()], requestedBy: row.requestedBy, createdAt: row.createdAt, finishedAt: row.finishedAt,

@@ -1,7 +1,7 @@
 // The live failures feed (the failures subscription, after the latest failures of every
 // mapping), and a failure's detail: its range and message, its records, the on-failure
 // (destination) record, and a Redrive button for discarded batches (redriveFailures).
-import { gql, subscribe } from '../api.js';
+import { gql, onConnection, subscribe } from '../api.js';
 import { badge, clearErrors, emit, fmtDateTime, fmtInt, fmtTime, h, replace, reportError, seq, shortShard } from '../ui.js';
 
 const FAILURE = 'id kind mappingId shardId firstSequenceNumber lastSequenceNumber recordCount attempt message at destinationRecord redrivenBy';
@@ -68,6 +68,11 @@ export function mountFailures(section) {
   async function loadRecords(entry, into) {
     const f = entry.failure;
     const n = Math.min(f.recordCount, MAX_RECORDS_SHOWN);
+    if (n === 0) {
+      // A window's final invocation carries no records: the failure is of the window's close.
+      replace(into, h('p', { class: 'muted' }, 'No records: this was the final invocation of a tumbling window.'));
+      return;
+    }
     try {
       const data = await gql(RECORDS, { stream: entry.streamName, shard: f.shardId, from: f.firstSequenceNumber, n });
       const last = BigInt(f.lastSequenceNumber);
@@ -206,6 +211,13 @@ export function mountFailures(section) {
       renderFeed();
     },
     error: (error) => reportError('Failures (live)', error),
+  });
+  // The feed is from now on: failures recorded while the connection was down are read again.
+  let connectedBefore = false;
+  onConnection((state) => {
+    if (state !== 'connected') return;
+    if (connectedBefore) void load();
+    connectedBefore = true;
   });
   void load();
 }

@@ -2,7 +2,7 @@
 // (the last minutes of EventSourceMapping.metrics, then every update of the lag
 // subscription), and the per-shard leases (state, owner, checkpoint, consecutive failures).
 import uPlot from 'uplot';
-import { gql, subscribe } from '../api.js';
+import { connectionState, gql, subscribe } from '../api.js';
 import { badge, clearErrors, every, fmtInt, fmtMs, fmtTime, h, on, replace, reportError, seq, shortShard } from '../ui.js';
 
 const WINDOW_MS = 5 * 60_000;
@@ -160,7 +160,8 @@ class MappingCard {
 
   /** Carries the last live figures forward so the time axis moves while nothing changes. */
   tick() {
-    if (!this.lastLive) return;
+    // While the live connection is down the last figures are not live: the chart waits.
+    if (!this.lastLive || connectionState() !== 'connected') return;
     const now = Date.now();
     const last = this.points.at(-1);
     if (!last || now - last.t >= 1000) {
@@ -173,6 +174,7 @@ class MappingCard {
     const to = new Date();
     const from = new Date(to.getTime() - WINDOW_MS);
     const data = await gql(METRICS, { id: this.mapping.id, from: from.toISOString(), to: to.toISOString() });
+    clearErrors('Metrics');
     const points = data.eventSourceMapping?.metrics ?? [];
     if (!this.historyLoaded) {
       this.historyLoaded = true;

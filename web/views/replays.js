@@ -5,7 +5,7 @@ import { gql, subscribe } from '../api.js';
 import { badge, clearErrors, every, fmtBytes, fmtDateTime, fmtInt, h, on, replace, reportError } from '../ui.js';
 
 const JOB = `id state streamName functionName mappingId from to totalRecords deliveredRecords failedRecords dryRun
-  createdAt finishedAt error ratePerSecond totalBytes estimatedDurationSeconds shards { shardId delivered done }`;
+  createdAt finishedAt error ratePerSecond totalBytes estimatedDurationSeconds`;
 const LIST = `{ replays { ${JOB} } functions { name } eventSourceMappings { id stream { name } function { name } } }`;
 const START = `mutation ($input: ReplayInput!) { startReplay(input: $input) { ${JOB} } }`;
 const PROGRESS = `subscription ($id: ID!) { replayProgress(id: $id) { ${JOB} } }`;
