@@ -13,8 +13,9 @@ COPY web ./web
 COPY bin ./bin
 COPY cli ./cli
 RUN ln -s /app/bin/shardline /usr/local/bin/shardline
-# /data holds the embedded database when DATABASE_URL is unset; /app/functions, module functions
-# (mount a directory there, SHARDLINE_FUNCTIONS_DIR's default).
+# /data holds the embedded database when DATABASE_URL is unset (mount a volume there to keep it
+# across containers); /app/functions, module functions (mount a directory there,
+# SHARDLINE_FUNCTIONS_DIR's default).
 ENV NODE_ENV=production HOST=0.0.0.0 PORT=4000 SHARDLINE_DATA_DIR=/data
 RUN mkdir -p /data /app/functions && chown node:node /data
 EXPOSE 4000

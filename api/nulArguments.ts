@@ -10,8 +10,28 @@ import type { Plugin } from 'graphql-yoga';
 
 const NUL = '\u0000';
 
+/** True when a NUL is anywhere in the value: the common answer, found without building paths. */
+function holdsNul(value: unknown): boolean {
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (typeof v === 'string') {
+      if (v.includes(NUL)) return true;
+    } else if (Array.isArray(v)) {
+      for (const child of v) stack.push(child);
+    } else if (v !== null && typeof v === 'object') {
+      for (const key in v) {
+        if (key.includes(NUL)) return true;
+        stack.push((v as Record<string, unknown>)[key]);
+      }
+    }
+  }
+  return false;
+}
+
 /** Where a variable's value holds a NUL first: `$records[3].partitionKey`, or undefined. */
 function nulInValue(value: unknown, path: string): string | undefined {
+  if (!holdsNul(value)) return undefined;
   const stack: [unknown, string][] = [[value, path]];
   while (stack.length > 0) {
     const [v, at] = stack.pop()!;

@@ -512,6 +512,9 @@ for (const backend of backends) {
         streamName: 'window-relane', functionName: 'window-relane-fn', startingPosition: 'TRIM_HORIZON', batchSize: 10, tumblingWindowSeconds: 5,
       });
       const module = await import(join(functionsDir, 'window-relane.mjs'));
+      const lanes = await t.engine.handle.query<{ lane: number }>(sql`
+        select distinct mod(hashtext(k)::bigint + 2147483648, 2)::int as lane from (values ('k0'), ('k1'), ('k2'), ('k3'), ('k4'), ('k5')) v(k)`);
+      assert.equal(lanes.length, 2, 'the keys fall on both lanes of a factor of 2');
       await waitFor(() => Date.now() % 5000 < 1000, 'the start of a 5 s window', 6000);
       await t.engine.putRecords('window-relane', Array.from({ length: 6 }, (_, i) => ({ partitionKey: `k${i}`, data: b64(`r${i}`) })));
       await waitFor(() => module.seen.length >= 6, 'six records delivered', 5000);
@@ -537,8 +540,10 @@ for (const backend of backends) {
       await t.engine.catalog.create({ name: 'window-close', shardCount: 1 });
       await t.engine.createFunction({ name: 'window-close-fn', module: 'window-close.mjs#handler' });
       const mapping = await t.engine.createMapping({
-        streamName: 'window-close', functionName: 'window-close-fn', startingPosition: 'TRIM_HORIZON', batchSize: 10, tumblingWindowSeconds: 1,
+        streamName: 'window-close', functionName: 'window-close-fn', startingPosition: 'TRIM_HORIZON', batchSize: 10, tumblingWindowSeconds: 2,
       });
+      // Early in a window: the batch goes out before the window ends, so the close is an invocation of its own.
+      await waitFor(() => Date.now() % 2000 < 500, 'the start of a 2 s window', 3000);
       const put = await t.engine.putRecords('window-close', [{ partitionKey: 'w', data: b64('a') }, { partitionKey: 'w', data: b64('b') }]);
       const module = await import(join(functionsDir, 'window-close.mjs'));
       await waitFor(() => module.finals.length >= 3, 'the window closed on the third final invocation', 15_000);

@@ -207,9 +207,25 @@ for (const backend of backends) {
       await t.engine.splitShard('resharded', 'shardId-000000000000', (1n << 127n).toString());
       await waitFor(async () => (await t.engine.lag(mapping.id)).some((l) => l.shardId === 'shardId-000000000000' && l.state === 'SHARD_END'),
         'the parent read to its end', 10_000);
-      const shards = samples(await scrape(), 'shardline_records_behind', { stream: 'resharded', mapping: mapping.id, function: 'ok' })
+      const series = async () => samples(await scrape(), 'shardline_records_behind', { stream: 'resharded', mapping: mapping.id, function: 'ok' })
         .map((x) => x.labels!.shard).sort();
+      // The children's leases come with the next heartbeat; the parent's series never comes back.
+      const shards = await waitFor(async () => {
+        const now = await series();
+        assert.ok(!now.includes('shardId-000000000000'), 'the parent\'s series ended');
+        return now.length === 2 ? now : undefined;
+      }, 'the children\'s series', 10_000);
       assert.deepEqual(shards, ['shardId-000000000001', 'shardId-000000000002'], 'the children only');
+
+      // A mapping that has invoked nothing yet has its counters, at 0, once its lanes exist.
+      await t.engine.createStream({ name: 'idle', shardCount: 1 });
+      const idle = await t.engine.createMapping({ streamName: 'idle', functionName: 'ok', startingPosition: 'TRIM_HORIZON' });
+      await waitFor(async () => (await t.engine.lag(idle.id)).length === 1, 'its lease', 10_000);
+      const i = { stream: 'idle', mapping: idle.id, function: 'ok', shard: 'shardId-000000000000' };
+      const parsed = await scrape();
+      for (const name of ['shardline_invocations_total', 'shardline_errors_total', 'shardline_throttles_total', 'shardline_discarded_records_total']) {
+        assert.equal(value(parsed, name, i), 0, name);
+      }
     });
 
     it('exposes errors, discarded records and a finite time to data loss', async () => {

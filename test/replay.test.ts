@@ -263,7 +263,11 @@ for (const backend of backends) {
       await assert.rejects(t.engine.restoreCheckpoints(mapping.id, beforeChange),
         { code: 'CONFLICT', message: /cannot go back across the parallelizationFactor change at .*restore to a time after it/ });
       assert.equal((await t.engine.checkpointMoves(mapping.id)).length, movesBefore, 'nothing restored');
+      // Nor across a change that moved no checkpoint (every lane already at the same one).
+      const beforeBack = new Date();
+      await waitFor(() => Date.now() > beforeBack.getTime() + 5, 'a moment after', 1000);
       await t.engine.updateMapping(mapping.id, { parallelizationFactor: 1 });
+      await assert.rejects(t.engine.restoreCheckpoints(mapping.id, beforeBack), { code: 'CONFLICT' });
     });
 
     it('seeks a mapping created a moment ago, before any process made its leases', async () => {

@@ -120,7 +120,7 @@ export const put: Command = {
         if (!(error instanceof GraphQLResponseError)) throw error;
         // records[k] counts within the call; the reader wants the line.
         const lines = batch.map((p) => p.line);
-        error.message = error.message.replace(/records\[(\d+)\]/g, (whole: string, k: string) => (lines[Number(k)] === undefined ? whole : `stdin line ${lines[Number(k)]} (${whole})`));
+        error.message = error.message.replace(/\$?records\[(\d+)\]/g, (whole: string, k: string) => (lines[Number(k)] === undefined ? whole : `stdin line ${lines[Number(k)]} (${whole.replace('$', '')})`));
         refused = error;
         batch = [];
         return;

@@ -19,9 +19,9 @@ import type { DatabaseHandle } from '../db.ts';
 import { mappingLag } from '../delivery/lag.ts';
 import { coerceError } from '../errors.ts';
 import type { EngineEvents } from '../events.ts';
-import type { AlertRuleInfo } from './alertRules.ts';
+import { ALERT_EVALUATION_LOCK, type AlertRuleInfo } from './alertRules.ts';
 
-const LOCK_ID = 7_262_003;
+const LOCK_ID = ALERT_EVALUATION_LOCK;
 const WINDOW_SECONDS = 60;
 const WINDOW = sql`interval '60 seconds'`;
 

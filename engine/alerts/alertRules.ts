@@ -6,6 +6,9 @@ import { ShardlineError, invalidArgument } from '../errors.ts';
 import type { MappingCatalog } from '../mappings/mappingCatalog.ts';
 import { alertRules, alerts } from '../schema.ts';
 
+/** The advisory lock an evaluation pass holds (alertEvaluator.ts). */
+export const ALERT_EVALUATION_LOCK = 7_262_003;
+
 export const ALERT_METRICS = ['ITERATOR_AGE_MS', 'RECORDS_BEHIND', 'ERROR_RATE', 'DISCARDED_RECORDS', 'TIME_TO_DATA_LOSS_SECONDS'] as const;
 export type AlertMetric = (typeof ALERT_METRICS)[number];
 
@@ -48,6 +51,9 @@ export class AlertRules {
    */
   async delete(id: string): Promise<number[]> {
     return this.handle.transaction(async (tx) => {
+      // After any evaluation in flight (alertEvaluator.ts holds this lock for its pass): one that
+      // read the rule before the delete cannot then fire an alert nothing would ever resolve.
+      if (this.handle.kind === 'postgres') await tx.execute(sql`select pg_advisory_xact_lock(${ALERT_EVALUATION_LOCK})`);
       const deleted = await tx.update(alertRules).set({ deletedAt: sql`now()`, conditionSince: null })
         .where(and(eq(alertRules.id, id), isNull(alertRules.deletedAt))).returning({ id: alertRules.id });
       if (deleted.length === 0) throw new ShardlineError('INVALID_ARGUMENT', `Alert rule ${id} does not exist.`);

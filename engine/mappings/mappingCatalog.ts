@@ -10,7 +10,7 @@ import type { Database, DatabaseHandle } from '../db.ts';
 import { compileFilterPatterns } from '../delivery/filterPatterns.ts';
 import { MAX_URL_LENGTH } from '../functions/functionCatalog.ts';
 import { ShardlineError, invalidArgument } from '../errors.ts';
-import { checkpointLedger, eventSourceMappings, functions, leases } from '../schema.ts';
+import { checkpointLedger, eventSourceMappings, functions, leases, streams } from '../schema.ts';
 import { LOCAL_ACTOR } from '../audit.ts';
 import type { StreamInfo } from '../streams/model.ts';
 import type { StreamCatalog } from '../streams/streamCatalog.ts';
@@ -170,32 +170,38 @@ export class MappingCatalog {
       throw invalidArgument('startingPositionTimestamp is only allowed with startingPosition AT_TIMESTAMP.');
     }
     const settings = validateSettings(stream.kind, input);
-    const [existing] = await this.handle.db.select({ id: eventSourceMappings.id }).from(eventSourceMappings)
-      .where(and(eq(eventSourceMappings.streamId, stream.id), eq(eventSourceMappings.functionName, input.functionName)));
-    if (existing) {
-      throw new ShardlineError('CONFLICT',
-        `A mapping of stream ${stream.name} to function ${input.functionName} already exists (${existing.id}); update or delete it.`);
-    }
-    const [row] = await this.handle.db.insert(eventSourceMappings).values({
-      id: randomUUID(),
-      streamId: stream.id,
-      functionName: input.functionName,
-      enabled: true,
-      batchSize: 100,
-      maximumBatchingWindowSeconds: 0,
-      startingPosition,
-      startingPositionTimestamp: input.startingPositionTimestamp ?? null,
-      parallelizationFactor: 1,
-      bisectBatchOnFunctionError: false,
-      maximumRetryAttempts: -1,
-      maximumRecordAgeSeconds: -1,
-      functionResponseTypes: [],
-      filterPatterns: [],
-      tumblingWindowSeconds: 0,
-      onFailureUrl: null,
-      ...settings,
-    }).returning();
-    return toMappingInfo(row!);
+    // The stream's row locked: concurrent creates and updates of its mappings take turns, so two
+    // cannot both find no mapping to this function and both make one.
+    const row = await this.handle.transaction(async (tx) => {
+      await tx.select({ id: streams.id }).from(streams).where(eq(streams.id, stream.id)).for('update');
+      const [existing] = await tx.select({ id: eventSourceMappings.id }).from(eventSourceMappings)
+        .where(and(eq(eventSourceMappings.streamId, stream.id), eq(eventSourceMappings.functionName, input.functionName)));
+      if (existing) {
+        throw new ShardlineError('CONFLICT',
+          `A mapping of stream ${stream.name} to function ${input.functionName} already exists (${existing.id}); update or delete it.`);
+      }
+      const [inserted] = await tx.insert(eventSourceMappings).values({
+        id: randomUUID(),
+        streamId: stream.id,
+        functionName: input.functionName,
+        enabled: true,
+        batchSize: 100,
+        maximumBatchingWindowSeconds: 0,
+        startingPosition,
+        startingPositionTimestamp: input.startingPositionTimestamp ?? null,
+        parallelizationFactor: 1,
+        bisectBatchOnFunctionError: false,
+        maximumRetryAttempts: -1,
+        maximumRecordAgeSeconds: -1,
+        functionResponseTypes: [],
+        filterPatterns: [],
+        tumblingWindowSeconds: 0,
+        onFailureUrl: null,
+        ...settings,
+      }).returning();
+      return inserted!;
+    });
+    return toMappingInfo(row);
   }
 
   async update(id: string, input: MappingUpdate): Promise<MappingInfo> {
@@ -211,6 +217,7 @@ export class MappingCatalog {
         .from(eventSourceMappings).where(eq(eventSourceMappings.id, id)).for('update');
       if (!locked) throw mappingNotFound(id);
       if (input.functionName != null && input.functionName !== current.functionName) {
+        await tx.select({ id: streams.id }).from(streams).where(eq(streams.id, stream.id)).for('update');
         const [other] = await tx.select({ id: eventSourceMappings.id }).from(eventSourceMappings)
           .where(and(eq(eventSourceMappings.streamId, stream.id), eq(eventSourceMappings.functionName, input.functionName)));
         if (other) {
@@ -306,9 +313,9 @@ export class MappingCatalog {
       select w.shard_key, w.lane, o.checkpoint_seq::text as from_seq, w.checkpoint_seq::text as to_seq
         from written w left join old o on o.shard_key = w.shard_key and o.lane = w.lane`, tx);
     await this.handle.query(sql`delete from leases where mapping_id = ${id} and lane >= ${to}::int`, tx);
-    const rewound = moved.filter((m) => m.from_seq !== m.to_seq);
-    if (rewound.length > 0) {
-      await tx.insert(checkpointLedger).values(rewound.map((m) => ({
+    // Every lane's row, moved or not: restoreCheckpoints must see that the lanes changed here.
+    if (moved.length > 0) {
+      await tx.insert(checkpointLedger).values(moved.map((m) => ({
         mappingId: id, shardKey: Number(m.shard_key), lane: m.lane,
         fromSeq: m.from_seq === null ? null : BigInt(m.from_seq), toSeq: m.to_seq === null ? null : BigInt(m.to_seq),
         reason: `parallelizationFactor ${from} -> ${to}`, actor: LOCAL_ACTOR,

@@ -117,6 +117,7 @@ export class StoreMetrics {
       .map((r) => ({ stream: r.stream, recordsIngested: Number(r.n) }));
 
     const totals = await this.#totals(now);
+
     const shardIds = new Map((await this.handle.query<{ key: unknown; shard_index: number }>(sql`
       select key, shard_index from shards where key = any(${sql.param([...new Set([...totals.keys()].map(shardKeyOf))])}::bigint[])`))
       .map((r) => [Number(r.key), shardIdOf(r.shard_index)]));
@@ -126,6 +127,14 @@ export class StoreMetrics {
       const m = byMapping.get(mappingOf(key));
       const shard = shardIds.get(shardKeyOf(key));
       if (m && shard) perShard.push({ stream: m.stream, mapping: m.id, function: m.function_name, shard, ...t });
+    }
+    // Every shard a lane reads has its counters from the start, at 0 (rate() and absent() need
+    // the series before the first invocation); an ended shard's stay, as counters do.
+    const present = new Set(perShard.map((p) => `${p.mapping} ${p.shard}`));
+    for (const lane of lanes) {
+      if (present.has(`${lane.mapping} ${lane.shard}`)) continue;
+      present.add(`${lane.mapping} ${lane.shard}`);
+      perShard.push({ stream: lane.stream, mapping: lane.mapping, function: lane.function, shard: lane.shard, ...emptyTotals() });
     }
     return {
       lanes,

@@ -38,10 +38,13 @@ export interface ShardRead {
  * included is only there to say what is left.
  */
 function pageOf(stream: StreamInfo, shard: ShardInfo, from: ShardPosition, limit: number, maxBytes: number): SQL {
+  // A DYNAMODB record's size_bytes is DynamoDB's item size (SizeBytes), a fraction of the JSON
+  // a response carries: the budget counts the stored JSON instead.
+  const bytes = stream.kind === 'DYNAMODB' ? sql`octet_length(r.data)` : sql`r.size_bytes`;
   return sql`
     select r.seq, r.ordinal, r.arrived_at, r.partition_key, r.data, r.size_bytes, r.event_name, r.event_id, r.origin,
            (row_number() over w = 1
-             or (row_number() over w <= ${limit}::int and sum(r.size_bytes) over w <= ${maxBytes}::bigint)) as included
+             or (row_number() over w <= ${limit}::int and sum(${bytes}) over w <= ${maxBytes}::bigint)) as included
       from records r
      where r.shard_key = ${shard.key} and r.seq > ${from.after.toString()}::bigint
        and r.arrived_at >= greatest(to_timestamp(${from.lowMs}::float8 / 1000), now() - make_interval(hours => ${stream.retentionHours}::int))
