@@ -250,7 +250,9 @@ for (const backend of backends) {
       await page.locator(`${discarded} button.row`).click();
       await visible('#failure-detail pre.destination');
       assert.match(await page.locator('#failure-detail pre.message').textContent() ?? '', /discarded/);
-      assert.match(await page.locator('#failure-detail table.history').textContent() ?? '', /FUNCTION_ERROR.*cannot handle boom-1/);
+      // The record's attempts, from the server's logs: the failed invocation, then the discard.
+      await visible('#failure-detail table.history');
+      assert.match(await page.locator('#failure-detail table.history').textContent() ?? '', /FUNCTION_ERROR.*cannot handle boom-1.*RETRIES_EXHAUSTED/s);
       const destination = JSON.parse(await page.locator('#failure-detail pre.destination').textContent() ?? '{}');
       assert.equal(destination.requestContext?.condition, 'RetryAttemptsExhausted', JSON.stringify(destination));
       await visible('#failure-detail table.records td.data');

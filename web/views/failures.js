@@ -17,6 +17,10 @@ const RECORDS = `query ($stream: String!, $shard: String!, $from: String!, $n: I
 const REDRIVE = `mutation ($mappingId: ID!, $ids: [ID!], $fn: String) {
   redriveFailures(mappingId: $mappingId, failureIds: $ids, functionName: $fn) { id state totalRecords error }
 }`;
+const HISTORY = `query ($mapping: ID!, $shard: String!, $seq: String!) {
+  eventSourceMapping(id: $mapping) { recordHistory(shardId: $shard, sequenceNumber: $seq) {
+    at source kind attempt firstSequenceNumber lastSequenceNumber recordCount message replayId } }
+}`;
 const REDRIVABLE = new Set(['RETRIES_EXHAUSTED', 'RECORD_EXPIRED']);
 const MAX_FEED = 200;
 const MAX_RECORDS_SHOWN = 50;
@@ -94,21 +98,28 @@ export function mountFailures(section) {
     }
   }
 
-  /** The other failures of the feed on the same mapping, shard and overlapping range: the attempts that led here. */
-  function history(f) {
-    const first = BigInt(f.firstSequenceNumber);
-    const last = BigInt(f.lastSequenceNumber);
-    const related = [...failures.values()].map((e) => e.failure)
-      .filter((o) => o.id !== f.id && o.mappingId === f.mappingId && o.shardId === f.shardId
-        && BigInt(o.firstSequenceNumber) <= last && BigInt(o.lastSequenceNumber) >= first)
-      .sort((a, b) => a.at.localeCompare(b.at) || Number(a.id) - Number(b.id));
-    if (!related.length) return null;
-    return [
-      h('h4', {}, 'Attempts on this range'),
-      h('table', { class: 'history' }, h('tbody', {}, related.map((o) => h('tr', {},
-        h('td', {}, fmtTime(o.at)), h('td', {}, badge(o.kind, `kind-${o.kind.toLowerCase()}`)), h('td', {}, `attempt ${o.attempt}`),
-        h('td', {}, `${fmtInt(o.recordCount)} record${o.recordCount === 1 ? '' : 's'}`), h('td', { class: 'message' }, o.message ?? ''))))),
-    ];
+  /**
+   * Every attempt to deliver the range's first record (the one a bisect or a partial response
+   * isolates): each batch that held it, the splits, partial failures and the discard, from the
+   * server's logs (recordHistory), not only what this page has seen.
+   */
+  async function loadHistory(f, into) {
+    try {
+      const data = await gql(HISTORY, { mapping: f.mappingId, shard: f.shardId, seq: f.firstSequenceNumber });
+      const attempts = data.eventSourceMapping?.recordHistory ?? [];
+      if (!attempts.length) {
+        replace(into, h('p', { class: 'muted' }, 'No attempts logged (past the logs\' retention).'));
+        return;
+      }
+      replace(into, h('table', { class: 'history' }, h('tbody', {}, attempts.map((o) => h('tr', {},
+        h('td', {}, fmtTime(o.at)),
+        h('td', {}, badge(o.kind, `kind-${o.kind.toLowerCase()}`)),
+        h('td', {}, o.source === 'INVOCATION' ? `invocation, attempt ${o.attempt}` : `attempt ${o.attempt}`),
+        h('td', {}, `${fmtInt(o.recordCount)} record${o.recordCount === 1 ? '' : 's'}`),
+        h('td', { class: 'message' }, `${o.replayId ? `(replay ${o.replayId.slice(0, 8)}) ` : ''}${o.message ?? ''}`))))));
+    } catch (error) {
+      replace(into, h('p', { class: 'error-inline' }, `Cannot read the attempts: ${error.code ? `${error.code}: ` : ''}${error.message}`));
+    }
   }
 
   function renderDetail() {
@@ -120,6 +131,7 @@ export function mountFailures(section) {
     const f = entry.failure;
     detail.hidden = false;
     const records = h('div', { class: 'records-box' }, h('p', { class: 'muted' }, 'Loading records…'));
+    const attempts = h('div', { class: 'history-box' }, h('p', { class: 'muted' }, 'Loading attempts…'));
     const result = h('p', { class: 'redrive-result', role: 'status' });
     const target = h('select', { name: 'redrive-function', 'aria-label': 'redrive to function' },
       h('option', { value: '' }, `the mapping's function (${entry.functionName})`),
@@ -160,7 +172,8 @@ export function mountFailures(section) {
         h('dt', {}, 'redriven by'), redrivenBy),
       h('h4', {}, 'Message'),
       h('pre', { class: 'message' }, f.message ?? '(none)'),
-      history(f),
+      h('h4', {}, 'Attempts on its first record'),
+      attempts,
       h('h4', {}, 'Records'),
       records,
       h('h4', {}, 'On-failure record'),
@@ -172,6 +185,7 @@ export function mountFailures(section) {
         redrivable ? null : h('span', { class: 'muted' }, f.redrivenBy ? 'already redriven' : 'only discarded batches can be redriven; this batch was retried')),
       result);
     void loadRecords(entry, records);
+    void loadHistory(f, attempts);
   }
 
   async function select(id) {
