@@ -40,7 +40,10 @@ export function mountAlerts(section) {
   const render = () => {
     const all = [...alerts.values()];
     const firing = all.filter((a) => a.state === 'FIRING').sort((a, b) => b.startedAt.localeCompare(a.startedAt));
-    const resolved = all.filter((a) => a.state !== 'FIRING').sort((a, b) => (b.resolvedAt ?? '').localeCompare(a.resolvedAt ?? '')).slice(0, RESOLVED_SHOWN);
+    const allResolved = all.filter((a) => a.state !== 'FIRING').sort((a, b) => (b.resolvedAt ?? '').localeCompare(a.resolvedAt ?? ''));
+    const resolved = allResolved.slice(0, RESOLVED_SHOWN);
+    // A page left open keeps only what it shows: every firing alert and the newest resolved ones.
+    for (const old of allResolved.slice(RESOLVED_SHOWN)) alerts.delete(old.id);
     emit('alerts', all);
     banner.hidden = firing.length === 0;
     banner.textContent = `${firing.length} alert${firing.length === 1 ? '' : 's'} firing`;

@@ -198,7 +198,6 @@ export function mountReplays(section) {
     if (known && !ACTIVE.has(known.state) && ACTIVE.has(job.state)) return;
     if (known && ACTIVE.has(known.state) && ACTIVE.has(job.state) && job.deliveredRecords + job.failedRecords < known.deliveredRecords + known.failedRecords) return;
     jobs.set(job.id, job);
-    watch(job);
   }
 
   async function act(job, action, button) {
@@ -247,7 +246,15 @@ export function mountReplays(section) {
   }
 
   function render() {
-    const shown = [...jobs.values()].sort((a, b) => b.createdAt.localeCompare(a.createdAt)).slice(0, JOBS_SHOWN);
+    const sorted = [...jobs.values()].sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+    const shown = sorted.slice(0, JOBS_SHOWN);
+    // A page left open keeps, and watches, only the jobs it shows.
+    for (const old of sorted.slice(JOBS_SHOWN)) {
+      jobs.delete(old.id);
+      watching.get(old.id)?.();
+      watching.delete(old.id);
+    }
+    for (const job of shown) watch(job);
     noJobs.hidden = shown.length > 0;
     replace(list, shown.map(jobItem));
   }
