@@ -306,7 +306,8 @@ export const metricSamples = pgTable(
     stepSeconds: integer('step_seconds').notNull(),
     at: timestamp('at', { withTimezone: true, precision: 3 }).notNull(),
     iteratorAgeMs: bigint('iterator_age_ms', { mode: 'number' }),
-    recordsBehind: bigint('records_behind', { mode: 'number' }).notNull(),
+    /** Null in a row of counters only (the step's gauges were not sampled): no figure, not 0. */
+    recordsBehind: bigint('records_behind', { mode: 'number' }),
     invocations: integer('invocations').notNull(),
     errors: integer('errors').notNull(),
     recordsProcessed: integer('records_processed').notNull(),

@@ -311,6 +311,23 @@ for (const backend of backends) {
       }
     });
 
+    it('serves a step whose gauges went unsampled with the figure before it, not a drop to 0', async () => {
+      const id = 'gap';
+      const T = Math.floor((Date.now() - 120_000) / 10_000) * 10_000;
+      // Step 1 sampled (5 behind), step 2 only counters (its gauges missed), step 3 sampled (7).
+      await t.engine.handle.query(sql.raw(`insert into metric_samples
+        (mapping_id, shard_key, step_seconds, at, iterator_age_ms, records_behind, invocations, errors, records_processed) values
+        ('${id}', 1, 10, '${new Date(T).toISOString()}', 100, 5, 1, 0, 10),
+        ('${id}', 1, 10, '${new Date(T + 10_000).toISOString()}', null, null, 2, 0, 20),
+        ('${id}', 1, 10, '${new Date(T + 20_000).toISOString()}', 300, 7, 1, 0, 10)`));
+      try {
+        const points = await t.engine.metrics(id, new Date(T), new Date(T + 30_000), 10);
+        assert.deepEqual(points.map((p) => [p.recordsBehind, p.invocations]), [[5, 1], [5, 2], [7, 1]]);
+      } finally {
+        await t.engine.handle.query(sql`delete from metric_samples where mapping_id = ${id}`);
+      }
+    });
+
     it('folds old rows into 60 s and 3600 s rows and expires rows older than 7 days', async () => {
       const now = new Date();
       const T = now.getTime();

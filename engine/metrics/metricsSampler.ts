@@ -164,7 +164,7 @@ export class MetricsSampler {
       insert into metric_samples (mapping_id, shard_key, step_seconds, at, iterator_age_ms, records_behind, invocations, errors, records_processed)
       select mapping_id, shard_key, ${this.stepSeconds}::int,
              to_timestamp((floor(extract(epoch from ${INVOCATION_END}) * 1000 / ${step}::int) * ${step}::int) / 1000.0),
-             null, 0,
+             null, null,
              count(*) filter (where outcome <> 'THROTTLED'),
              count(*) filter (where outcome in ${ERROR_OUTCOMES}),
              coalesce(sum(record_count) filter (where outcome = 'OK'), 0)
@@ -248,18 +248,29 @@ export class MetricsSampler {
        group by at
        order by at`);
     const buckets = new Map<number, MetricPoint>();
+    /** Steps whose records behind were sampled; a step of counters only takes the figure before it. */
+    const sampled = new Set<number>();
     for (const r of rows) {
       const index = Math.max(0, Math.floor((r.at_ms - from.getTime()) / stepMs));
       const start = from.getTime() + index * stepMs;
       const point = buckets.get(start) ?? { at: new Date(start), iteratorAgeMs: null, recordsBehind: 0, invocations: 0, errors: 0, recordsProcessed: 0 };
       if (r.age !== null) point.iteratorAgeMs = Math.max(point.iteratorAgeMs ?? 0, Number(r.age));
-      point.recordsBehind = Math.max(point.recordsBehind, Number(r.behind));
+      if (r.behind !== null) {
+        point.recordsBehind = Math.max(point.recordsBehind, Number(r.behind));
+        sampled.add(start);
+      }
       point.invocations += Number(r.invocations);
       point.errors += Number(r.errors);
       point.recordsProcessed += Number(r.processed);
       buckets.set(start, point);
     }
-    return [...buckets.values()].sort((a, b) => a.at.getTime() - b.at.getTime());
+    const served = [...buckets.values()].sort((a, b) => a.at.getTime() - b.at.getTime());
+    // A step whose gauges went unsampled (a restart, a held lock) shows the figure before it,
+    // not a false drop to 0.
+    for (let i = 1; i < served.length; i++) {
+      if (!sampled.has(served[i]!.at.getTime())) served[i]!.recordsBehind = served[i - 1]!.recordsBehind;
+    }
+    return served;
   }
 
   async start(): Promise<void> {
