@@ -203,6 +203,16 @@ export class Engine {
     return stream;
   }
 
+  async addStreamTags(name: string, tags: { key: string; value: string }[], actor = LOCAL_ACTOR) {
+    await this.tags.add(name, tags);
+    await this.audit.record('stream.addTags', `stream:${name}`, { tags }, actor);
+  }
+
+  async removeStreamTags(name: string, keys: string[], actor = LOCAL_ACTOR) {
+    await this.tags.remove(name, keys);
+    await this.audit.record('stream.removeTags', `stream:${name}`, { keys }, actor);
+  }
+
   async updateStreamThroughput(name: string, enforceThroughput: boolean, actor = LOCAL_ACTOR) {
     const stream = await this.catalog.updateThroughput(name, enforceThroughput);
     await this.audit.record('stream.updateThroughput', `stream:${name}`, { enforceThroughput }, actor);

@@ -445,6 +445,10 @@ for (const backend of backends) {
       await rejectsAs(h2.send(new AddTagsToStreamCommand({ StreamName: 'orders', Tags: { 'bad#key': 'v' } })), InvalidArgumentException, /illegal characters/);
       await h2.send(new CreateStreamCommand({ StreamName: 'tagged', ShardCount: 1, Tags: { owner: 'me' } }));
       assert.deepEqual((await h2.send(new ListTagsForStreamCommand({ StreamName: 'tagged' }))).Tags, [{ Key: 'owner', Value: 'me' }]);
+      const actions = (await t.engine.audit.list(50)).map((a) => `${a.action} ${a.target}`);
+      for (const action of ['stream.addTags stream:orders', 'stream.removeTags stream:orders', 'stream.addTags stream:tagged']) {
+        assert.ok(actions.includes(action), `audited: ${action}`);
+      }
     });
 
     it('answers raw CBOR requests as the Java SDKs send them (byte strings, tag-1 epoch-millisecond timestamps)', async () => {

@@ -40,7 +40,7 @@ function checkTags(ctx: AwsContext, streamName: string, tags: Record<string, str
 
 async function addTags(ctx: AwsContext, streamName: string, tags: { key: string; value: string }[]): Promise<void> {
   try {
-    await ctx.engine.tags.add(streamName, tags);
+    await ctx.engine.addStreamTags(streamName, tags, ctx.principal?.name);
   } catch (raw) {
     if (raw instanceof ShardlineError && raw.code === 'LIMIT_EXCEEDED') {
       throw invalidArgument(`Failed to add tags to stream ${streamName} under account ${ctx.accountId} because a given stream cannot have more than ${TAG_LIMITS.maxTagsPerStream} tags associated with it.`);
@@ -297,7 +297,7 @@ export async function addTagsToStream(ctx: AwsContext, input: StreamRef & { Tags
 
 export async function removeTagsFromStream(ctx: AwsContext, input: StreamRef & { TagKeys: string[] }): Promise<void> {
   const stream = await findStream(ctx, input);
-  await onStream(ctx, stream.name, () => ctx.engine.tags.remove(stream.name, input.TagKeys));
+  await onStream(ctx, stream.name, () => ctx.engine.removeStreamTags(stream.name, input.TagKeys, ctx.principal?.name));
 }
 
 export async function listTagsForStream(ctx: AwsContext, input: StreamRef & { ExclusiveStartTagKey?: string; Limit?: number }) {
