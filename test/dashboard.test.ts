@@ -11,6 +11,7 @@
  * nothing outside web/ and the allow-listed vendor files is served.
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -52,6 +53,11 @@ describe('dashboard static files', () => {
     assert.equal(index.headers.get('x-content-type-options'), 'nosniff');
     const html = await index.text();
     assert.match(html, /<script type="importmap">/);
+    // Only its own scripts run, the inline import map by its hash; the page talks only to its server.
+    const csp = index.headers.get('content-security-policy') ?? '';
+    const importMap = /<script type="importmap">([\s\S]*?)<\/script>/.exec(html)![1]!;
+    assert.ok(csp.includes(`script-src 'self' 'sha256-${createHash('sha256').update(importMap).digest('base64')}'`), csp);
+    assert.match(csp, /connect-src 'self'/);
     const etag = index.headers.get('etag');
     assert.ok(etag);
     assert.equal((await fetch(`${base}/`, { headers: { 'if-none-match': etag } })).status, 304);

@@ -97,6 +97,21 @@ function notFound(req: IncomingMessage, res: ServerResponse): void {
   res.end(req.method === 'HEAD' ? undefined : 'Not found\n');
 }
 
+/**
+ * The dashboard's page runs only its own scripts (and its inline import map, by hash) and talks
+ * only to its own server: a string that found its way into the page could run nothing, and a
+ * token kept in localStorage could be sent nowhere else.
+ */
+function contentSecurityPolicy(html: Buffer): string {
+  const inline = [...html.toString('utf8').matchAll(/<script\b[^>]*>([\s\S]*?)<\/script>/g)]
+    .map((m) => m[1]!).filter((code) => code.trim() !== '')
+    .map((code) => `'sha256-${createHash('sha256').update(code).digest('base64')}'`);
+  return [
+    "default-src 'self'", `script-src 'self' ${inline.join(' ')}`.trim(), "style-src 'self' 'unsafe-inline'",
+    "img-src 'self' data:", "connect-src 'self'", "object-src 'none'", "base-uri 'none'", "frame-ancestors 'none'",
+  ].join('; ');
+}
+
 async function sendFile(req: IncomingMessage, res: ServerResponse, file: string, confineTo: string | undefined): Promise<void> {
   let real: string;
   try {
@@ -117,6 +132,7 @@ async function sendFile(req: IncomingMessage, res: ServerResponse, file: string,
     'x-content-type-options': 'nosniff',
     'referrer-policy': 'no-referrer',
   };
+  if (headers['content-type']!.startsWith('text/html')) headers['content-security-policy'] = contentSecurityPolicy(body);
   if (req.headers['if-none-match'] === etag) {
     res.writeHead(304, headers).end();
     return;
