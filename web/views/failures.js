@@ -219,10 +219,19 @@ export function mountFailures(section) {
     }
   };
 
+  // A storm of failures redraws the feed once a frame, not once an event.
+  let frame = 0;
+  const renderSoon = () => {
+    if (frame) return;
+    frame = requestAnimationFrame(() => {
+      frame = 0;
+      renderFeed();
+    });
+  };
   subscribe(LIVE, {}, {
     next: ({ failures: event }) => {
       add(event);
-      renderFeed();
+      renderSoon();
     },
     error: (error) => reportError('Failures (live)', error),
   });
