@@ -6,6 +6,7 @@
  * transaction blocks every other caller until it ends, so keep transactions short.
  */
 import { mkdirSync } from 'node:fs';
+import { lockDataDir } from './dataDirLock.ts';
 import { PGlite } from '@electric-sql/pglite';
 import { type SQL, sql } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
@@ -147,10 +148,23 @@ export async function openDatabase(options: OpenOptions): Promise<DatabaseHandle
     };
   } else {
     if (options.dataDir) mkdirSync(options.dataDir, { recursive: true });
-    const client = options.dataDir ? new PGlite(options.dataDir) : new PGlite();
-    await client.waitReady;
+    const unlock = options.dataDir ? lockDataDir(options.dataDir) : () => {};
+    let client: PGlite;
+    try {
+      client = options.dataDir ? new PGlite(options.dataDir) : new PGlite();
+      await client.waitReady;
+    } catch (error) {
+      unlock();
+      throw error;
+    }
     db = drizzlePglite(client, { schema }) as unknown as Database;
-    close = () => client.close();
+    close = async () => {
+      try {
+        await client.close();
+      } finally {
+        unlock();
+      }
+    };
     kind = 'pglite';
   }
   const handle: DatabaseHandle = {

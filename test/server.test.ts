@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { loadConfig } from '../engine/config.ts';
+import { openDatabase } from '../engine/db.ts';
 import { b64, backends, freshPostgresDatabase, waitFor } from './harness.ts';
 
 const ROOT = new URL('..', import.meta.url).pathname;
@@ -86,10 +87,22 @@ for (const backend of backends) {
         assert.equal(put.data.putRecords.failedRecordCount, 0);
         const page = await fetch(url, { headers: { accept: 'text/html' } });
         assert.match(await page.text(), /graphiql/i, 'GraphiQL in a browser');
+        if (!backend.url) {
+          // The embedded database is this server's alone: a second opener is refused, naming it.
+          await assert.rejects(openDatabase({ dataDir: join(dataDir, '.shardline') }),
+            { code: 'CONFLICT', message: new RegExp(`in use by process ${server.child.pid}`) });
+        }
       } finally {
         server.child.kill('SIGTERM');
       }
       assert.equal(await server.exited, 0);
+      if (!backend.url) {
+        // Stopped, it is free; and a lock left by a process that is gone is taken over.
+        const handle = await openDatabase({ dataDir: join(dataDir, '.shardline') });
+        await handle.close();
+        writeFileSync(join(dataDir, '.shardline', 'shardline.lock'), '999999');
+        await (await openDatabase({ dataDir: join(dataDir, '.shardline') })).close();
+      }
     });
   });
 }
