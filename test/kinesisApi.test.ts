@@ -413,6 +413,14 @@ for (const backend of backends) {
       assert.deepEqual((await raw('Kinesis_20131202.DescribeStream', '{"StreamName": 5}')).body.__type, 'SerializationException');
       assert.deepEqual((await raw('Kinesis_20131202.DescribeStream', '{nope')).body.__type, 'SerializationException');
       assert.deepEqual((await raw('Kinesis_20131202.PutRecord', '{"StreamName": "orders", "PartitionKey": "k", "Data": "not base64!"}')).body.__type, 'SerializationException');
+      // A body of null is a request with no members: 400 naming what is missing, never a 500.
+      for (const target of ['Kinesis_20131202.PutRecord', 'Kinesis_20131202.GetRecords', 'Kinesis_20131202.ListStreams']) {
+        const nothing = await raw(target, 'null');
+        assert.ok(nothing.status < 500, `${target} with a null body: ${nothing.status} ${JSON.stringify(nothing.body)}`);
+      }
+      const noMembers = await raw('Kinesis_20131202.PutRecord', 'null');
+      assert.deepEqual([noMembers.status, noMembers.body.__type], [400, 'ValidationException']);
+      assert.match(noMembers.body.message, /'partitionKey' failed to satisfy constraint: Member must not be null/);
       const unknown = await raw('Kinesis_20131202.SubscribeToNothing', '{}');
       assert.deepEqual([unknown.status, unknown.type, unknown.body.__type], [400, 'UnknownOperationException', 'UnknownOperationException']);
     });

@@ -55,7 +55,8 @@ function patternOf(source: string): RegExp {
 
 /** Deserialises and validates a request body against its input shape. */
 export function parseInput<T>(shape: StructureShape, raw: unknown, format: WireFormat): T {
-  const value = deserialize(shape, raw, format);
+  // A body of null is a request with no members: their checks say what is missing (not a 500).
+  const value = deserialize(shape, raw, format) ?? {};
   const errors: string[] = [];
   checkMembers(shape, value as Record<string, unknown>, '', errors);
   if (errors.length > 0) {
