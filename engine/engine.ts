@@ -191,7 +191,15 @@ export class Engine {
     return stream;
   }
 
+  /**
+   * Deletes a stream no mapping reads (CONFLICT otherwise, as deleteFunction): a mapping's
+   * stream is never null, and one left without it would break every listing of mappings.
+   */
   async deleteStream(name: string, actor = LOCAL_ACTOR) {
+    const stream = await this.catalog.get(name);
+    const [user] = await this.handle.db.select({ id: eventSourceMappings.id }).from(eventSourceMappings)
+      .where(eq(eventSourceMappings.streamId, stream.id)).limit(1);
+    if (user) throw new ShardlineError('CONFLICT', `Stream "${name}" is read by event source mapping ${user.id}; delete the mapping first.`);
     const deleted = await this.catalog.delete(name);
     await this.audit.record('stream.delete', `stream:${name}`, null, actor);
     return deleted;

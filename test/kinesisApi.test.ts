@@ -597,8 +597,14 @@ for (const backend of backends) {
       assert.deepEqual(read.Records!.map((r) => Buffer.from(r.Data!).toString('base64')), ['QQ==', long], 'only the valid call was written');
     });
 
-    it('deletes streams', async () => {
+    it('deletes streams, not one a mapping reads', async () => {
       await h2.send(new PutRecordCommand({ StreamName: 'tagged', PartitionKey: 'k', Data: Buffer.from('x') }));
+      // A mapping's stream is never null: the mapping goes first (ResourceInUseException, 400, until then).
+      await t.engine.createFunction({ name: 'tagged-reader', url: 'http://127.0.0.1:9/' });
+      const mapping = await t.engine.createMapping({ streamName: 'tagged', functionName: 'tagged-reader' });
+      await rejectsAs(h2.send(new DeleteStreamCommand({ StreamName: 'tagged' })), ResourceInUseException, new RegExp(`read by event source mapping ${mapping.id}`));
+      assert.ok((await h1.send(new ListStreamsCommand({}))).StreamNames!.includes('tagged'), 'still there');
+      await t.engine.deleteMapping(mapping.id);
       await h2.send(new DeleteStreamCommand({ StreamARN: 'arn:aws:kinesis:us-east-1:000000000000:stream/tagged' }));
       await rejectsAs(h2.send(new DescribeStreamCommand({ StreamName: 'tagged' })), ResourceNotFoundException);
       // Writes right after the delete (the write path's routing was warm) find no stream either.
