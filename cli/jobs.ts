@@ -1,7 +1,8 @@
 /**
  * Replay jobs as the CLI shows them (replay and redrive both start one): the fields read, the
  * text form, and --wait: polling replay(id) every 250 ms with progress on stderr until the job
- * ends. SUCCEEDED exits 0, FAILED and CANCELLED exit 3.
+ * ends. SUCCEEDED with every record delivered exits 0; FAILED, CANCELLED, or records that
+ * failed (discarded after their retries, as put's failed records) exit 3.
  */
 import { EXIT, GraphQLResponseError } from './errors.ts';
 import type { GraphQLClient } from './graphqlClient.ts';
@@ -38,7 +39,7 @@ export function isFinal(job: ReplayJob): boolean {
 }
 
 export function exitCodeOf(job: ReplayJob): number {
-  return job.state === 'FAILED' || job.state === 'CANCELLED' ? EXIT.FAILED : EXIT.OK;
+  return job.state === 'FAILED' || job.state === 'CANCELLED' || job.failedRecords > 0 ? EXIT.FAILED : EXIT.OK;
 }
 
 /** Polls the job until it ends, drawing progress on stderr; returns the final job. */
@@ -97,5 +98,6 @@ export async function reportJob(client: GraphQLClient, job: ReplayJob, options: 
   printJob(final, options.json, options.label);
   if (!options.wait) return EXIT.OK;
   if (final.state !== 'SUCCEEDED') process.stderr.write(`shardline: ${options.label} ${final.id} ended ${final.state}${final.error ? `: ${final.error}` : ''}\n`);
+  else if (final.failedRecords > 0) process.stderr.write(`shardline: ${options.label} ${final.id} ended with ${final.failedRecords} record(s) failed (discarded after their retries)\n`);
   return exitCodeOf(final);
 }

@@ -446,6 +446,11 @@ for (const backend of backends) {
       const marked = (await ok(`{ eventSourceMapping(id: "${id}") { failures(kind: RETRIES_EXHAUSTED) { edges { node { id redrivenBy } } } } }`))
         .eventSourceMapping.failures.edges.map((e: any) => e.node);
       for (const failureId of failureIds) assert.equal(marked.find((f: any) => f.id === failureId)?.redrivenBy, job.id);
+
+      // A job that ends with records failed (discarded after their retries) is no success for a script.
+      const failing = await cli(['replay', '--stream', 'redrive', '--from', 'TRIM_HORIZON', '--function', 'poison', '--wait']);
+      assert.equal(failing.code, 3, failing.stderr);
+      assert.match(failing.stderr, /ended with 2 record\(s\) failed/);
     });
   });
 }
