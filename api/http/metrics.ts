@@ -53,7 +53,7 @@ export function metricsEndpoint(engine: Engine, logError: (error: unknown) => vo
         }
       },
     });
-  laneGauge('shardline_iterator_age_ms', 'Age of the last record of the lease\'s last invocation when it was invoked (AWS IteratorAge), in milliseconds.', (l) => l.iteratorAgeMs);
+  laneGauge('shardline_iterator_age_ms', 'Age of the last record of the lease\'s last invocation when it was invoked (AWS IteratorAge), in milliseconds; 0 while the lease has nothing behind.', (l) => l.iteratorAgeMs);
   laneGauge('shardline_oldest_unprocessed_age_ms', 'Age of the oldest record the lease has not processed yet, in milliseconds.', (l) => l.oldestUnprocessedAgeMs);
   laneGauge('shardline_records_behind', 'Records of the lease after its checkpoint.', (l) => l.recordsBehind);
 

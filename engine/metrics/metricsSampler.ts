@@ -133,7 +133,9 @@ export class MetricsSampler {
           // An ended lane has no lag to sample: rows per step stay bounded by the open shards.
           if (key === undefined || lane.state === 'SHARD_END') continue;
           const entry = byShard.get(key) ?? { age: null, behind: 0 };
-          if (lane.iteratorAgeMs !== null) entry.age = Math.max(entry.age ?? 0, lane.iteratorAgeMs);
+          // Nothing behind: age 0, not the last batch's age kept forever (as /metrics and the alert rule).
+          const age = lane.recordsBehind > 0 ? lane.iteratorAgeMs : 0;
+          if (age !== null) entry.age = Math.max(entry.age ?? 0, age);
           entry.behind += lane.recordsBehind;
           byShard.set(key, entry);
         }

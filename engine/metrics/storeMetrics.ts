@@ -101,7 +101,9 @@ export class StoreMetrics {
         // A shard read to its end has nothing left to measure: its series end with it, so
         // reshards and DynamoDB rollovers do not add series without bound.
         if (lag.state === 'SHARD_END') continue;
-        lanes.push({ ...labels, shard: lag.shardId, lane: lag.lane, iteratorAgeMs: lag.iteratorAgeMs,
+        // A lane with nothing behind has no age to report: the last batch's would stay forever
+        // (and an alert on it never clear), as the ITERATOR_AGE_MS rule already treats it.
+        lanes.push({ ...labels, shard: lag.shardId, lane: lag.lane, iteratorAgeMs: lag.recordsBehind > 0 ? lag.iteratorAgeMs : 0,
           oldestUnprocessedAgeMs: lag.oldestUnprocessedAgeMs, recordsBehind: lag.recordsBehind });
         // The lag rows' figure (null: nothing at risk at the current drain rate), soonest over lanes.
         const seconds = lag.timeToDataLossSeconds ?? Infinity;
