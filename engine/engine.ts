@@ -247,6 +247,7 @@ export class Engine {
 
   async seekMapping(id: string, position: Position, shardIds?: string[] | null, actor = LOCAL_ACTOR) {
     await seekMapping(this.handle, this.mappings, this.catalog, this.audit, id, position, shardIds, actor);
+    this.#recentLag.forget(id); // the answer shows the checkpoints moved, not a read shared from before
     this.events.emit('mappings', { mappingId: id });
     return this.mappings.get(id);
   }
@@ -254,6 +255,7 @@ export class Engine {
   /** Puts a mapping's checkpoints back where the ledger says they stood at `at` (an undo for a bad seek). */
   async restoreCheckpoints(id: string, at: Date, actor = LOCAL_ACTOR) {
     await restoreCheckpoints(this.handle, this.mappings, this.audit, id, at, actor);
+    this.#recentLag.forget(id);
     this.events.emit('mappings', { mappingId: id });
     return this.mappings.get(id);
   }
@@ -320,6 +322,7 @@ export class Engine {
 
   async updateMapping(id: string, input: MappingUpdate, actor = LOCAL_ACTOR) {
     const mapping = await this.mappings.update(id, input);
+    this.#recentLag.forget(id); // a new factor moves lanes and checkpoints
     await this.audit.record('mapping.update', `mapping:${id}`, input, actor);
     this.events.emit('mappings', { mappingId: id });
     return mapping;

@@ -11,6 +11,11 @@ export class ShortMemo<T> {
     private readonly max = 10_000,
   ) {}
 
+  /** Drops a key's shared read: the next caller reads afresh (a change this process just made). */
+  forget(key: string): void {
+    this.#entries.delete(key);
+  }
+
   get(key: string, read: () => Promise<T>): Promise<T> {
     return this.entry(key, read).value;
   }
