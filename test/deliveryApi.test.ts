@@ -89,6 +89,8 @@ for (const backend of backends) {
         ['mutation { seekEventSourceMapping(id: "x", position: {type: TRIM_HORIZON}) { id } }', 'MAPPING_NOT_FOUND', /x/],
         ['mutation { createAlertRule(input: {name: "", metric: RECORDS_BEHIND, threshold: 1}) { id } }', 'INVALID_ARGUMENT', /name/],
         ['mutation { createAlertRule(input: {name: "x", mappingId: "", metric: RECORDS_BEHIND, threshold: 1}) { id } }', 'MAPPING_NOT_FOUND', /mapping/i],
+        ['mutation { createAlertRule(input: {name: "x", metric: RECORDS_BEHIND, threshold: -1}) { id } }', 'INVALID_ARGUMENT', /threshold must be 0 or more/],
+        ['mutation { createAlertRule(input: {name: "x", metric: ERROR_RATE, threshold: 5}) { id } }', 'INVALID_ARGUMENT', /threshold of ERROR_RATE is a fraction/],
       ];
       for (const [query, code, message] of cases) {
         const r = await gql(query);

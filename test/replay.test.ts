@@ -105,6 +105,14 @@ for (const backend of backends) {
       await assert.rejects(t.engine.startReplay({ streamName: 'dry', from: { type: 'LATEST' }, functionName: 'dryfn' }), { code: 'INVALID_ARGUMENT' });
       await assert.rejects(t.engine.startReplay({ streamName: 'dry', from: { type: 'TRIM_HORIZON' }, to: { type: 'TRIM_HORIZON' }, functionName: 'dryfn' }), { code: 'INVALID_ARGUMENT' });
       await assert.rejects(t.engine.startReplay({ streamName: 'dry', from: { type: 'TRIM_HORIZON' } }), { code: 'INVALID_ARGUMENT' });
+      await assert.rejects(t.engine.startReplay({
+        streamName: 'dry', functionName: 'dryfn',
+        from: { type: 'AT_TIMESTAMP', timestamp: new Date('2026-01-02T00:00:00Z') }, to: { type: 'AT_TIMESTAMP', timestamp: new Date('2026-01-01T00:00:00Z') },
+      }), { code: 'INVALID_ARGUMENT', message: /to\.timestamp .* is before from\.timestamp/ });
+      await assert.rejects(t.engine.startReplay({
+        streamName: 'dry', functionName: 'dryfn',
+        from: { type: 'AT_SEQUENCE_NUMBER', sequenceNumber: '100000000000000000900' }, to: { type: 'AT_SEQUENCE_NUMBER', sequenceNumber: '100000000000000000100' },
+      }), { code: 'INVALID_ARGUMENT', message: /to\.sequenceNumber .* is before from\.sequenceNumber/ });
       await assert.rejects(t.engine.startReplay({ streamName: 'dry', from: { type: 'TRIM_HORIZON' }, functionName: 'nope' }), { code: 'FUNCTION_NOT_FOUND' });
       await assert.rejects(t.engine.startReplay({ streamName: 'dry', from: { type: 'TRIM_HORIZON' }, functionName: 'dryfn', shardIds: ['shardId-000000000009'] }), { code: 'SHARD_NOT_FOUND' });
       await assert.rejects(t.engine.replays.pause(dry.id, 'local'), { code: 'CONFLICT' });

@@ -122,7 +122,9 @@ for (const backend of backends) {
       // Caught up, the lane keeps its last batch's age; nothing is behind, so the alert clears.
       await waitFor(() => of(aging.id, 'RESOLVED'), 'iterator age RESOLVED once caught up', 10_000);
 
-      const always = await t.engine.createAlertRule({ name: 'always', metric: 'RECORDS_BEHIND', threshold: -1, forSeconds: 0 });
+      // Behind for a while again (50 records at 300 ms each): a rule on it fires, then is deleted.
+      await t.engine.putRecords('aging', Array.from({ length: 50 }, (_, i) => ({ partitionKey: 'k', data: b64(`b${i}`) })));
+      const always = await t.engine.createAlertRule({ name: 'always', metric: 'RECORDS_BEHIND', threshold: 0, forSeconds: 0 });
       const firing = await waitFor(() => of(always.id, 'FIRING'), 'FIRING', 10_000);
       await t.engine.deleteAlertRule(always.id);
       const resolved = await waitFor(() => of(always.id, 'RESOLVED'), 'RESOLVED on deleting its rule', 10_000);

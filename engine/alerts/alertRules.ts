@@ -29,6 +29,11 @@ export class AlertRules {
     if (input.name.length < 1 || input.name.length > 128) throw invalidArgument(`name must be 1–128 characters, got ${input.name.length}.`);
     if (!ALERT_METRICS.includes(input.metric as AlertMetric)) throw invalidArgument(`metric must be one of ${ALERT_METRICS.join(', ')}.`);
     if (!Number.isFinite(input.threshold)) throw invalidArgument('threshold must be a finite number.');
+    // Every metric is 0 or more: a negative threshold would hold (or never) from the start.
+    if (input.threshold < 0) throw invalidArgument(`threshold must be 0 or more, got ${input.threshold}.`);
+    if (input.metric === 'ERROR_RATE' && input.threshold >= 1) {
+      throw invalidArgument(`threshold of ERROR_RATE is a fraction of the invocations, from 0 up to (not including) 1, got ${input.threshold}.`);
+    }
     const forSeconds = input.forSeconds ?? 60;
     if (!Number.isInteger(forSeconds) || forSeconds < 0 || forSeconds > 86_400) {
       throw invalidArgument(`forSeconds must be an integer between 0 and 86400, got ${forSeconds}.`);

@@ -117,6 +117,17 @@ export class ReplayJobs {
     if (input.ratePerSecond != null && (!Number.isInteger(input.ratePerSecond) || input.ratePerSecond < 1 || input.ratePerSecond > 1_000_000)) {
       throw invalidArgument(`ratePerSecond must be an integer between 1 and 1000000, got ${input.ratePerSecond}.`);
     }
+    // A window that ends before it starts is a mistake in the request, not an empty window.
+    if (input.from.type === 'AT_TIMESTAMP' && input.to?.type === 'AT_TIMESTAMP' && input.from.timestamp && input.to.timestamp
+      && input.to.timestamp.getTime() < input.from.timestamp.getTime()) {
+      throw invalidArgument(`to.timestamp (${input.to.timestamp.toISOString()}) is before from.timestamp (${input.from.timestamp.toISOString()}).`);
+    }
+    const seqOf = (p: Position) => (p.sequenceNumber && /^\d{1,40}$/.test(p.sequenceNumber) ? BigInt(p.sequenceNumber) : undefined);
+    const fromSeq = input.from.type === 'AT_SEQUENCE_NUMBER' || input.from.type === 'AFTER_SEQUENCE_NUMBER' ? seqOf(input.from) : undefined;
+    const toSeq = input.to?.type === 'AT_SEQUENCE_NUMBER' ? seqOf(input.to) : undefined;
+    if (fromSeq !== undefined && toSeq !== undefined && toSeq < fromSeq) {
+      throw invalidArgument(`to.sequenceNumber (${input.to!.sequenceNumber}) is before from.sequenceNumber (${input.from.sequenceNumber}).`);
+    }
     const scope = await scopeShards(this.reader, stream, input.shardIds);
     const starts = await windowStart(this.reader, scope, input.from);
     const ends = await windowEnd(this.handle, this.reader, scope, input.to);
