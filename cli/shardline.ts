@@ -29,7 +29,7 @@ Scripting (over GraphQL to a running server; --url, --token, --json on each; --h
   put       write records read from stdin, one JSON object per line
   capture   tail a stream of a Kinesis (or DynamoDB Streams) endpoint into a local stream; --list, --stop ID
 
-exit codes: 0 ok, 2 bad argument, 3 job failed or cancelled (--wait) or records failed (put),
+exit codes: 0 ok, 2 bad argument, 3 job failed, cancelled or with records failed (--wait), or records failed (put),
             4 server unreachable, 5 GraphQL error`;
 
 async function worker(): Promise<void> {

@@ -43,7 +43,16 @@ export async function runTokenCommand(argv: string[]): Promise<number> {
     return 2;
   }
   const config = loadConfig();
-  const engine = await openEngine({ ...config, delivery: false });
+  let engine;
+  try {
+    engine = await openEngine({ ...config, delivery: false });
+  } catch (error) {
+    if (!(error instanceof ShardlineError && error.code === 'CONFLICT')) throw error;
+    // The embedded database is the running server's: tokens go through its API then.
+    process.stderr.write(`shardline token ${action}: ${error.message} With the server running, use its API instead `
+      + '(createApiToken, revokeApiToken, apiTokens) with an admin token.\n');
+    return 5;
+  }
   try {
     if (action === 'create') {
       const created = await engine.tokens.create({ name: values.name as string, scopes: values.scopes as string }, 'local-admin');

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -91,6 +92,15 @@ for (const backend of backends) {
           // The embedded database is this server's alone: a second opener is refused, naming it.
           await assert.rejects(openDatabase({ dataDir: join(dataDir, '.shardline') }),
             { code: 'CONFLICT', message: new RegExp(`in use by process ${server.child.pid}`) });
+          // shardline token beside the running server says so, and where to go instead.
+          const token = spawn(process.execPath, ['--import', 'tsx', 'cli/shardline.ts', 'token', 'list'], {
+            cwd: ROOT, env: { ...process.env, DATABASE_URL: '', SHARDLINE_DATA_DIR: join(dataDir, '.shardline') }, stdio: ['ignore', 'pipe', 'pipe'],
+          });
+          let stderr = '';
+          token.stderr!.on('data', (d) => { stderr += d; });
+          const code = await new Promise<number | null>((r) => token.on('exit', r));
+          assert.equal(code, 5, stderr);
+          assert.match(stderr, /in use by process \d+ on .*use its API instead \(createApiToken/);
         }
       } finally {
         server.child.kill('SIGTERM');
@@ -100,7 +110,16 @@ for (const backend of backends) {
         // Stopped, it is free; and a lock left by a process that is gone is taken over.
         const handle = await openDatabase({ dataDir: join(dataDir, '.shardline') });
         await handle.close();
-        writeFileSync(join(dataDir, '.shardline', 'shardline.lock'), '999999');
+        const lock = join(dataDir, '.shardline', 'shardline.lock');
+        const gone = spawn(process.execPath, ['-e', '']);
+        await new Promise((r) => gone.on('exit', r));
+        writeFileSync(lock, JSON.stringify({ pid: gone.pid, host: hostname() }));
+        await (await openDatabase({ dataDir: join(dataDir, '.shardline') })).close();
+        // Another host's lock (a container on a shared volume): held while fresh, taken over once stale.
+        writeFileSync(lock, JSON.stringify({ pid: 1, host: 'another-container' }));
+        await assert.rejects(openDatabase({ dataDir: join(dataDir, '.shardline') }), { code: 'CONFLICT', message: /process 1 on another-container/ });
+        const old = new Date(Date.now() - 60_000);
+        utimesSync(lock, old, old);
         await (await openDatabase({ dataDir: join(dataDir, '.shardline') })).close();
       }
     });

@@ -133,6 +133,9 @@ for (const backend of backends) {
       const stored = (await t.engine.alerts.alerts('RESOLVED')).find((a) => String(a.id) === firing.alerts.id);
       assert.equal(stored?.rule.name, 'always', 'its alert still names it');
       await t.engine.deleteAlertRule(aging.id);
+      // The slow deliveries left would run into the next tests' counts.
+      const [agingMapping] = (await t.engine.mappings.list()).filter((m) => m.functionName === 'slow');
+      if (agingMapping) await t.engine.deleteMapping(agingMapping.id);
       alerts.stop();
     });
 

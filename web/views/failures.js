@@ -67,6 +67,12 @@ export function mountFailures(section) {
 
   const add = (entry) => {
     failures.set(entry.failure.id, entry);
+    // Trimmed here too: a hidden tab draws no frames, and a storm must not grow the map meanwhile.
+    if (failures.size > MAX_FEED * 2) {
+      const newest = [...failures.values()].sort((a, b) => b.failure.at.localeCompare(a.failure.at)).slice(0, MAX_FEED);
+      failures.clear();
+      for (const e of newest) failures.set(e.failure.id, e);
+    }
   };
 
   async function loadRecords(entry, into) {

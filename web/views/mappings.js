@@ -142,7 +142,8 @@ class MappingCard {
     const failing = update.shards.reduce((sum, l) => sum + l.consecutiveFailures, 0);
     this.figures.failing.textContent = fmtInt(failing);
     this.figures.failing.classList.toggle('hot', failing > 0);
-    this.addPoint(Date.parse(update.at), update.maxIteratorAgeMs, behind);
+    // Nothing behind: age 0 (the last batch's age stays in the figures; the history says 0 too).
+    this.addPoint(Date.parse(update.at), behind > 0 ? update.maxIteratorAgeMs : 0, behind);
     this.redraw();
     const rows = [...update.shards].sort((a, b) => a.shardId.localeCompare(b.shardId) || a.lane - b.lane);
     replace(this.leases, rows.map((l) => h('tr', { 'data-shard-id': l.shardId, 'data-lane': l.lane, class: l.consecutiveFailures > 0 ? 'failing' : '' },
