@@ -196,11 +196,11 @@ export class Engine {
    * stream is never null, and one left without it would break every listing of mappings.
    */
   async deleteStream(name: string, actor = LOCAL_ACTOR) {
-    const stream = await this.catalog.get(name);
-    const [user] = await this.handle.db.select({ id: eventSourceMappings.id }).from(eventSourceMappings)
-      .where(eq(eventSourceMappings.streamId, stream.id)).limit(1);
-    if (user) throw new ShardlineError('CONFLICT', `Stream "${name}" is read by event source mapping ${user.id}; delete the mapping first.`);
-    const deleted = await this.catalog.delete(name);
+    const deleted = await this.catalog.delete(name, async (tx, stream) => {
+      const [user] = await tx.select({ id: eventSourceMappings.id }).from(eventSourceMappings)
+        .where(eq(eventSourceMappings.streamId, stream.id)).limit(1);
+      if (user) throw new ShardlineError('CONFLICT', `Stream "${name}" is read by event source mapping ${user.id}; delete the mapping first.`);
+    });
     await this.audit.record('stream.delete', `stream:${name}`, null, actor);
     return deleted;
   }

@@ -5,11 +5,11 @@
  * `version`, which running lanes compare to pick the change up without a restart.
  */
 import { randomUUID } from 'node:crypto';
-import { and, eq, sql } from 'drizzle-orm';
+import { and, eq, isNull, sql } from 'drizzle-orm';
 import type { Database, DatabaseHandle } from '../db.ts';
 import { compileFilterPatterns } from '../delivery/filterPatterns.ts';
 import { MAX_URL_LENGTH } from '../functions/functionCatalog.ts';
-import { ShardlineError, invalidArgument } from '../errors.ts';
+import { ShardlineError, invalidArgument, streamNotFound } from '../errors.ts';
 import { checkpointLedger, eventSourceMappings, functions, leases, streams } from '../schema.ts';
 import { LOCAL_ACTOR } from '../audit.ts';
 import type { StreamInfo } from '../streams/model.ts';
@@ -173,7 +173,8 @@ export class MappingCatalog {
     // The stream's row locked: concurrent creates and updates of its mappings take turns, so two
     // cannot both find no mapping to this function and both make one.
     const row = await this.handle.transaction(async (tx) => {
-      await tx.select({ id: streams.id }).from(streams).where(eq(streams.id, stream.id)).for('update');
+      const [live] = await tx.select({ id: streams.id }).from(streams).where(and(eq(streams.id, stream.id), isNull(streams.deletedAt))).for('update');
+      if (!live) throw streamNotFound(stream.name);
       const [existing] = await tx.select({ id: eventSourceMappings.id }).from(eventSourceMappings)
         .where(and(eq(eventSourceMappings.streamId, stream.id), eq(eventSourceMappings.functionName, input.functionName)));
       if (existing) {

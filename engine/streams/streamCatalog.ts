@@ -212,13 +212,21 @@ export class StreamCatalog {
     return entry;
   }
 
-  async delete(name: string): Promise<boolean> {
+  /**
+   * Marks a stream deleted. `refuse` runs first with the stream's row locked (creating a mapping
+   * locks it too), so what it checks cannot change before the delete commits.
+   */
+  async delete(name: string, refuse?: (tx: Database, stream: StreamInfo) => Promise<void>): Promise<boolean> {
     this.#forgetRouting(name);
-    const result = await this.handle.query<{ id: number }>(sql`
-      update streams set deleted_at = now(), status = 'DELETING'
-      where name = ${name} and deleted_at is null returning id`);
-    if (result.length === 0) throw streamNotFound(name);
-    return true;
+    return this.handle.transaction(async (tx) => {
+      const stream = await this.lock(tx, name);
+      await refuse?.(tx, stream);
+      const result = await this.handle.query<{ id: number }>(sql`
+        update streams set deleted_at = now(), status = 'DELETING'
+        where id = ${stream.id} and deleted_at is null returning id`, tx);
+      if (result.length === 0) throw streamNotFound(name);
+      return true;
+    });
   }
 
   async updateRetention(name: string, retentionHours: number): Promise<StreamInfo> {
