@@ -50,6 +50,29 @@ for (const backend of backends) {
       rmSync(functionsDir, { recursive: true, force: true });
     });
 
+    /**
+     * A one-shard stream `name` with a 5 s tumbling-window mapping to a module function that
+     * counts its window's records in the state: `seen` holds the sequence numbers it was sent,
+     * `finals` each window's count at its final invocation.
+     */
+    const countingWindows = async (name: string) => {
+      writeFileSync(join(functionsDir, `${name}.mjs`), `
+        export const finals = [];
+        export const seen = [];
+        export async function handler(event) {
+          const count = event.state.count ?? 0;
+          seen.push(...event.Records.map((r) => r.kinesis.sequenceNumber));
+          if (event.isFinalInvokeForWindow) finals.push(count + event.Records.length);
+          return { state: { count: count + event.Records.length } };
+        }`);
+      await t.engine.catalog.create({ name, shardCount: 1 });
+      await t.engine.createFunction({ name: `${name}-fn`, module: `${name}.mjs#handler` });
+      const mapping = await t.engine.createMapping({
+        streamName: name, functionName: `${name}-fn`, startingPosition: 'TRIM_HORIZON', batchSize: 10, tumblingWindowSeconds: 5,
+      });
+      return { mapping, module: await import(join(functionsDir, `${name}.mjs`)) };
+    };
+
     it('delivers every record in AWS Kinesis event shape, in order per shard, and checkpoints', async () => {
       const fn = await functionServer();
       try {
@@ -449,24 +472,10 @@ for (const backend of backends) {
     });
 
     it('starts windows afresh after a seek, so records seen again are not counted twice', async () => {
-      writeFileSync(join(functionsDir, 'window-seek.mjs'), `
-        export const finals = [];
-        export const seen = [];
-        export async function handler(event) {
-          const count = event.state.count ?? 0;
-          seen.push(...event.Records.map((r) => r.kinesis.sequenceNumber));
-          if (event.isFinalInvokeForWindow) finals.push(count + event.Records.length);
-          return { state: { count: count + event.Records.length } };
-        }`);
-      await t.engine.catalog.create({ name: 'window-seek', shardCount: 1 });
-      await t.engine.createFunction({ name: 'window-seek-fn', module: 'window-seek.mjs#handler' });
-      const mapping = await t.engine.createMapping({
-        streamName: 'window-seek', functionName: 'window-seek-fn', startingPosition: 'TRIM_HORIZON', batchSize: 10, tumblingWindowSeconds: 5,
-      });
+      const { mapping, module } = await countingWindows('window-seek');
       // Put early in a window, so it is still open when the seek comes.
       await waitFor(() => Date.now() % 5000 < 1500, 'the start of a 5 s window', 6000);
       await t.engine.putRecords('window-seek', Array.from({ length: 5 }, (_, i) => ({ partitionKey: 'w', data: b64(`s${i}`) })));
-      const module = await import(join(functionsDir, 'window-seek.mjs'));
       await waitFor(() => module.seen.length >= 5, 'five records delivered', 5000);
       assert.equal(module.finals.length, 0, 'the window is still open');
       await t.engine.seekMapping(mapping.id, { type: 'TRIM_HORIZON' });
@@ -497,21 +506,7 @@ for (const backend of backends) {
     });
 
     it('restarts an open window when parallelizationFactor or tumblingWindowSeconds changes, so its aggregate loses no record', async () => {
-      writeFileSync(join(functionsDir, 'window-relane.mjs'), `
-        export const finals = [];
-        export const seen = [];
-        export async function handler(event) {
-          const count = event.state.count ?? 0;
-          seen.push(...event.Records.map((r) => r.kinesis.sequenceNumber));
-          if (event.isFinalInvokeForWindow) finals.push(count + event.Records.length);
-          return { state: { count: count + event.Records.length } };
-        }`);
-      await t.engine.catalog.create({ name: 'window-relane', shardCount: 1 });
-      await t.engine.createFunction({ name: 'window-relane-fn', module: 'window-relane.mjs#handler' });
-      const mapping = await t.engine.createMapping({
-        streamName: 'window-relane', functionName: 'window-relane-fn', startingPosition: 'TRIM_HORIZON', batchSize: 10, tumblingWindowSeconds: 5,
-      });
-      const module = await import(join(functionsDir, 'window-relane.mjs'));
+      const { mapping, module } = await countingWindows('window-relane');
       const lanes = await t.engine.handle.query<{ lane: number }>(sql`
         select distinct mod(hashtext(k)::bigint + 2147483648, 2)::int as lane from (values ('k0'), ('k1'), ('k2'), ('k3'), ('k4'), ('k5')) v(k)`);
       assert.equal(lanes.length, 2, 'the keys fall on both lanes of a factor of 2');

@@ -10,7 +10,8 @@ import type { Database, DatabaseHandle } from '../db.ts';
 import { compileFilterPatterns } from '../delivery/filterPatterns.ts';
 import { MAX_URL_LENGTH } from '../functions/functionCatalog.ts';
 import { ShardlineError, invalidArgument, streamNotFound } from '../errors.ts';
-import { checkpointLedger, eventSourceMappings, functions, leases, streams } from '../schema.ts';
+import { eventSourceMappings, functions, leases, streams } from '../schema.ts';
+import { recordCheckpointMoves } from './checkpointMoves.ts';
 import { LOCAL_ACTOR } from '../audit.ts';
 import type { StreamInfo } from '../streams/model.ts';
 import type { StreamCatalog } from '../streams/streamCatalog.ts';
@@ -129,6 +130,16 @@ function validateSettings(kind: StreamInfo['kind'], input: MappingUpdate): Parti
   return out;
 }
 
+/** One mapping per stream and function, as AWS: CONFLICT when the stream already has one to it (its row locked by the caller). */
+async function refuseSecondMapping(tx: Database, stream: StreamInfo, functionName: string): Promise<void> {
+  const [existing] = await tx.select({ id: eventSourceMappings.id }).from(eventSourceMappings)
+    .where(and(eq(eventSourceMappings.streamId, stream.id), eq(eventSourceMappings.functionName, functionName)));
+  if (existing) {
+    throw new ShardlineError('CONFLICT',
+      `A mapping of stream ${stream.name} to function ${functionName} already exists (${existing.id}); update or delete it.`);
+  }
+}
+
 function validateUrl(value: string): string {
   if (value.length > MAX_URL_LENGTH) throw invalidArgument(`onFailureUrl must be at most ${MAX_URL_LENGTH} characters, got ${value.length}.`);
   let url: URL;
@@ -175,12 +186,7 @@ export class MappingCatalog {
     const row = await this.handle.transaction(async (tx) => {
       const [live] = await tx.select({ id: streams.id }).from(streams).where(and(eq(streams.id, stream.id), isNull(streams.deletedAt))).for('update');
       if (!live) throw streamNotFound(stream.name);
-      const [existing] = await tx.select({ id: eventSourceMappings.id }).from(eventSourceMappings)
-        .where(and(eq(eventSourceMappings.streamId, stream.id), eq(eventSourceMappings.functionName, input.functionName)));
-      if (existing) {
-        throw new ShardlineError('CONFLICT',
-          `A mapping of stream ${stream.name} to function ${input.functionName} already exists (${existing.id}); update or delete it.`);
-      }
+      await refuseSecondMapping(tx, stream, input.functionName);
       const [inserted] = await tx.insert(eventSourceMappings).values({
         id: randomUUID(),
         streamId: stream.id,
@@ -219,12 +225,7 @@ export class MappingCatalog {
       if (!locked) throw mappingNotFound(id);
       if (input.functionName != null && input.functionName !== current.functionName) {
         await tx.select({ id: streams.id }).from(streams).where(eq(streams.id, stream.id)).for('update');
-        const [other] = await tx.select({ id: eventSourceMappings.id }).from(eventSourceMappings)
-          .where(and(eq(eventSourceMappings.streamId, stream.id), eq(eventSourceMappings.functionName, input.functionName)));
-        if (other) {
-          throw new ShardlineError('CONFLICT',
-            `A mapping of stream ${stream.name} to function ${input.functionName} already exists (${other.id}); update or delete it.`);
-        }
+        await refuseSecondMapping(tx, stream, input.functionName);
       }
       const [updated] = await tx.update(eventSourceMappings)
         .set({ ...settings, version: sql`${eventSourceMappings.version} + 1`, updatedAt: sql`now()` })
@@ -267,14 +268,7 @@ export class MappingCatalog {
         from open o
        where l.mapping_id = ${id} and l.shard_key = o.shard_key and l.lane = o.lane
       returning l.shard_key, l.lane, o.checkpoint_seq::text as from_seq, l.checkpoint_seq::text as to_seq`, tx);
-    const rewound = moved.filter((m) => m.from_seq !== m.to_seq);
-    if (rewound.length > 0) {
-      await tx.insert(checkpointLedger).values(rewound.map((m) => ({
-        mappingId: id, shardKey: Number(m.shard_key), lane: m.lane,
-        fromSeq: m.from_seq === null ? null : BigInt(m.from_seq), toSeq: m.to_seq === null ? null : BigInt(m.to_seq),
-        reason: `${reason}: open tumbling window restarted`, actor: LOCAL_ACTOR,
-      })));
-    }
+    await recordCheckpointMoves(tx, id, moved.filter((m) => m.from_seq !== m.to_seq), `${reason}: open tumbling window restarted`, LOCAL_ACTOR);
   }
 
   /**
@@ -315,13 +309,7 @@ export class MappingCatalog {
         from written w left join old o on o.shard_key = w.shard_key and o.lane = w.lane`, tx);
     await this.handle.query(sql`delete from leases where mapping_id = ${id} and lane >= ${to}::int`, tx);
     // Every lane's row, moved or not: restoreCheckpoints must see that the lanes changed here.
-    if (moved.length > 0) {
-      await tx.insert(checkpointLedger).values(moved.map((m) => ({
-        mappingId: id, shardKey: Number(m.shard_key), lane: m.lane,
-        fromSeq: m.from_seq === null ? null : BigInt(m.from_seq), toSeq: m.to_seq === null ? null : BigInt(m.to_seq),
-        reason: `parallelizationFactor ${from} -> ${to}`, actor: LOCAL_ACTOR,
-      })));
-    }
+    await recordCheckpointMoves(tx, id, moved, `parallelizationFactor ${from} -> ${to}`, LOCAL_ACTOR);
   }
 
   async delete(id: string): Promise<boolean> {

@@ -10,7 +10,7 @@ import { sql } from 'drizzle-orm';
 import type { AuditLog } from '../audit.ts';
 import type { DatabaseHandle } from '../db.ts';
 import { ShardlineError } from '../errors.ts';
-import { checkpointLedger } from '../schema.ts';
+import { recordCheckpointMoves } from './checkpointMoves.ts';
 import type { MappingCatalog } from './mappingCatalog.ts';
 
 export async function restoreCheckpoints(
@@ -49,13 +49,7 @@ export async function restoreCheckpoints(
         from firsts f join old o on o.shard_key = f.shard_key and o.lane = f.lane
        where l.mapping_id = ${mappingId} and l.shard_key = f.shard_key and l.lane = f.lane
       returning l.shard_key, l.lane, o.checkpoint_seq::text as from_seq, f.from_seq::text as to_seq`, tx);
-    if (restored.length > 0) {
-      await tx.insert(checkpointLedger).values(restored.map((r) => ({
-        mappingId, shardKey: Number(r.shard_key), lane: r.lane,
-        fromSeq: r.from_seq === null ? null : BigInt(r.from_seq), toSeq: r.to_seq === null ? null : BigInt(r.to_seq),
-        reason: `restore to ${at.toISOString()}`, actor,
-      })));
-    }
+    await recordCheckpointMoves(tx, mappingId, restored, `restore to ${at.toISOString()}`, actor);
     await audit.record('mapping.restoreCheckpoints', `mapping:${mappingId}`, { at: at.toISOString(), leases: restored.length }, actor, tx);
     return restored.length;
   });

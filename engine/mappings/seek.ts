@@ -10,7 +10,7 @@ import type { AuditLog } from '../audit.ts';
 import type { DatabaseHandle } from '../db.ts';
 import { ShardlineError, invalidArgument } from '../errors.ts';
 import type { Position } from '../records/readRecords.ts';
-import { checkpointLedger } from '../schema.ts';
+import { recordCheckpointMoves } from './checkpointMoves.ts';
 import { createLeases } from '../delivery/leaseTable.ts';
 import { parseSequenceNumber } from '../streams/sequenceNumbers.ts';
 import type { StreamCatalog } from '../streams/streamCatalog.ts';
@@ -78,14 +78,8 @@ export async function seekMapping(
         from old left join lateral (${target}) t on true
        where l.mapping_id = old.mapping_id and l.shard_key = old.shard_key and l.lane = old.lane
       returning l.shard_key, l.lane, old.checkpoint_seq::text as from_seq, l.checkpoint_seq::text as to_seq`, tx);
-    if (moved.length > 0) {
-      await tx.insert(checkpointLedger).values(moved.map((m) => ({
-        mappingId, shardKey: Number(m.shard_key), lane: m.lane,
-        fromSeq: m.from_seq === null ? null : BigInt(m.from_seq), toSeq: m.to_seq === null ? null : BigInt(m.to_seq),
-        reason: `seek ${position.type}${position.timestamp ? ` ${position.timestamp.toISOString()}` : ''}${position.sequenceNumber ? ` ${position.sequenceNumber}` : ''}`,
-        actor,
-      })));
-    }
+    await recordCheckpointMoves(tx, mappingId, moved,
+      `seek ${position.type}${position.timestamp ? ` ${position.timestamp.toISOString()}` : ''}${position.sequenceNumber ? ` ${position.sequenceNumber}` : ''}`, actor);
     await audit.record('mapping.seek', `mapping:${mappingId}`, { position: { ...position, timestamp: position.timestamp?.toISOString() ?? null }, shardIds: shardIds ?? null, leases: moved.length }, actor, tx);
   });
 }

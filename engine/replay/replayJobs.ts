@@ -23,7 +23,7 @@ import type { MappingCatalog } from '../mappings/mappingCatalog.ts';
 import type { Position, RecordReader } from '../records/readRecords.ts';
 import { failures, replayCursors, replayJobs, shards } from '../schema.ts';
 import { shardIdOf } from '../streams/model.ts';
-import { formatSequenceNumber } from '../streams/sequenceNumbers.ts';
+import { formatSequenceNumber, parseSequenceNumber } from '../streams/sequenceNumbers.ts';
 import type { StreamCatalog } from '../streams/streamCatalog.ts';
 import { type PlannedRange, countRange, describePosition, scopeShards, windowEnd, windowStart } from './windowPlan.ts';
 
@@ -122,9 +122,10 @@ export class ReplayJobs {
       && input.to.timestamp.getTime() < input.from.timestamp.getTime()) {
       throw invalidArgument(`to.timestamp (${input.to.timestamp.toISOString()}) is before from.timestamp (${input.from.timestamp.toISOString()}).`);
     }
-    const seqOf = (p: Position) => (p.sequenceNumber && /^\d{1,40}$/.test(p.sequenceNumber) ? BigInt(p.sequenceNumber) : undefined);
-    const fromSeq = input.from.type === 'AT_SEQUENCE_NUMBER' || input.from.type === 'AFTER_SEQUENCE_NUMBER' ? seqOf(input.from) : undefined;
-    const toSeq = input.to?.type === 'AT_SEQUENCE_NUMBER' ? seqOf(input.to) : undefined;
+    const fromSeq = (input.from.type === 'AT_SEQUENCE_NUMBER' || input.from.type === 'AFTER_SEQUENCE_NUMBER') && input.from.sequenceNumber
+      ? parseSequenceNumber(input.from.sequenceNumber, 'from.sequenceNumber') : undefined;
+    const toSeq = input.to?.type === 'AT_SEQUENCE_NUMBER' && input.to.sequenceNumber
+      ? parseSequenceNumber(input.to.sequenceNumber, 'to.sequenceNumber') : undefined;
     if (fromSeq !== undefined && toSeq !== undefined && toSeq < fromSeq) {
       throw invalidArgument(`to.sequenceNumber (${input.to!.sequenceNumber}) is before from.sequenceNumber (${input.from.sequenceNumber}).`);
     }
