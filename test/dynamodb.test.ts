@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import type { ErrorCode } from '../engine/errors.ts';
 import { after, before, describe, it } from 'node:test';
-import { attributeValuesEqual, canonicalKey, itemsEqual, normalizeNumber } from '../engine/dynamodb/attributeValues.ts';
+import { attributeValuesEqual, canonicalKey, itemsEqual, normalizeNumber, storedNumber } from '../engine/dynamodb/attributeValues.ts';
 import type { StoredRecord } from '../engine/records/readRecords.ts';
 import { evenRanges, hashKeyOf } from '../engine/streams/hashKeys.ts';
 import type { ViewType } from '../engine/streams/model.ts';
@@ -23,6 +23,16 @@ describe('attribute values', () => {
     assert.equal(normalizeNumber('0.000'), '0');
     assert.notEqual(normalizeNumber('10'), normalizeNumber('1'));
     for (const bad of ['', '.', 'abc', '1e', '0x10', ' 1', '1'.repeat(39), '1e126']) assert.equal(normalizeNumber(bad), undefined, bad);
+  });
+
+  it('renders numbers as DynamoDB stores them: plain, with leading and trailing zeros trimmed', () => {
+    const cases: [string, string][] = [
+      ['01.50', '1.5'], ['+7', '7'], ['-0.0', '0'], ['100', '100'], ['1e2', '100'], ['1.5E+3', '1500'],
+      ['-.25', '-0.25'], ['0.000120', '0.00012'], ['12.345e-5', '0.00012345'], ['1e-3', '0.001'], ['123.0', '123'],
+    ];
+    for (const [given, stored] of cases) assert.equal(storedNumber(given), stored, given);
+    // Every stored form is the same number as what was given.
+    for (const [given, stored] of cases) assert.equal(normalizeNumber(stored), normalizeNumber(given), given);
   });
 
   it('builds one canonical key whatever the attribute order and number spelling', () => {
@@ -198,6 +208,32 @@ for (const backend of backends) {
       // An explicit oldImage without the keys gets them, as every image holds the whole item.
       await t.engine.writeItems('sized', [{ keys: { Id: N('102') }, oldImage: { Message: S('x') }, newImage: { Message: S('y') } }]);
       assert.deepEqual((await readAll('sized')).at(-1)!.oldImage, { Id: N('102'), Message: S('x') });
+    });
+
+    it('stores numbers as DynamoDB does, in keys, images, sets and nested values', async () => {
+      await create('numbers');
+      await t.engine.writeItems('numbers', [{
+        keys: { id: N('007') },
+        newImage: { price: N('01.50'), big: N('1e3'), ns: { NS: ['2.0', '+3'] }, m: { M: { l: { L: [N('-0.10')] } } } },
+      }]);
+      const [record] = await readAll('numbers');
+      assert.deepEqual(record!.keys, { id: N('7') });
+      assert.deepEqual(record!.newImage, { id: N('7'), price: N('1.5'), big: N('1000'), ns: { NS: ['2', '3'] }, m: { M: { l: { L: [N('-0.1')] } } } });
+      // The same item spelt differently changes nothing.
+      const again = await t.engine.writeItems('numbers', [{ keys: { id: N('7.0') }, newImage: { price: N('1.5'), big: N('1000'), ns: { NS: ['3', '2'] }, m: { M: { l: { L: [N('-.1')] } } } } }]);
+      assert.equal(again.records[0]!.sequenceNumber, null);
+    });
+
+    it('limits a partition key to 2,048 bytes and a sort key to 1,024', async () => {
+      await create('keysizes');
+      const w = (keys: unknown) => t.engine.writeItems('keysizes', [{ keys, newImage: {} }] as never);
+      await w({ pk: S('p'.repeat(2048)), sk: S('s'.repeat(1024)) });
+      await rejectsWith(w({ pk: S('p'.repeat(2049)) }), 'INVALID_ARGUMENT', 'changes[0].keys.pk');
+      await rejectsWith(w({ pk: S('p'), sk: S('s'.repeat(1025)) }), 'INVALID_ARGUMENT', 'changes[0].keys.sk is the sort key and must be at most 1024 bytes');
+      // The first attribute given is the partition key, whatever its name sorts as.
+      await w({ zz: S('p'.repeat(2048)), aa: S('s') });
+      await rejectsWith(w({ zz: S('p'), aa: S('s'.repeat(1025)) }), 'INVALID_ARGUMENT', 'changes[0].keys.aa is the sort key');
+      assert.equal((await readAll('keysizes')).length, 2);
     });
 
     it('uses an explicit oldImage as is', async () => {

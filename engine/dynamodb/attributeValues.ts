@@ -1,7 +1,8 @@
 /**
  * DynamoDB AttributeValue JSON (aws-semantics §3.5): validation, the canonical key string of an
- * item, item equality and item size. Values are kept exactly as given; numbers are normalised
- * only where they are compared ("1.0" and "1" are one number, as in DynamoDB).
+ * item, item equality, item size, and numbers as DynamoDB stores them. Validation keeps values
+ * as given (imports and captures carry what DynamoDB itself emitted); writeItems stores numbers
+ * the way DynamoDB does, leading and trailing zeros trimmed (storedNumbers).
  */
 import { invalidArgument } from '../errors.ts';
 import { isBase64 } from '../records/base64.ts';
@@ -14,8 +15,9 @@ export type Item = Record<string, AttributeValue>;
 const TYPES = new Set(['S', 'N', 'B', 'BOOL', 'NULL', 'M', 'L', 'SS', 'NS', 'BS']);
 /** DynamoDB's item size limit. */
 export const MAX_ITEM_BYTES = 400 * 1024;
-/** DynamoDB's partition key limit (sort keys are 1024; one bound keeps keys simple). */
-const MAX_KEY_VALUE_BYTES = 2048;
+/** DynamoDB's key value limits: a partition key value, and a sort key value. */
+export const MAX_PARTITION_KEY_BYTES = 2048;
+export const MAX_SORT_KEY_BYTES = 1024;
 
 const isObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -39,6 +41,39 @@ export function normalizeNumber(value: string): string | undefined {
   const magnitude = exponent + digits.length - 1;
   if (digits.length > 38 || magnitude < -130 || magnitude > 125) return undefined;
   return `${sign === '-' ? '-' : ''}${digits}${exponent === 0 ? '' : `e${exponent}`}`;
+}
+
+/**
+ * A valid number string as DynamoDB stores and returns it: plain decimal notation, no plus sign,
+ * no leading zeros, no trailing zeros after the point ("01.50" → "1.5", "1e2" → "100",
+ * "-0.0" → "0").
+ */
+export function storedNumber(value: string): string {
+  const canonical = normalizeNumber(value);
+  if (canonical === undefined) throw new Error(`not a DynamoDB number: ${value}`);
+  const [mantissa = canonical, exp = '0'] = canonical.split('e');
+  const negative = mantissa.startsWith('-');
+  const digits = negative ? mantissa.slice(1) : mantissa;
+  const exponent = Number(exp);
+  const point = digits.length + exponent;
+  const plain = exponent >= 0 ? digits + '0'.repeat(exponent)
+    : point > 0 ? `${digits.slice(0, point)}.${digits.slice(point)}`
+    : `0.${'0'.repeat(-point)}${digits}`;
+  return negative ? `-${plain}` : plain;
+}
+
+/** A copy of a validated item with every number (N, NS, nested ones too) in its stored form. */
+export function storedNumbers(item: Item): Item {
+  // fromEntries defines each name as an own property, __proto__ included.
+  return Object.fromEntries(Object.entries(item).map(([name, value]) => [name, storedValue(value)]));
+}
+
+function storedValue(value: AttributeValue): AttributeValue {
+  if ('N' in value) return { N: storedNumber(value.N) };
+  if ('NS' in value) return { NS: value.NS.map(storedNumber) };
+  if ('M' in value) return { M: storedNumbers(value.M) };
+  if ('L' in value) return { L: value.L.map(storedValue) };
+  return value;
 }
 
 /** DynamoDB's limit on nested attributes (maps and lists within maps and lists). */
@@ -121,12 +156,15 @@ export function validateItem(value: unknown, path: string, depth = 0): Item {
 /**
  * Validates an item's key attributes and returns them with their canonical string: the
  * attributes sorted by name, numbers normalised, as JSON. Key attributes are S, N or B, non-empty.
+ * The first attribute, in the order given, is the partition key (at most 2,048 bytes) and a
+ * second the sort key (at most 1,024), as DescribeStream's KeySchema reads them back.
  */
 export function canonicalKey(value: unknown, path: string): { keys: Item; itemKey: string } {
   if (!isObject(value) || Object.keys(value).length === 0) {
     throw invalidArgument(`${path} must be a non-empty object of key attributes, such as {"id": {"S": "a"}}.`);
   }
-  const names = Object.keys(value).sort();
+  const given = Object.keys(value);
+  const names = [...given].sort();
   if (names.length > 2) {
     throw invalidArgument(`${path} must hold a partition key and at most one sort key, got ${names.length} attributes.`);
   }
@@ -141,8 +179,10 @@ export function canonicalKey(value: unknown, path: string): { keys: Item; itemKe
     }
     const text = v as string;
     if (text === '') throw invalidArgument(`${path}.${name}.${type} is a key attribute and must not be empty.`);
-    if (Buffer.byteLength(text, type === 'B' ? 'base64' : 'utf8') > MAX_KEY_VALUE_BYTES) {
-      throw invalidArgument(`${path}.${name} is a key attribute and must be at most ${MAX_KEY_VALUE_BYTES} bytes.`);
+    const sortKey = given.length === 2 && name === given[1];
+    const limit = sortKey ? MAX_SORT_KEY_BYTES : MAX_PARTITION_KEY_BYTES;
+    if (Buffer.byteLength(text, type === 'B' ? 'base64' : 'utf8') > limit) {
+      throw invalidArgument(`${path}.${name} is the ${sortKey ? 'sort' : 'partition'} key and must be at most ${limit} bytes (DynamoDB's limit).`);
     }
     canonical[name] = { [type]: type === 'N' ? normalizeNumber(text)! : type === 'B' ? Buffer.from(text, 'base64').toString('base64') : text };
   }

@@ -27,6 +27,7 @@ import {
   canonicalKey,
   itemSize,
   itemsEqual,
+  storedNumbers,
   validateItem,
 } from './attributeValues.ts';
 
@@ -95,11 +96,13 @@ function validateChanges(changes: ItemChange[]): ValidChange[] {
   return changes.map((change, i) => {
     const path = `changes[${i}]`;
     if (typeof change !== 'object' || change === null) throw invalidArgument(`${path} must be an object with keys and newImage.`);
-    const { keys, itemKey } = canonicalKey(change.keys, `${path}.keys`);
+    const { keys: givenKeys, itemKey } = canonicalKey(change.keys, `${path}.keys`);
+    // Numbers are stored as DynamoDB stores them ("01.50" → "1.5"), so the records carry that form.
+    const keys = storedNumbers(givenKeys);
     // null is treated like absent for both images, as GraphQL clients send either.
-    const newImage = change.newImage == null ? null : withKeys(validateItem(change.newImage, `${path}.newImage`), keys, `${path}.newImage`);
+    const newImage = change.newImage == null ? null : storedNumbers(withKeys(validateItem(change.newImage, `${path}.newImage`), keys, `${path}.newImage`));
     // An explicit oldImage is a whole item too: it gets the key attributes it lacks.
-    const oldImage = change.oldImage == null ? undefined : withKeys(validateItem(change.oldImage, `${path}.oldImage`), keys, `${path}.oldImage`);
+    const oldImage = change.oldImage == null ? undefined : storedNumbers(withKeys(validateItem(change.oldImage, `${path}.oldImage`), keys, `${path}.oldImage`));
     for (const [image, name] of [[newImage, 'newImage'], [oldImage, 'oldImage']] as const) {
       const size = image ? itemSize(image) : 0;
       if (size > MAX_ITEM_BYTES) {
