@@ -12,7 +12,7 @@ import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 import { type App, buildApp } from '../api/app.ts';
 import { type FailureEvent, watchFailures } from '../engine/observability/failureFeed.ts';
-import { type TestEngine, b64, backends, bounded, openTestEngine, waitFor } from './harness.ts';
+import { type TestEngine, b64, backends, bounded, openTestEngine, rejectsWith, waitFor } from './harness.ts';
 
 const text = (r: any) => Buffer.from(r.kinesis.data, 'base64').toString();
 
@@ -248,6 +248,8 @@ for (const backend of backends) {
       assert.equal(moves[1]!.toSequenceNumber, null);
       assert.ok(moves[1]!.fromSequenceNumber, 'from the checkpoint it had');
       await assert.rejects(t.engine.seekMapping(mapping.id, { type: 'TRIM_HORIZON' }, ['shardId-000000000007']), { code: 'SHARD_NOT_FOUND' });
+      await rejectsWith(t.engine.seekMapping(mapping.id, { type: 'AT_TIMESTAMP', timestamp: new Date(Date.now() + 60_000) }), 'INVALID_ARGUMENT', /position\.timestamp must not be in the future/);
+      assert.equal((await t.engine.checkpointMoves(mapping.id)).length, 2, 'the refused seek moved nothing');
       // Undo: back to where the checkpoint stood before the first seek.
       const caughtUp = await waitFor(async () => {
         const rows = await t.engine.lag(mapping.id);

@@ -45,6 +45,11 @@ export async function seekMapping(
       break;
     case 'AT_TIMESTAMP': {
       if (!position.timestamp) throw invalidArgument('position.timestamp is required for AT_TIMESTAMP.');
+      // As createMapping's startingPositionTimestamp and Kinesis's GetShardIterator: a later
+      // time would skip whatever arrives until then.
+      if (position.timestamp.getTime() > Date.now()) {
+        throw invalidArgument(`position.timestamp must not be in the future, got ${position.timestamp.toISOString()}.`);
+      }
       target = sql`select r.seq, r.ordinal from records r where r.shard_key = old.shard_key
                     and r.arrived_at < ${position.timestamp.toISOString()}::timestamptz order by r.seq desc limit 1`;
       break;
