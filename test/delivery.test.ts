@@ -484,6 +484,34 @@ for (const backend of backends) {
       assert.deepEqual(module.finals, [5], 'the window counted after the seek holds each record once');
     });
 
+    it('ends a window early when its state passes 1 MB, and starts its later records afresh', async () => {
+      writeFileSync(join(functionsDir, 'window-big-state.mjs'), `
+        export const calls = [];
+        export async function handler(event) {
+          const count = event.state.count ?? 0;
+          calls.push({ records: event.Records.length, count, final: event.isFinalInvokeForWindow, early: event.isWindowTerminatedEarly, window: event.window.start });
+          // 400 KB more state per batch: the third batch's answer passes 1 MB.
+          return { state: { count: count + event.Records.length, pad: (event.state.pad ?? '') + 'x'.repeat(event.Records.length * 200 * 1024) } };
+        }`);
+      await t.engine.catalog.create({ name: 'window-big-state', shardCount: 1 });
+      await t.engine.createFunction({ name: 'window-big-state-fn', module: 'window-big-state.mjs#handler' });
+      await waitFor(() => Date.now() % 900_000 < 880_000, 'not at the end of a 900 s window', 21_000);
+      await t.engine.putRecords('window-big-state', Array.from({ length: 8 }, (_, i) => ({ partitionKey: 'w', data: b64(`b${i}`) })));
+      await t.engine.createMapping({
+        streamName: 'window-big-state', functionName: 'window-big-state-fn', startingPosition: 'TRIM_HORIZON', batchSize: 2, tumblingWindowSeconds: 900,
+      });
+      const module = await import(join(functionsDir, 'window-big-state.mjs'));
+      await waitFor(() => module.calls.length >= 5, 'four batches and the early final invocation', 15_000);
+      const windowStart = module.calls[0].window;
+      assert.deepEqual(module.calls.slice(0, 5), [
+        { records: 2, count: 0, final: false, early: false, window: windowStart },
+        { records: 2, count: 2, final: false, early: false, window: windowStart },
+        { records: 2, count: 4, final: false, early: false, window: windowStart },
+        { records: 0, count: 6, final: true, early: true, window: windowStart },
+        { records: 2, count: 0, final: false, early: false, window: windowStart },
+      ]);
+    });
+
     it('does not hold a window\'s final invocation for maximumBatchingWindowSeconds', async () => {
       writeFileSync(join(functionsDir, 'window-batching.mjs'), `
         export const finals = [];

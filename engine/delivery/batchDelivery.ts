@@ -17,7 +17,9 @@
  *
  * Tumbling windows (§4.9): each invocation carries the window, the state the previous one of
  * the window returned, and isFinalInvokeForWindow on the window's last batch; a response
- * without `state` is a function error; the state is persisted with the checkpoint.
+ * without `state` is a function error; the state is persisted with the checkpoint. A state over
+ * 1 MB ends the window early: a final invocation with no records hands it back with
+ * isWindowTerminatedEarly, and the window's later records start again from `{}`.
  */
 import { randomUUID } from 'node:crypto';
 import type { FunctionCatalog } from '../functions/functionCatalog.ts';
@@ -27,6 +29,7 @@ import { judgeResponse } from './batchResponse.ts';
 import { buildEvent } from './eventShapes.ts';
 import type { LaneRecord } from './laneReader.ts';
 import { buildOnFailureRecord, functionArnOf } from './onFailureRecord.ts';
+import { STATE_LIMIT_BYTES } from './tumblingWindows.ts';
 
 export type InvocationOutcome = 'OK' | 'PARTIAL_FAILURE' | 'FUNCTION_ERROR' | 'TIMEOUT' | 'THROTTLED';
 export type FailureKind = 'FUNCTION_ERROR' | 'TIMEOUT' | 'PARTIAL_FAILURE' | 'BISECTED' | 'RETRIES_EXHAUSTED' | 'RECORD_EXPIRED';
@@ -210,14 +213,23 @@ export async function deliverBatch(
       });
       if (verdict.verdict === 'SUCCESS') {
         if (window) windowState = verdict.state;
+        const closes = window !== undefined && window.final && lastSegment;
         const ok = await sink.commit({
           invocation: { ...base, outcome: 'OK', error: null },
           done: doneUpTo(s), failures: [], retrying: false, pending: segments.length > 1, consecutiveFailures: 0, iteratorAgeMs,
-          ...(window ? { window: window.final && lastSegment ? 'CLOSE' as const : { start: window.start, state: windowState } } : {}),
+          ...(window ? { window: closes ? 'CLOSE' as const : { start: window.start, state: windowState } } : {}),
         });
         if (!ok) return 'LOST';
         consecutiveFailures = 0;
         segments.shift();
+        if (window && !closes && Buffer.byteLength(JSON.stringify(windowState ?? {})) > STATE_LIMIT_BYTES) {
+          const ended = await closeWindow(deps, settings, {
+            stream: batch.stream, shard: batch.shard, window: { start: window.start, end: window.end, state: windowState },
+            lastSeq: records[s.to - 1]!.seq, terminatedEarly: true,
+          }, sink, stopped);
+          if (ended !== 'DONE') return ended;
+          windowState = {};
+        }
         continue;
       }
       if (verdict.verdict === 'PARTIAL') {
@@ -290,7 +302,8 @@ export async function deliverBatch(
 
 /**
  * The final invocation of a tumbling window that has no records left (it ended while the lane
- * was idle, or a later window's records arrived): Records is empty, isFinalInvokeForWindow is
+ * was idle, or a later window's records arrived), or that ends early because its state outgrew
+ * 1 MB (`terminatedEarly`): Records is empty, isFinalInvokeForWindow is
  * true. It is retried until it succeeds, as AWS does; the window's state is dropped after it.
  * Each invocation is logged with no records, at the window's last record (`lastSeq`), and each
  * failed one writes a Failure row there, so a window that cannot close shows in the failures.
@@ -298,7 +311,7 @@ export async function deliverBatch(
 export async function closeWindow(
   deps: DeliveryDeps,
   settings: DeliverySettings,
-  target: { stream: StreamInfo; shard: ShardInfo; window: { start: Date; end: Date; state: unknown }; lastSeq: bigint },
+  target: { stream: StreamInfo; shard: ShardInfo; window: { start: Date; end: Date; state: unknown }; lastSeq: bigint; terminatedEarly?: boolean },
   sink: BatchSink,
   stopped: () => boolean | Promise<boolean>,
 ): Promise<DeliveryResult> {
@@ -308,7 +321,7 @@ export async function closeWindow(
     const fn = await deps.functions.getRecent(settings.functionName);
     const event = buildEvent([], {
       start: target.window.start, end: target.window.end, state: target.window.state ?? {}, shardId: target.shard.shardId,
-      eventSourceARN: target.stream.arn, isFinalInvokeForWindow: true, isWindowTerminatedEarly: false,
+      eventSourceARN: target.stream.arn, isFinalInvokeForWindow: true, isWindowTerminatedEarly: target.terminatedEarly === true,
     });
     const startedAt = new Date();
     const result = await deps.invoker.invoke(fn, event, randomUUID());
@@ -336,7 +349,7 @@ export async function closeWindow(
     const error = result.outcome === 'OK'
       ? `Invalid function response: ${verdict?.verdict === 'FAILURE' ? verdict.reason : 'unreadable'}`
       : result.error;
-    const message = `The final invocation of window ${target.window.start.toISOString()} failed: ${error}`;
+    const message = `The final invocation of window ${target.window.start.toISOString()}${target.terminatedEarly ? ' (ended early: its state passed 1 MB)' : ''} failed: ${error}`;
     const ok = await sink.commit({
       invocation: { ...base, outcome: kind, error },
       done: null,

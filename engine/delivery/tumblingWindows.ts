@@ -12,8 +12,10 @@ export function firstWindow<T extends { arrivalMs: number }>(page: T[], windowMs
   return { records, start, end: start + windowMs, laterFollows: records.length < page.length };
 }
 
-/** AWS keeps at most 1 MB of state per shard (§4.9): a batch leaves that much of the 6 MB payload to it. */
-export const STATE_RESERVE_BYTES = 1024 * 1024;
+/** AWS keeps at most 1 MB of state per shard (§4.9): a larger one ends its window early. */
+export const STATE_LIMIT_BYTES = 1024 * 1024;
+/** A batch leaves that much of the 6 MB payload to the state. */
+export const STATE_RESERVE_BYTES = STATE_LIMIT_BYTES;
 
 /** The payload room a window's state takes: its size, and at least what AWS allows it. */
 export function stateReserveBytes(state: unknown): number {
