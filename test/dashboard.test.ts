@@ -345,6 +345,38 @@ for (const backend of backends) {
       gate.open();
       assert.deepEqual(pageErrors, [], 'no uncaught error in the page');
     });
+
+    it('reads the failures again after its live connection comes back, showing those recorded while it was down', async () => {
+      // A second page whose WebSocket goes through a route the test can cut and hold down.
+      const other = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+      try {
+        let down = false;
+        const open: { close: (options?: { code?: number; reason?: string }) => Promise<void> }[] = [];
+        await other.routeWebSocket(/\/graphql$/, (ws) => {
+          if (down) {
+            void ws.close({ code: 1012, reason: 'held down by the test' }); // 1012: a restart, which the client retries
+            return;
+          }
+          ws.connectToServer();
+          open.push(ws);
+        });
+        await other.goto(`${base}/`);
+        await other.locator('body[data-ready="true"]').waitFor({ state: 'attached' });
+        await other.locator('#connection[data-state="connected"]').waitFor({ state: 'attached' });
+        down = true;
+        for (const ws of open.splice(0)) await ws.close({ code: 1012, reason: 'cut by the test' });
+        await other.locator('#connection:not([data-state="connected"])').waitFor({ state: 'attached' });
+        await t.engine.putRecords('orders', [{ partitionKey: 'poison', data: b64('boom-while-down') }]);
+        await waitFor(async () => (await t.engine.failures(mappingId, { first: 100 })).items
+          .some(({ node }) => node.message?.includes('boom-while-down')), 'the failure rows while the page is cut off');
+        const missed = other.locator('#failures li.failure', { hasText: 'boom-while-down' });
+        assert.equal(await missed.count(), 0, 'nothing reached the page while its connection was down');
+        down = false;
+        await missed.first().waitFor({ state: 'visible', timeout: 15_000 });
+      } finally {
+        await other.close();
+      }
+    });
   });
 }
 
