@@ -383,16 +383,41 @@ describe('invoker: module functions', () => {
     ({ name: 'mod-fn', url: null, module, timeoutSeconds: 3, reservedConcurrency: null, ...extra });
   const invoke = (fn: FunctionInfo, ev: unknown = event) => invoker.invoke(fn, ev, 'req-42');
 
-  it('passes the event object itself and returns the value as OK; the module is loaded once', async () => {
+  it('passes a copy of the event sharing its records\' data and returns the value as OK; the module is loaded once', async () => {
     const first = await invoke(modFn('echo.mjs#handler'));
     assert.equal(first.outcome, 'OK');
-    assert.equal(first.outcome === 'OK' && first.body, event); // the same object, never re-parsed
+    assert.deepEqual(first.outcome === 'OK' && first.body, event);
+    assert.notEqual(first.outcome === 'OK' && first.body, event, 'a copy of its own');
     await invoke(modFn('echo.mjs#handler'));
     assert.equal((globalThis as { __shardlineEchoLoads?: number }).__shardlineEchoLoads, 1);
     const nothing = await invoke(modFn('echo.mjs#nothing'));
     assert.equal(nothing.outcome === 'OK' && nothing.body, null);
     const sync = await invoke(modFn('echo.mjs#sync'));
     assert.deepEqual(sync.outcome === 'OK' && sync.body, { records: 1 });
+  });
+
+  it('hands each invocation an event of its own: what a failed attempt changed does not reach the retry', async () => {
+    await writeFile(join(dir, 'mutates.mjs'), `
+      export const seen = [];
+      export async function handler(event) {
+        seen.push({ data: event.Records.map((r) => r.kinesis?.data ?? r.dynamodb.NewImage.n.N), count: event.state?.count });
+        for (const r of event.Records) {
+          if (r.kinesis) r.kinesis.data = Buffer.from(r.kinesis.data, 'base64').toString(); // decoded in place
+          else r.dynamodb.NewImage.n.N = String(Number(r.dynamodb.NewImage.n.N) + 1);
+        }
+        if (event.state) event.state.count += event.Records.length;
+        throw new Error('failing after changing the event');
+      }`);
+    const kinesisEvent = { Records: [{ kinesis: { data: Buffer.from('{"i":1}').toString('base64'), partitionKey: 'k' }, eventSource: 'aws:kinesis' }], state: { count: 1 } };
+    const dynamodbEvent = { Records: [{ dynamodb: { NewImage: { n: { N: '5' } } }, eventSource: 'aws:dynamodb' }] };
+    for (let attempt = 0; attempt < 2; attempt++) {
+      assert.equal((await invoke(modFn('mutates.mjs#handler'), kinesisEvent)).outcome, 'FUNCTION_ERROR');
+      assert.equal((await invoke(modFn('mutates.mjs#handler'), dynamodbEvent)).outcome, 'FUNCTION_ERROR');
+    }
+    const { seen } = await import(join(dir, 'mutates.mjs'));
+    const original = { data: [kinesisEvent.Records[0]!.kinesis.data], count: 1 };
+    assert.deepEqual(seen, [original, { data: ['5'], count: undefined }, original, { data: ['5'], count: undefined }]);
+    assert.equal(kinesisEvent.Records[0]!.kinesis.data, Buffer.from('{"i":1}').toString('base64'), 'the engine\'s event is untouched');
   });
 
   it('reports a throw or a rejection as FUNCTION_ERROR "name: message"', async () => {

@@ -12,6 +12,31 @@ import { pathToFileURL } from 'node:url';
 import { coerceError } from '../errors.ts';
 import { type FunctionInfo, resolveModule } from './functionCatalog.ts';
 
+/**
+ * A module handler's own copy of an event. AWS hands every invocation fresh JSON, so whatever
+ * one attempt changes in its event (data decoded in place, a window's state added to) must not
+ * reach the retry, the other half of a bisected batch, or the next invocation of the window.
+ * A Kinesis record holds only strings and numbers under two levels of objects: those are copied
+ * and the strings shared. Anything else (DynamoDB records, the window and state) goes through
+ * JSON, as it would to an HTTP function.
+ */
+export function ownCopy(event: unknown): unknown {
+  if (typeof event !== 'object' || event === null || Array.isArray(event)) return jsonCopy(event);
+  const copy: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(event)) {
+    copy[key] = key === 'Records' && Array.isArray(value) ? value.map(copyRecord) : jsonCopy(value);
+  }
+  return copy;
+}
+
+function copyRecord(record: unknown): unknown {
+  const kinesis = (record as { kinesis?: unknown } | null)?.kinesis;
+  if (typeof kinesis === 'object' && kinesis !== null) return { ...(record as object), kinesis: { ...kinesis } };
+  return jsonCopy(record);
+}
+
+const jsonCopy = (value: unknown): unknown => (value === undefined ? undefined : JSON.parse(JSON.stringify(value)));
+
 export type InvokeResult =
   | { outcome: 'OK'; body: unknown; durationMs: number }
   | {
@@ -61,7 +86,8 @@ export class Invoker {
 
   /**
    * Invokes fn with the event. An HTTP function is sent its JSON; a module function is handed
-   * the object itself, so in-process delivery never serialises.
+   * a copy of its own (ownCopy), which shares the records' strings, so in-process delivery
+   * never serialises a Kinesis record's data.
    */
   async invoke(fn: FunctionInfo, event: unknown, requestId: string): Promise<InvokeResult> {
     if (this.closed) return { ...CLOSED, durationMs: 0 };
@@ -77,7 +103,7 @@ export class Invoker {
     try {
       const result = fn.url !== null
         ? await this.invokeHttp(fn, fn.url, JSON.stringify(event))
-        : await this.invokeModule(fn, event, requestId);
+        : await this.invokeModule(fn, ownCopy(event), requestId);
       return { ...result, durationMs: Math.round(performance.now() - started) } as InvokeResult;
     } finally {
       this.release(fn.name);
