@@ -260,6 +260,17 @@ describe('invoker: HTTP functions', () => {
     assert.equal(result.outcome === 'OK' && result.body, null);
   });
 
+  it('takes an empty 200 from the Lambda Invoke API (the RIE\'s crashed runtime) as a function error, and "null" as success', async () => {
+    const empty = await answering(200, '');
+    const crashed = await invoke(httpFn(`${empty.url}/2015-03-31/functions/function/invocations`));
+    assert.equal(crashed.outcome, 'FUNCTION_ERROR');
+    assert.match(crashed.outcome === 'FUNCTION_ERROR' ? crashed.error : '', /^Runtime\.ExitError/);
+    const nothing = await answering(200, 'null', { 'content-type': 'application/json' });
+    const returned = await invoke(httpFn(`${nothing.url}/2015-03-31/functions/function/invocations`));
+    assert.equal(returned.outcome, 'OK');
+    assert.equal(returned.outcome === 'OK' && returned.body, null);
+  });
+
   it('treats a 2xx with X-Amz-Function-Error as FUNCTION_ERROR, using the error document', async () => {
     const server = await answering(200, '{"errorType":"Error","errorMessage":"boom","trace":["Error: boom"]}', { 'X-Amz-Function-Error': 'Unhandled' });
     const result = await invoke(httpFn(server.url));

@@ -169,7 +169,7 @@ export class Invoker {
           statusCode: response.status,
         };
       }
-      return classifyHttpResponse(response.status, response.headers, text);
+      return classifyHttpResponse(response.status, response.headers, text, isInvokeApi(url));
     } catch (raw) {
       if (timedOut) return { outcome: 'TIMEOUT', error: timedOutText(fn) };
       if (this.closed) return CLOSED;
@@ -320,7 +320,16 @@ function serviceError(body: unknown, headers: Headers): { type: string; message:
 }
 
 /** How an event source mapping reads an Invoke API response (aws-semantics.md §5.1–5.3). */
-export function classifyHttpResponse(status: number, headers: Headers, text: string): Outcome {
+/** A URL of the Lambda Invoke API (the RIE's, `sam local start-lambda`'s), which never answers a success with no body. */
+const INVOKE_API_PATH = /\/2015-03-31\/functions\/[^/]+\/invocations\/?$/;
+export const isInvokeApi = (url: string) => INVOKE_API_PATH.test(new URL(url).pathname);
+
+/**
+ * `invokeApi`: the URL is the Lambda Invoke API's, where a handler that returns nothing still
+ * answers `null`, and an empty 200 is the RIE's answer for a runtime that crashed (§5.3): a
+ * function error. Elsewhere an empty body is a success with no answer (null).
+ */
+export function classifyHttpResponse(status: number, headers: Headers, text: string, invokeApi = false): Outcome {
   const body = parseBody(text);
   const service = serviceError(body, headers);
   // Pre-invoke failures: the service refused or failed before running the function.
@@ -331,6 +340,9 @@ export function classifyHttpResponse(status: number, headers: Headers, text: str
   if (status < 200 || status >= 300) {
     const what = isErrorDocument(body) ? errorDocumentText(body) : describeBody(body);
     return { outcome: 'FUNCTION_ERROR', error: truncate(`HTTP ${status}: ${what}`), statusCode: status, body };
+  }
+  if (invokeApi && text.length === 0 && headers.get('x-amz-function-error') === null) {
+    return { outcome: 'FUNCTION_ERROR', error: 'Runtime.ExitError: the runtime answered with an empty body (it exited before returning a result).', statusCode: status, body };
   }
   // The RIE answers a timeout with 200 and this plain text, without the error header.
   const trimmed = text.trim();
