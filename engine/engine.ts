@@ -13,6 +13,7 @@
  *   tokens       API tokens, scopes and authentication (auth/)
  *   throughput   AWS's per-shard rate limits for streams that enforce them, in this process (streams/shardThroughput.ts)
  */
+import { lastIssuedSequence } from './streams/sequenceNumbers.ts';
 import type { Config } from './config.ts';
 import { type DatabaseHandle, openDatabase } from './db.ts';
 import { writeItems, type ItemChange } from './dynamodb/writeItems.ts';
@@ -338,6 +339,11 @@ export class Engine {
   /** Moves of a mapping's checkpoints other than ordinary advances (seeks, discards), newest first. */
   checkpointMoves(mappingId: string, first?: number) {
     return listCheckpointMoves(this.handle, mappingId, first);
+  }
+
+  /** The highest sequence value handed out so far: no record has a later one. */
+  lastIssuedSequence(): Promise<bigint> {
+    return lastIssuedSequence(this.handle);
   }
 
   /** Every delivery attempt of one record by a mapping: invocations and failures covering it. */

@@ -195,6 +195,7 @@ for (const backend of backends) {
       assert.deepEqual(limited.Records!.map((r) => r.dynamodb!.Keys!.id!.N), ['0', '1']);
       assert.deepEqual(await ids(limited.NextShardIterator!), ['2', '3'], 'the chain continues where it stopped');
       await rejectsAs(shardIterator('orders', shardId, 'AT_SEQUENCE_NUMBER'), 'ValidationException');
+      await rejectsAs(shardIterator('orders', shardId, 'AT_SEQUENCE_NUMBER', (BigInt(seqs[1]!) + 1_000_000n).toString()), 'ValidationException', /no record has been given that number yet/);
       await rejectsAs(shardIterator('orders', shardId, 'AT_TIMESTAMP' as ShardIteratorType), 'ValidationException', /enum value set/);
       await rejectsAs(shardIterator('orders', 'shardId-000000000009', 'LATEST'), ResourceNotFoundException);
     });

@@ -236,6 +236,16 @@ for (const backend of backends) {
       await rejectsAs(iterator(h2, 'positions', shardId, 'AT_SEQUENCE_NUMBER'), InvalidArgumentException, /Must either specify/);
       await rejectsAs(iterator(h2, 'positions', shardId, 'TRIM_HORIZON', { StartingSequenceNumber: seqs[0] }), InvalidArgumentException, /Must either specify/);
       await rejectsAs(iterator(h2, 'positions', shardId, 'AT_SEQUENCE_NUMBER', { StartingSequenceNumber: '12' }), InvalidArgumentException, /is invalid/);
+      // A number not issued yet, on an open shard: the iterator would skip the records written until the numbers pass it.
+      const unissued = (BigInt(seqs[4]!) + 1_000_000n).toString();
+      for (const type of ['AT_SEQUENCE_NUMBER', 'AFTER_SEQUENCE_NUMBER'] as const) {
+        await rejectsAs(iterator(h2, 'positions', shardId, type, { StartingSequenceNumber: unissued }), InvalidArgumentException,
+          new RegExp(`StartingSequenceNumber ${unissued} used in GetShardIterator on shard ${shardId} in stream positions under account 000000000000 is invalid`));
+      }
+      await rejectsAs(h2.send(new PutRecordCommand({ StreamName: 'positions', PartitionKey: 'k', Data: Buffer.from('x'), SequenceNumberForOrdering: unissued })),
+        InvalidArgumentException, new RegExp(`ExclusiveMinimumSequenceNumber ${unissued} used in PutRecord on stream positions under account 000000000000 is invalid`));
+      const ordered = await h2.send(new PutRecordCommand({ StreamName: 'positions', PartitionKey: 'k', Data: Buffer.from('r7'), SequenceNumberForOrdering: seqs[4] }));
+      assert.ok(BigInt(ordered.SequenceNumber!) > BigInt(seqs[4]!), 'above the exclusive minimum');
       await rejectsAs(iterator(h2, 'positions', 'shardId-000000000007', 'LATEST'), ResourceNotFoundException,
         /Shard shardId-000000000007 in stream positions under account 000000000000 does not exist/);
       await rejectsAs(iterator(h2, 'positions', shardId, 'NEWEST' as ShardIteratorType), ValidationException, /enum value set/);

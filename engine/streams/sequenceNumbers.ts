@@ -5,6 +5,8 @@
  * Kinesis pattern and DynamoDB's 21–40 digits), so comparing them as strings or as numbers
  * gives the same order.
  */
+import { sql } from 'drizzle-orm';
+import type { DatabaseHandle } from '../db.ts';
 import { invalidArgument } from '../errors.ts';
 
 /** What a wire sequence number adds to the internal value (fixed width: 21 digits). */
@@ -26,4 +28,15 @@ export function parseSequenceNumber(value: string, field = 'sequenceNumber'): bi
     throw invalidArgument(`${field} "${value}" is not a sequence number of this server.`);
   }
   return internal;
+}
+
+/**
+ * The highest internal value record_seq has handed out (committed or not): a number above it
+ * was never issued, and positioning a reader there would skip every record written until the
+ * counter passes it.
+ */
+export async function lastIssuedSequence(handle: DatabaseHandle): Promise<bigint> {
+  const [row] = await handle.query<{ last: string }>(sql`
+    select case when is_called then last_value else last_value - 1 end::text as last from record_seq`);
+  return BigInt(row!.last);
 }

@@ -163,6 +163,11 @@ async function getShardIterator(ctx: AwsContext, input: {
     if (seq < start || (end !== undefined && seq > end)) {
       throw validationError(`Invalid SequenceNumber ${input.SequenceNumber} for shard ${shard.shardId}: it lies outside the shard's sequence number range.`);
     }
+    // An open shard's range has no end, but a number not issued yet would skip the records
+    // written until the numbers pass it.
+    if (end === undefined && seq > await ctx.engine.lastIssuedSequence()) {
+      throw validationError(`Invalid SequenceNumber ${input.SequenceNumber} for shard ${shard.shardId}: no record has been given that number yet.`);
+    }
     after = type === 'AT_SEQUENCE_NUMBER' ? seq - 1n : seq;
     const check = await trimmedBefore(ctx, stream, shard, { after, lowMs: 0 }, { seq, inclusive: type === 'AT_SEQUENCE_NUMBER' });
     if (check.trimmed) {

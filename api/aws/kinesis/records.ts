@@ -69,12 +69,17 @@ async function writeTarget(ctx: AwsContext, ref: StreamRef): Promise<StreamInfo>
 export async function putRecord(ctx: AwsContext, input: StreamRef & PutEntry & { SequenceNumberForOrdering?: string }) {
   const stream = await writeTarget(ctx, input);
   if (input.SequenceNumberForOrdering !== undefined) {
+    const invalid = () => invalidArgument(`ExclusiveMinimumSequenceNumber ${input.SequenceNumberForOrdering} used in PutRecord on stream ${stream.name} `
+      + `under account ${ctx.accountId} is invalid.`);
+    let minimum: bigint;
     try {
-      parseSequenceNumber(input.SequenceNumberForOrdering);
+      minimum = parseSequenceNumber(input.SequenceNumberForOrdering);
     } catch {
-      throw invalidArgument(`ExclusiveMinimumSequenceNumber ${input.SequenceNumberForOrdering} used in PutRecord on stream ${stream.name} `
-        + `under account ${ctx.accountId} is invalid.`);
+      throw invalid();
     }
+    // Numbers rise with every record, so the new one is above any number issued before it; a
+    // number never issued is one the new record might not pass.
+    if (minimum > await ctx.engine.lastIssuedSequence()) throw invalid();
   }
   checkExplicitHashKey(input.ExplicitHashKey);
   checkRecordSize(input);
@@ -157,6 +162,12 @@ export async function getShardIterator(ctx: AwsContext, input: StreamRef & {
       if (seq < start || (end !== undefined && seq > end)) {
         throw invalidArgument(`Invalid StartingSequenceNumber. ${seqText} lies outside the sequence number range of ${shard.shardId} `
           + `in stream ${stream.name} under account ${ctx.accountId}, so it was not issued by this shard.`);
+      }
+      // An open shard's range has no end, but a number not issued yet would skip every record
+      // written until the numbers pass it.
+      if (end === undefined && seq > await ctx.engine.lastIssuedSequence()) {
+        throw invalidArgument(`StartingSequenceNumber ${seqText} used in GetShardIterator on shard ${shard.shardId} in stream ${stream.name} `
+          + `under account ${ctx.accountId} is invalid.`);
       }
       after = type === 'AT_SEQUENCE_NUMBER' ? seq - 1n : seq;
       break;
