@@ -343,6 +343,13 @@ for (const backend of backends) {
         ['shardId-000000000002', 'shardId-000000000003']);
       assert.deepEqual(ids((await h1.send(new ListShardsCommand({ StreamName: 'reshard', ShardFilter: { Type: 'AT_TIMESTAMP', Timestamp: new Date(beforeSplit) } }))).Shards),
         ['shardId-000000000000'], 'the shards open at a time');
+      // A shard closed exactly at the given time still counts: its end is not before it.
+      const reshard = (await t.engine.catalog.find('reshard'))!;
+      const closedAt = (await t.engine.catalog.shards(reshard, 'ALL')).find((s) => s.shardId === 'shardId-000000000000')!.closedAt!;
+      for (const Type of ['AT_TIMESTAMP', 'FROM_TIMESTAMP'] as const) {
+        const listed = ids((await h1.send(new ListShardsCommand({ StreamName: 'reshard', ShardFilter: { Type, Timestamp: new Date(closedAt.getTime()) } }))).Shards);
+        assert.ok(listed.includes('shardId-000000000000'), `${Type} at the close lists the closed shard: ${listed.join()}`);
+      }
       assert.deepEqual(ids((await h1.send(new ListShardsCommand({ StreamName: 'reshard', ExclusiveStartShardId: 'shardId-000000000002' }))).Shards), ['shardId-000000000003']);
       await rejectsAs(h1.send(new ListShardsCommand({ StreamName: 'reshard', NextToken: first.NextToken })), InvalidArgumentException,
         /NextToken and StreamName cannot be provided together/);

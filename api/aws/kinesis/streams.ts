@@ -155,7 +155,7 @@ function filterShards(shards: ShardInfo[], filter: ShardFilter | undefined): Sha
   const isRoot = (s: ShardInfo) => !(s.parentShardId && listed.has(s.parentShardId))
     && !(s.adjacentParentShardId && listed.has(s.adjacentParentShardId));
   const openAt = (s: ShardInfo, ms: number) => (s.createdAt.getTime() <= ms || isRoot(s))
-    && (s.closedAt === null || s.closedAt.getTime() > ms);
+    && (s.closedAt === null || s.closedAt.getTime() >= ms);
   switch (filter?.Type ?? 'FROM_TRIM_HORIZON') {
     case 'AFTER_SHARD_ID':
       if (filter!.ShardId === undefined) throw invalidArgument('ShardFilter type AFTER_SHARD_ID needs a ShardId.');
@@ -170,7 +170,7 @@ function filterShards(shards: ShardInfo[], filter: ShardFilter | undefined): Sha
       if (ms === undefined) throw invalidArgument(`ShardFilter type ${filter!.Type} needs a Timestamp.`);
       return filter!.Type === 'AT_TIMESTAMP'
         ? shards.filter((s) => openAt(s, ms))
-        : shards.filter((s) => s.closedAt === null || s.closedAt.getTime() > ms);
+        : shards.filter((s) => s.closedAt === null || s.closedAt.getTime() >= ms);
     }
     default:
       return shards;
