@@ -42,7 +42,7 @@ async function functionServer(respond: (event: any, n: number) => Answer = () =>
       // The function's own running time (what reservedConcurrency must not overlap).
       if (answer.delayMs) await new Promise((r) => setTimeout(r, answer.delayMs));
       res.writeHead(answer.status ?? 200, { 'content-type': 'application/json', ...answer.headers });
-      res.end(answer.body === undefined ? '' : JSON.stringify(answer.body));
+      res.end(JSON.stringify(answer.body ?? null)); // a handler that returns nothing: Lambda's Invoke API answers null
     } finally {
       inFlight--;
     }
