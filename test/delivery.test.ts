@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { sql } from 'drizzle-orm';
+import { readLane } from '../engine/delivery/laneReader.ts';
 import { type TestEngine, b64, backends, openTestEngine, waitFor } from './harness.ts';
 
 interface Received { body: any; at: number }
@@ -24,7 +25,7 @@ async function functionServer(respond: (event: any) => { status?: number; header
     received.push({ body, at: Date.now() });
     const answer = respond(body);
     res.writeHead(answer.status ?? 200, { 'content-type': 'application/json', ...answer.headers });
-    res.end(answer.body === undefined ? '' : JSON.stringify(answer.body));
+    res.end(JSON.stringify(answer.body ?? null)); // a handler that returns nothing: Lambda's Invoke API answers null
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/2015-03-31/functions/f/invocations`;
@@ -226,6 +227,42 @@ for (const backend of backends) {
         ]);
         await waitFor(async () => (await t.engine.lag(mapping.id))[0]?.recordsBehind === 0, 'checkpoint past all four');
         assert.deepEqual(fn.records().map((r) => JSON.parse(dataOf(r)).id), [1, 3]);
+      } finally {
+        await fn.close();
+      }
+    });
+
+    it('reads a lane within a byte budget, always at least one record, and says when the budget cut it', async () => {
+      await t.engine.catalog.create({ name: 'budget', shardCount: 1 });
+      await t.engine.putRecords('budget', Array.from({ length: 5 }, (_, i) => ({ partitionKey: 'a', data: b64(`${i}`.repeat(1000)) })));
+      const stream = (await t.engine.catalog.find('budget'))!;
+      const [shard] = await t.engine.catalog.shards(stream, 'ALL');
+      const lane = { index: 0, count: 1 };
+      const all = await readLane(t.engine.handle, stream, shard!, lane, null, 10);
+      assert.deepEqual([all.length, all.cut], [5, false]);
+      // 1,001 stored bytes each (data and partition key): 2,500 holds two.
+      const two = await readLane(t.engine.handle, stream, shard!, lane, null, 10, undefined, 2500);
+      assert.deepEqual([two.map((r) => r.seq), two.cut], [all.slice(0, 2).map((r) => r.seq), true]);
+      assert.equal(Buffer.from(two[1]!.record.data, 'base64').toString(), '1'.repeat(1000));
+      const one = await readLane(t.engine.handle, stream, shard!, lane, all[2]!.seq, 10, undefined, 10);
+      assert.deepEqual([one.map((r) => r.seq), one.cut], [[all[3]!.seq], true]);
+      const count = await readLane(t.engine.handle, stream, shard!, lane, null, 3, undefined, 2500);
+      assert.equal(count.length, 2, 'the budget and the count, whichever ends the read first');
+    });
+
+    it('filters before batching: sparse matches fill a batch up to batchSize', async () => {
+      const fn = await functionServer();
+      try {
+        await t.engine.catalog.create({ name: 'sparse', shardCount: 1 });
+        await t.engine.createFunction({ name: 'sparse-fn', url: fn.url });
+        // Every third record matches: 12 records hold 4, one batch of batchSize 4 (AWS filters, then batches).
+        await t.engine.putRecords('sparse', Array.from({ length: 30 }, (_, i) => ({ partitionKey: 'a', data: b64(JSON.stringify({ keep: i % 3 === 0, i })) })));
+        const mapping = await t.engine.createMapping({
+          streamName: 'sparse', functionName: 'sparse-fn', startingPosition: 'TRIM_HORIZON', batchSize: 4,
+          filterPatterns: ['{"data":{"keep":[true]}}'],
+        });
+        await waitFor(async () => (await t.engine.lag(mapping.id))[0]?.recordsBehind === 0, 'checkpoint past all thirty');
+        assert.deepEqual(fn.received.map((r) => r.body.Records.map((x: any) => JSON.parse(dataOf(x)).i)), [[0, 3, 6, 9], [12, 15, 18, 21], [24, 27]]);
       } finally {
         await fn.close();
       }

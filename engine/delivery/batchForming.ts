@@ -9,7 +9,7 @@ import { type CompiledFilters, matchesFilters } from './filterPatterns.ts';
 import type { LaneRecord } from './laneReader.ts';
 
 /** Room left in a 6 MB payload for the event's envelope. */
-const ENVELOPE_BYTES = 1024;
+export const ENVELOPE_BYTES = 1024;
 
 export interface FormedBatch {
   records: LaneRecord[];
@@ -18,21 +18,33 @@ export interface FormedBatch {
   pageEnd: LaneRecord;
   /** True when the payload limit cut the page short. */
   cut: boolean;
+  /** The payload bytes taken so far (the reserve included): where a following page goes on from. */
+  bytes: number;
+  /** How many of the page's records were examined (taken or filtered out): pageEnd is the last of them. */
+  examined: number;
 }
 
-/** `reserveBytes`: payload room kept for something beside the records (a tumbling window's state). */
-export function formBatch(stream: StreamInfo, filters: CompiledFilters, page: LaneRecord[], ctx: EventContext, reserveBytes = 0): FormedBatch {
+/**
+ * `reserveBytes`: payload room kept for something beside the records (a tumbling window's state,
+ * or the records of earlier pages); `maxRecords`: the batch ends at that many matching records;
+ * `carried`: records the batch holds from earlier pages (so even its first one here may be cut).
+ */
+export function formBatch(
+  stream: StreamInfo, filters: CompiledFilters, page: LaneRecord[], ctx: EventContext, reserveBytes = 0, maxRecords = Infinity, carried = 0,
+): FormedBatch {
   const records: LaneRecord[] = [];
   const eventRecords: Record<string, unknown>[] = [];
   let bytes = ENVELOPE_BYTES + reserveBytes;
   let pageEnd = page[0]!;
   let cut = false;
+  let examined = 0;
   const sizeOf = eventRecordSizer(stream, ctx);
   for (const item of page) {
+    if (records.length >= maxRecords) break;
     const eventRecord = buildEventRecord(stream, item.record, ctx);
     if (matchesFilters(filters, stream.kind, eventRecord)) {
       const size = sizeOf(item.record) + 1;
-      if (records.length > 0 && bytes + size > MAX_PAYLOAD_BYTES) {
+      if (records.length + carried > 0 && bytes + size > MAX_PAYLOAD_BYTES) {
         cut = true;
         break;
       }
@@ -41,6 +53,7 @@ export function formBatch(stream: StreamInfo, filters: CompiledFilters, page: La
       eventRecords.push(eventRecord);
     }
     pageEnd = item;
+    examined++;
   }
-  return { records, eventRecords, pageEnd, cut };
+  return { records, eventRecords, pageEnd, cut, bytes, examined };
 }

@@ -21,7 +21,7 @@ import type { StreamCatalog } from '../streams/streamCatalog.ts';
 import type { MappingCatalog, MappingInfo } from '../mappings/mappingCatalog.ts';
 import type { ShardInfo, StreamInfo } from '../streams/model.ts';
 import { type BatchSink, type DeliveryDeps, type Progress, closeWindow, deliverBatch } from './batchDelivery.ts';
-import { formBatch } from './batchForming.ts';
+import { ENVELOPE_BYTES, type FormedBatch, formBatch } from './batchForming.ts';
 import { compileFilterPatterns } from './filterPatterns.ts';
 import { type LaneRecord, readLane } from './laneReader.ts';
 import type { Lease, LeaseState, LeaseTable } from './leaseTable.ts';
@@ -46,6 +46,8 @@ export interface LaneDeps extends DeliveryDeps {
 const CONTEXT_TTL_MS = 1000;
 /** A window closes this long after its end, so a record that committed late still joins it. */
 const WINDOW_CLOSE_GRACE_MS = 1000;
+/** A filtered batch reads on through at most this many records (or batchSize) to fill up, as AWS's 10,000-record reads. */
+const FILTER_SCAN_RECORDS = 10_000;
 
 export class Lane {
   #stopped = false;
@@ -179,8 +181,11 @@ export class Lane {
       };
       const tumblingMs = mapping.tumblingWindowSeconds * 1000;
       const open = this.#lease.windowStart;
-      let page = await readLane(deps.handle, stream, shard,
+      const read = await readLane(deps.handle, stream, shard,
         { index: this.#lease.lane, count: mapping.parallelizationFactor }, this.#lease.checkpointSeq, mapping.batchSize);
+      // Full: as many records as asked for, or as the byte budget let in; more may follow.
+      const readFull = read.length === mapping.batchSize || read.cut;
+      let page: LaneRecord[] = read;
 
       // Tumbling windows: close the open window once it has ended and holds no more records
       // (a later window's record arrived, the shard ended, or its end passed while idle).
@@ -222,9 +227,8 @@ export class Lane {
 
       let window: { start: Date; end: Date; state: unknown; final: boolean } | undefined;
       if (tumblingMs > 0) {
-        const full = page.length === mapping.batchSize;
         const { records: inWindow, start, end, laterFollows } = firstWindow(page, tumblingMs);
-        const rest = laterFollows || (!full && (Date.now() >= end + WINDOW_CLOSE_GRACE_MS || shard.closedAt !== null));
+        const rest = laterFollows || (!readFull && (Date.now() >= end + WINDOW_CLOSE_GRACE_MS || shard.closedAt !== null));
         page = inWindow;
         window = {
           start: new Date(start), end: new Date(end),
@@ -233,7 +237,10 @@ export class Lane {
         };
       }
 
-      const batch = this.#formBatch(stream, mapping, page, window ? stateReserveBytes(window.state) : 0);
+      let batch = this.#formBatch(stream, mapping, page, window ? stateReserveBytes(window.state) : 0);
+      if (!window && mapping.filterPatterns.length > 0) {
+        batch = await this.#fillFiltered(stream, shard, mapping, readFull, batch);
+      }
       if (window && batch.cut) window.final = false;
       if (batch.records.length === 0) {
         // Everything on the page was filtered out: checkpoint past it without invoking.
@@ -282,6 +289,37 @@ export class Lane {
   /** Filters the page, then cuts it at the 6 MB payload limit. */
   #formBatch(stream: StreamInfo, mapping: MappingInfo, page: LaneRecord[], reserveBytes: number) {
     return formBatch(stream, compileFilterPatterns(mapping.filterPatterns, stream.kind), page, this.deps, reserveBytes);
+  }
+
+  /**
+   * Filters run before batching (§4.8): while they leave the batch short of batchSize and the
+   * page read was full, the records after it are read and filtered into the batch, up to
+   * FILTER_SCAN_RECORDS examined, so sparse matches still make full batches. Only the matching
+   * records are kept, so memory stays within one read and one payload.
+   */
+  async #fillFiltered(stream: StreamInfo, shard: ShardInfo, mapping: MappingInfo, pageFull: boolean, first: FormedBatch): Promise<FormedBatch> {
+    const filters = compileFilterPatterns(mapping.filterPatterns, stream.kind);
+    const lane = { index: this.#lease.lane, count: mapping.parallelizationFactor };
+    let batch = first;
+    let full = pageFull;
+    let scanned = first.examined;
+    while (full && !batch.cut && batch.records.length < mapping.batchSize && scanned < Math.max(FILTER_SCAN_RECORDS, mapping.batchSize) && !this.#stopped) {
+      const page = await readLane(this.deps.handle, stream, shard, lane, batch.pageEnd.seq, mapping.batchSize);
+      if (page.length === 0) break;
+      full = page.length === mapping.batchSize || page.cut;
+      const more = formBatch(stream, filters, page, this.deps, batch.bytes - ENVELOPE_BYTES, mapping.batchSize - batch.records.length, batch.records.length);
+      if (more.examined === 0) return { ...batch, cut: true }; // the payload is full
+      scanned += more.examined;
+      batch = {
+        records: [...batch.records, ...more.records],
+        eventRecords: [...batch.eventRecords, ...more.eventRecords],
+        pageEnd: more.pageEnd,
+        cut: more.cut,
+        bytes: more.bytes,
+        examined: batch.examined + more.examined,
+      };
+    }
+    return batch;
   }
 
   /** `lanes`: the mapping's parallelizationFactor, which this lane's number is one of (failure rows keep it). */

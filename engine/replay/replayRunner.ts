@@ -180,7 +180,7 @@ export class ReplayRunner {
               const { records, start, end, laterFollows } = firstWindow(page, tumblingMs);
               // The state is known only when the batch goes out: room for AWS's largest is kept.
               const batch = formBatch(stream, filters, records, this.deps, STATE_RESERVE_BYTES);
-              return { batch, window: { start, end, final: !batch.cut && (laterFollows || page.length < limit) } };
+              return { batch, window: { start, end, final: !batch.cut && (laterFollows || (page.length < limit && !page.cut)) } };
             }),
           c.cursorSeq ?? c.afterSeq, READ_AHEAD_PAGES);
         // Tumbling windows: the range's open window (kept in its cursor row) and its last record.
