@@ -232,6 +232,24 @@ for (const backend of backends) {
       }
     });
 
+    it('names the last invocation\'s request id in a discard\'s on-failure record', async () => {
+      writeFileSync(join(functionsDir, 'request-ids.mjs'), `
+        export const ids = [];
+        export async function handler(event, context) { ids.push(context.awsRequestId); throw new Error('always'); }`);
+      await t.engine.catalog.create({ name: 'request-ids', shardCount: 1 });
+      await t.engine.createFunction({ name: 'request-ids-fn', module: 'request-ids.mjs#handler' });
+      const mapping = await t.engine.createMapping({
+        streamName: 'request-ids', functionName: 'request-ids-fn', startingPosition: 'TRIM_HORIZON', maximumRetryAttempts: 1, bisectBatchOnFunctionError: false,
+      });
+      await t.engine.putRecords('request-ids', [{ partitionKey: 'a', data: b64('x') }]);
+      const discard = await waitFor(async () => (await t.engine.failures(mapping.id, { kind: 'RETRIES_EXHAUSTED' })).items[0]?.node, 'the discard', 10_000);
+      const module = await import(join(functionsDir, 'request-ids.mjs'));
+      assert.equal(module.ids.length, 2);
+      const context = (discard.destinationRecord as { requestContext: { requestId: string; approximateInvokeCount: number } }).requestContext;
+      assert.equal(context.requestId, module.ids[1]);
+      assert.equal(context.approximateInvokeCount, 2);
+    });
+
     it('reads a lane within a byte budget, always at least one record, and says when the budget cut it', async () => {
       await t.engine.catalog.create({ name: 'budget', shardCount: 1 });
       await t.engine.putRecords('budget', Array.from({ length: 5 }, (_, i) => ({ partitionKey: 'a', data: b64(`${i}`.repeat(1000)) })));

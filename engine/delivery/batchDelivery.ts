@@ -111,6 +111,7 @@ export async function deliverBatch(
   let consecutiveFailures = 0;
   let throttles = 0;
   let windowState = batch.window?.state;
+  let lastRequestId: string | undefined;
   const functionArn = functionArnOf(deps.region, deps.accountId, settings.functionName);
   const range = (s: Segment) => ({
     firstSeq: records[s.from]!.seq, lastSeq: records[s.to - 1]!.seq, recordCount: s.to - s.from,
@@ -124,9 +125,12 @@ export async function deliverBatch(
     const destinationRecord = buildOnFailureRecord({
       kind: batch.stream.kind,
       condition,
-      requestId: randomUUID(),
+      // The last invocation's own id (its context.awsRequestId), so the record leads to its logs.
+      requestId: invocation && lastRequestId ? lastRequestId : randomUUID(),
       functionArn,
-      approximateInvokeCount: condition === 'RecordAgeExceeded' && !invocation ? 1 : Math.max(1, s.attempt - 1),
+      // The invocations made of these records (a segment's attempt is one past them); records
+      // too old when read were never invoked, and AWS counts those 1.
+      approximateInvokeCount: Math.max(1, s.attempt - 1),
       functionError,
       statusCode: 200,
       shardId: batch.shard.shardId,
@@ -186,7 +190,8 @@ export async function deliverBatch(
     } : undefined);
     const startedAt = new Date();
     const iteratorAgeMs = Math.max(0, Math.round(startedAt.getTime() - records[s.to - 1]!.arrivalMs));
-    const result = await deps.invoker.invoke(fn, event, randomUUID());
+    lastRequestId = randomUUID();
+    const result = await deps.invoker.invoke(fn, event, lastRequestId);
     const base = { ...range(s), attempt: s.attempt, durationMs: Math.round(result.durationMs), startedAt };
 
     if (result.outcome === 'THROTTLED') {
