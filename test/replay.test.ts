@@ -387,6 +387,30 @@ for (const backend of backends) {
       assert.deepEqual(fixed.seen.map(text), ['bad', 'x1'], 'not lane 0\'s z0');
     });
 
+    it('replays records older than the mapping\'s maximumRecordAgeSeconds instead of discarding them', async () => {
+      const stream = await t.engine.createStream({ name: 'replay-aged', shardCount: 1 });
+      const fn = await moduleFunction('replay-aged-fn');
+      await t.engine.putRecords('replay-aged', ['old0', 'old1', 'old2'].map((d) => ({ partitionKey: 'k', data: b64(d) })));
+      await t.engine.handle.query(sql`
+        update records set arrived_at = arrived_at - interval '10 minutes'
+         where shard_key in (select key from shards where stream_id = ${stream.id})`);
+      // The live mapping would discard them; it stays off, and the replay takes its settings.
+      const mapping = await t.engine.createMapping({
+        streamName: 'replay-aged', functionName: 'replay-aged-fn', startingPosition: 'TRIM_HORIZON', maximumRecordAgeSeconds: 60, enabled: false,
+      });
+      const dry = await t.engine.startReplay({ streamName: 'replay-aged', from: { type: 'TRIM_HORIZON' }, mappingId: mapping.id, dryRun: true });
+      assert.equal(dry.totalRecords, 3);
+      const job = await t.engine.startReplay({ streamName: 'replay-aged', from: { type: 'TRIM_HORIZON' }, mappingId: mapping.id });
+      const done = await waitFor(async () => {
+        const j = await t.engine.replays.get(job.id);
+        return j.state === 'SUCCEEDED' ? j : undefined;
+      }, 'the replay finished', 15_000);
+      assert.deepEqual(fn.seen.map(text), ['old0', 'old1', 'old2'], 'every old record delivered');
+      assert.equal(done.deliveredRecords, 3);
+      assert.equal(done.failedRecords, 0);
+      assert.equal((await t.engine.failures(mapping.id, {})).items.length, 0, 'no RECORD_EXPIRED discard on the mapping');
+    });
+
     it('pushes the failures of a replay that has no mapping to failures subscribers of its stream', async () => {
       await t.engine.createStream({ name: 'replay-fails', shardCount: 1 });
       await moduleFunction('replay-broken', 'poison');

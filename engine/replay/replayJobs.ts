@@ -100,7 +100,8 @@ export class ReplayJobs {
     const settings: ReplaySettings = mapping ? {
       batchSize: mapping.batchSize, filterPatterns: mapping.filterPatterns,
       bisectBatchOnFunctionError: mapping.bisectBatchOnFunctionError, maximumRetryAttempts: mapping.maximumRetryAttempts,
-      maximumRecordAgeSeconds: mapping.maximumRecordAgeSeconds,
+      // A replay exists to deliver old records: none is discarded for its age (as in a redrive).
+      maximumRecordAgeSeconds: -1,
       reportBatchItemFailures: mapping.functionResponseTypes.includes('ReportBatchItemFailures'), onFailureUrl: mapping.onFailureUrl,
       // Replayed events have the live ones' shape: windows included.
       tumblingWindowSeconds: mapping.tumblingWindowSeconds,
