@@ -411,6 +411,20 @@ for (const backend of backends) {
       assert.equal((await t.engine.failures(mapping.id, {})).items.length, 0, 'no RECORD_EXPIRED discard on the mapping');
     });
 
+    it('refuses shardIds that name a shard twice, in dry runs and real runs', async () => {
+      await t.engine.createStream({ name: 'dup-shards', shardCount: 4 });
+      const fn = await moduleFunction('dup-shards-fn');
+      await t.engine.putRecords('dup-shards', Array.from({ length: 8 }, (_, i) => ({ partitionKey: `k${i}`, data: b64(`d${i}`) })));
+      const shardIds = ['shardId-000000000003', 'shardId-000000000003'];
+      const before = (await t.engine.replays.list()).length;
+      for (const dryRun of [true, false]) {
+        await rejectsWith(t.engine.startReplay({ streamName: 'dup-shards', from: { type: 'TRIM_HORIZON' }, functionName: 'dup-shards-fn', shardIds, dryRun }),
+          'INVALID_ARGUMENT', /shardIds lists shardId-000000000003 twice/);
+      }
+      assert.equal((await t.engine.replays.list()).length, before, 'no job was made');
+      assert.equal(fn.seen.length, 0);
+    });
+
     it('pushes the failures of a replay that has no mapping to failures subscribers of its stream', async () => {
       await t.engine.createStream({ name: 'replay-fails', shardCount: 1 });
       await moduleFunction('replay-broken', 'poison');

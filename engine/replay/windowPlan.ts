@@ -27,6 +27,9 @@ export function describePosition(position: Position): string {
 export async function scopeShards(reader: RecordReader, stream: StreamInfo, shardIds?: string[] | null): Promise<ShardInfo[]> {
   const all = await reader.scope(stream);
   if (!shardIds || shardIds.length === 0) return all;
+  // A shard named twice would be delivered (and counted) twice.
+  const twice = shardIds.find((id, i) => shardIds.indexOf(id) !== i);
+  if (twice !== undefined) throw invalidArgument(`shardIds lists ${twice} twice.`);
   return shardIds.map((id) => {
     const shard = all.find((s) => s.shardId === id);
     if (!shard) throw new ShardlineError('SHARD_NOT_FOUND', `Shard ${id} does not exist in stream ${stream.name}.`);
