@@ -353,9 +353,14 @@ for (const backend of backends) {
       }, 'the filtered batch discarded');
       assert.equal(discarded.recordCount, 2);
       const job = await t.engine.redriveFailures(mapping.id, null, 'fixed-filtered');
-      await waitFor(async () => (await t.engine.replays.get(job.id)).state === 'SUCCEEDED', 'redrive finished');
+      assert.equal(job.totalRecords, 2, 'counted after the filter, as delivered');
+      const done = await waitFor(async () => {
+        const j = await t.engine.replays.get(job.id);
+        return j.state === 'SUCCEEDED' ? j : undefined;
+      }, 'redrive finished');
       assert.deepEqual(fixed.seen.map(text), [a1, a2], 'the filtered-out record is not sent');
-      assert.equal((await t.engine.replays.get(job.id)).error, null, 'nothing past retention');
+      assert.equal(done.deliveredRecords, done.totalRecords, 'progress reaches 100 %');
+      assert.equal(done.error, null, 'nothing past retention');
     });
 
     it('redrives only the failed lane\'s records of a range that other lanes\' records interleave', async () => {

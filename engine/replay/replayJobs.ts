@@ -15,7 +15,6 @@ import { and, asc, eq, inArray, isNull, sql } from 'drizzle-orm';
 import type { AuditLog } from '../audit.ts';
 import type { DatabaseHandle } from '../db.ts';
 import { compileFilterPatterns } from '../delivery/filterPatterns.ts';
-import { inLane } from '../delivery/laneReader.ts';
 import { ShardlineError, invalidArgument } from '../errors.ts';
 import type { EngineEvents } from '../events.ts';
 import type { FunctionCatalog } from '../functions/functionCatalog.ts';
@@ -24,7 +23,7 @@ import type { Position, RecordReader } from '../records/readRecords.ts';
 import { failures, replayCursors, replayJobs, shards } from '../schema.ts';
 import { shardIdOf } from '../streams/model.ts';
 import { formatSequenceNumber, parseSequenceNumber } from '../streams/sequenceNumbers.ts';
-import type { StreamCatalog } from '../streams/streamCatalog.ts';
+import { type StreamCatalog, toShardInfo } from '../streams/streamCatalog.ts';
 import { type PlannedRange, countRange, describePosition, scopeShards, windowEnd, windowStart } from './windowPlan.ts';
 
 export type ReplayState = 'PENDING' | 'RUNNING' | 'PAUSED' | 'SUCCEEDED' | 'FAILED' | 'CANCELLED';
@@ -199,24 +198,25 @@ export class ReplayJobs {
       maximumRecordAgeSeconds: -1, reportBatchItemFailures: mapping.functionResponseTypes.includes('ReportBatchItemFailures'),
       onFailureUrl: mapping.onFailureUrl, tumblingWindowSeconds: mapping.tumblingWindowSeconds,
     };
-    const ranges: { failureId: number; shardKey: number; afterSeq: bigint; endSeq: bigint; lane: number; lanes: number; total: number; firstKept: boolean }[] = [];
+    const ranges: { failureId: number; shardKey: number; afterSeq: bigint; endSeq: bigint; lane: number; lanes: number; total: number }[] = [];
     const shardRows = await this.handle.db.select().from(shards).where(eq(shards.streamId, stream.id));
+    // Counted as the runner delivers: the failed lane's records only (the range holds the other
+    // lanes' records in between), and only those the filters pass.
+    const filters = compileFilterPatterns(settings.filterPatterns, stream.kind);
     for (const f of rows) {
       const shard = shardRows.find((s) => s.key === f.shardKey);
       if (!shard) continue;
-      // Retention trims the oldest first: the batch is whole while its first record is kept.
-      // Only the failed lane's records: the range holds the other lanes' records in between.
-      const [count] = await this.handle.query<{ n: unknown; first_kept: boolean }>(sql`
-        select count(*) as n, bool_or(r.seq = ${String(f.firstSeq)}::bigint) as first_kept
-          from records r where r.shard_key = ${f.shardKey} and r.seq >= ${String(f.firstSeq)}::bigint
-           and r.seq <= ${String(f.lastSeq)}::bigint and r.arrived_at >= now() - make_interval(hours => ${stream.retentionHours}::int)
-           and ${inLane({ index: f.lane, count: f.lanes })}`);
-      ranges.push({
-        failureId: f.id, shardKey: f.shardKey, afterSeq: f.firstSeq - 1n, endSeq: f.lastSeq, lane: f.lane, lanes: f.lanes,
-        total: Number(count?.n ?? 0), firstKept: count?.first_kept === true,
-      });
+      const { total } = await countRange(this.handle, stream, toShardInfo(shard), f.firstSeq - 1n, f.lastSeq, filters, this.ctx, { index: f.lane, count: f.lanes });
+      ranges.push({ failureId: f.id, shardKey: f.shardKey, afterSeq: f.firstSeq - 1n, endSeq: f.lastSeq, lane: f.lane, lanes: f.lanes, total });
     }
-    const partlyGone = ranges.filter((r) => !r.firstKept).map((r) => r.failureId);
+    // Retention trims the oldest first: a batch is whole while its first record is kept.
+    const kept = ranges.length === 0 ? [] : await this.handle.query<{ id: unknown }>(sql`
+      select f.id from unnest(${sql.param(ranges.map((r) => r.failureId))}::bigint[], ${sql.param(ranges.map((r) => r.shardKey))}::bigint[],
+                              ${sql.param(ranges.map((r) => String(r.afterSeq + 1n)))}::text[]) as f(id, k, first_seq)
+       where exists (select 1 from records r where r.shard_key = f.k and r.seq = f.first_seq::bigint
+                        and r.arrived_at >= now() - make_interval(hours => ${stream.retentionHours}::int))`);
+    const keptIds = new Set(kept.map((r) => Number(r.id)));
+    const partlyGone = ranges.filter((r) => !keptIds.has(r.failureId)).map((r) => r.failureId);
     await this.handle.transaction(async (tx) => {
       await tx.insert(replayJobs).values({
         id, streamId: stream.id, functionName: target, mappingId, settings, dryRun: false, state: 'PENDING',
