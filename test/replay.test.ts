@@ -336,6 +336,40 @@ for (const backend of backends) {
       }
     });
 
+    it('gives each discard to exactly one of several concurrent redrives, so each record is delivered once', async () => {
+      await t.engine.createStream({ name: 'redrive-race', shardCount: 2 });
+      const file = `race-broken-${n++}.mjs`;
+      writeFileSync(join(functionsDir, file), `export async function handler() { throw new Error('failing on purpose'); }`);
+      await t.engine.createFunction({ name: 'race-broken', module: `${file}#handler` });
+      const fixed = await moduleFunction('race-fixed');
+      const mapping = await t.engine.createMapping({
+        streamName: 'redrive-race', functionName: 'race-broken', startingPosition: 'TRIM_HORIZON', batchSize: 1, maximumRetryAttempts: 0,
+      });
+      const data = Array.from({ length: 12 }, (_, i) => `r${i}`);
+      await t.engine.putRecords('redrive-race', data.map((d, i) => ({ partitionKey: `k${i}`, data: b64(d) })));
+      const discards = await waitFor(async () => {
+        const f = await t.engine.failures(mapping.id, { kind: 'RETRIES_EXHAUSTED', first: 100 });
+        return f.items.length === data.length ? f.items.map((e) => e.node) : undefined;
+      }, 'every record discarded', 15_000);
+      const jobs = await Promise.all(Array.from({ length: 4 }, () => t.engine.redriveFailures(mapping.id, null, 'race-fixed')));
+      const taken = jobs.flatMap((j) => (j.from === 'REDRIVE none' ? [] : j.from.replace(/^REDRIVE /, '').split(',').map(Number)));
+      assert.deepEqual([...taken].sort((a, b) => a - b), discards.map((d) => d.id).sort((a, b) => a - b), `each discard in exactly one job: ${jobs.map((j) => j.from).join(' | ')}`);
+      assert.equal(jobs.reduce((sum, j) => sum + (j.totalRecords ?? 0), 0), data.length);
+      await waitFor(async () => {
+        const states = await Promise.all(jobs.map(async (j) => (await t.engine.replays.get(j.id)).state));
+        return states.every((state) => state === 'SUCCEEDED');
+      }, 'every redrive finished', 15_000);
+      assert.deepEqual(fixed.seen.map(text).sort(), [...data].sort(), 'every record delivered once');
+      const marked = (await t.engine.failures(mapping.id, { kind: 'RETRIES_EXHAUSTED', first: 100 })).items.map((e) => e.node);
+      for (const f of marked) {
+        const owner = jobs.find((j) => j.from.replace(/^REDRIVE /, '').split(',').map(Number).includes(f.id));
+        assert.equal(f.redrivenBy, owner?.id, `failure ${f.id} is marked by the job that took it`);
+      }
+      const nothing = await t.engine.redriveFailures(mapping.id, null, 'race-fixed');
+      assert.equal(nothing.totalRecords, 0);
+      assert.equal(nothing.from, 'REDRIVE none', 'no trailing space, no ids');
+    });
+
     it('redrives only the records the mapping\'s filter let into the discarded batch', async () => {
       await t.engine.createStream({ name: 'redrive-filtered', shardCount: 1 });
       const a1 = JSON.stringify({ k: 'a', n: 1 });

@@ -176,6 +176,7 @@ export class ReplayJobs {
       if (!/^\d{1,15}$/.test(id)) throw new ShardlineError('FAILURE_NOT_FOUND', `Failure ${id} does not exist.`);
       return Number(id);
     });
+    // The candidates, counted below; the transaction at the end takes those still free.
     const rows = await this.handle.db.select().from(failures).where(and(
       eq(failures.mappingId, mappingId),
       inArray(failures.kind, ['RETRIES_EXHAUSTED', 'RECORD_EXPIRED']),
@@ -216,22 +217,33 @@ export class ReplayJobs {
        where exists (select 1 from records r where r.shard_key = f.k and r.seq = f.first_seq::bigint
                         and r.arrived_at >= now() - make_interval(hours => ${stream.retentionHours}::int))`);
     const keptIds = new Set(kept.map((r) => Number(r.id)));
-    const partlyGone = ranges.filter((r) => !keptIds.has(r.failureId)).map((r) => r.failureId);
     await this.handle.transaction(async (tx) => {
+      // Taking the failures and marking them is one step: a concurrent redrive waits on these
+      // rows, then finds them redriven and leaves them, so each discard goes to one job. Named
+      // ids are taken even when redriven already (an explicit redrive again); they were counted
+      // above, outside the transaction, as reading records takes a while.
+      const locked = rows.length === 0 ? [] : await tx.select({ id: failures.id }).from(failures).where(and(
+        sql`${failures.id} = any(${sql.param(rows.map((r) => r.id))}::bigint[])`,
+        ids ? undefined : isNull(failures.redrivenBy),
+      )).orderBy(asc(failures.id)).for('update');
+      const taken = locked.map((r) => r.id);
+      const takenIds = new Set(taken);
+      const mine = ranges.filter((r) => takenIds.has(r.failureId));
+      const partlyGone = mine.filter((r) => !keptIds.has(r.failureId)).map((r) => r.failureId);
       await tx.insert(replayJobs).values({
         id, streamId: stream.id, functionName: target, mappingId, settings, dryRun: false, state: 'PENDING',
-        fromSpec: `REDRIVE ${rows.map((r) => r.id).join(',')}`, toSpec: null, redriveOf: rows.map((r) => r.id),
-        totalRecords: ranges.reduce((sum, r) => sum + r.total, 0), requestedBy: actor,
+        fromSpec: taken.length > 0 ? `REDRIVE ${taken.join(',')}` : 'REDRIVE none', toSpec: null, redriveOf: taken,
+        totalRecords: mine.reduce((sum, r) => sum + r.total, 0), requestedBy: actor,
         error: partlyGone.length > 0 ? `Records of failure ${partlyGone.join(', ')} are past the stream's retention and cannot be redriven.` : null,
       });
       // In slices: each row is nine parameters, and a statement holds at most 65,535.
-      for (let from = 0; from < ranges.length; from += 1000) {
-        await tx.insert(replayCursors).values(ranges.slice(from, from + 1000).map((r, i) => ({
+      for (let from = 0; from < mine.length; from += 1000) {
+        await tx.insert(replayCursors).values(mine.slice(from, from + 1000).map((r, i) => ({
           jobId: id, idx: from + i, shardKey: r.shardKey, afterSeq: r.afterSeq, endSeq: r.endSeq, laneIndex: r.lane, laneCount: r.lanes, total: r.total, done: r.total === 0,
         })));
       }
-      if (rows.length > 0) await tx.update(failures).set({ redrivenBy: id }).where(sql`${failures.id} = any(${sql.param(rows.map((r) => r.id))}::bigint[])`);
-      await this.audit.record('failures.redrive', `mapping:${mappingId}`, { failureIds: rows.map((r) => r.id), functionName: target, replayId: id }, actor, tx);
+      if (taken.length > 0) await tx.update(failures).set({ redrivenBy: id }).where(sql`${failures.id} = any(${sql.param(taken)}::bigint[])`);
+      await this.audit.record('failures.redrive', `mapping:${mappingId}`, { failureIds: taken, functionName: target, replayId: id }, actor, tx);
     });
     this.events.emit('replays', { jobId: id });
     return this.get(id);
