@@ -517,6 +517,46 @@ for (const backend of backends) {
       }
     });
 
+    it('invokes nothing after a pause or a cancel of a replay waiting out a retry back-off', async () => {
+      await t.engine.createStream({ name: 'backoff-halt', shardCount: 1 });
+      const file = `backoff-failing-${n++}.mjs`;
+      writeFileSync(join(functionsDir, file), `
+        export const calls = [];
+        export async function handler() { calls.push(Date.now()); throw new Error('failing on purpose'); }`);
+      const failing: { calls: number[] } = await import(join(functionsDir, file));
+      await t.engine.createFunction({ name: 'backoff-failing', module: `${file}#handler` });
+      await t.engine.putRecords('backoff-halt', [{ partitionKey: 'k', data: b64('x') }]);
+      // The replay takes the mapping's retries without end (-1); the mapping itself stays off.
+      const mapping = await t.engine.createMapping({
+        streamName: 'backoff-halt', functionName: 'backoff-failing', startingPosition: 'TRIM_HORIZON', maximumRetryAttempts: -1, enabled: false,
+      });
+      /** Waits until the run is in the back-off after an attempt ≥ `attempt` (its failure committed); resolves with that attempt. */
+      const backOff = (attempt: number) => waitFor(async () => {
+        const rows = (await t.engine.failures(mapping.id, { kind: 'FUNCTION_ERROR', first: 1000 })).items.map((e) => e.node);
+        return rows[0] && rows[0].attempt >= attempt && rows.length === failing.calls.length ? rows[0].attempt : undefined;
+      }, `a back-off after attempt ${attempt}`, 10_000);
+      /** Watches for the longest back-off after `attempt` (and a margin): no invocation may come after `since`. */
+      const noCallAfter = async (since: number, attempt: number, what: string) => {
+        const ms = Math.min(50 * 2 ** (attempt - 1), 5000) * 1.5 + 300;
+        const until = Date.now() + ms;
+        await waitFor(() => failing.calls.some((at) => at > since) || Date.now() >= until, `the watch after the ${what}`, ms + 2000);
+        assert.deepEqual(failing.calls.filter((at) => at > since), [], `no invocation after the ${what} returned (back-off after attempt ${attempt})`);
+      };
+      const job = await t.engine.startReplay({ streamName: 'backoff-halt', from: { type: 'TRIM_HORIZON' }, mappingId: mapping.id });
+
+      let attempt = await backOff(4);
+      await t.engine.replays.pause(job.id, 'local');
+      await noCallAfter(Date.now(), attempt, 'pause');
+      const before = failing.calls.length;
+      await t.engine.replays.resume(job.id, 'local');
+      await waitFor(() => failing.calls.length > before, 'the resumed replay invokes again');
+
+      attempt = await backOff(4);
+      await t.engine.replays.cancel(job.id, 'local');
+      await noCallAfter(Date.now(), attempt, 'cancel');
+      assert.equal((await t.engine.replays.get(job.id)).state, 'CANCELLED');
+    });
+
     it('pushes replay progress over graphql-ws: the current state first, then each change to the end', async () => {
       const app: App = buildApp({ engine: t.engine });
       const url = await app.start(0, '127.0.0.1');

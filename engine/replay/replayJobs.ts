@@ -277,7 +277,7 @@ export class ReplayJobs {
       if (updated.length === 0) throw new ShardlineError('CONFLICT', `Replay ${id} changed state meanwhile; try again.`);
       await this.audit.record(action, `replay:${id}`, null, actor, tx);
     });
-    this.events.emit('replays', { jobId: id });
+    this.events.emit('replays', { jobId: id, stateChanged: true });
     return this.get(id);
   }
 
