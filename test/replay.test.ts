@@ -557,6 +557,22 @@ for (const backend of backends) {
       assert.equal((await t.engine.replays.get(job.id)).state, 'CANCELLED');
     });
 
+    it('fails a running replay whose stream is deleted, naming the stream', async () => {
+      await t.engine.createStream({ name: 'doomed', shardCount: 1 });
+      const fn = await moduleFunction('doomed-fn');
+      await t.engine.putRecords('doomed', Array.from({ length: 40 }, (_, i) => ({ partitionKey: 'k', data: b64(`d${i}`) })));
+      const job = await t.engine.startReplay({ streamName: 'doomed', from: { type: 'TRIM_HORIZON' }, functionName: 'doomed-fn', ratePerSecond: 20, batchSize: 2 });
+      await waitFor(() => fn.seen.length >= 4, 'replay under way');
+      await t.engine.deleteStream('doomed');
+      const ended = await waitFor(async () => {
+        const j = await t.engine.replays.get(job.id);
+        return ['SUCCEEDED', 'FAILED', 'CANCELLED'].includes(j.state) ? j : undefined;
+      }, 'the replay ended', 10_000);
+      assert.equal(ended.state, 'FAILED', `ended ${ended.state} after ${ended.deliveredRecords} records`);
+      assert.match(ended.error ?? '', /stream "doomed"/);
+      assert.ok(ended.deliveredRecords < 40, `stopped early (${ended.deliveredRecords} of 40)`);
+    });
+
     it('pushes replay progress over graphql-ws: the current state first, then each change to the end', async () => {
       const app: App = buildApp({ engine: t.engine });
       const url = await app.start(0, '127.0.0.1');

@@ -8,7 +8,7 @@
  * at its next step and a job survives the death of its process, resuming at its cursors.
  * A run also stops before its next invocation when its job was paused, cancelled or taken
  * elsewhere meanwhile: the heartbeat (and, in this process, the pause or cancel itself) ends its
- * waits, and after each wait the job is read again.
+ * waits, and after each wait the job is read again. A run whose stream was deleted ends FAILED.
  *
  * A job runs in its own lane: one batch in flight (the next pages are read meanwhile), ranges in
  * shard order (a parent shard's range before its children's), at most ratePerSecond records a
@@ -28,7 +28,7 @@ import { type LaneRecord, readLane } from '../delivery/laneReader.ts';
 import { STATE_RESERVE_BYTES, firstWindow } from '../delivery/tumblingWindows.ts';
 import { FAILED_ROWS, stepLogCtes, storedFailures } from '../delivery/stepCommit.ts';
 import { ReadAhead } from './readAhead.ts';
-import { coerceError } from '../errors.ts';
+import { ShardlineError, coerceError } from '../errors.ts';
 import { TickLoop } from '../tickLoop.ts';
 import type { EngineEvents } from '../events.ts';
 import { replayCursors, replayJobs, shards } from '../schema.ts';
@@ -36,10 +36,10 @@ import type { StreamCatalog } from '../streams/streamCatalog.ts';
 import { toShardInfo } from '../streams/streamCatalog.ts';
 
 type JobRow = typeof replayJobs.$inferSelect;
-/** Why a run was halted: its job left it (paused, cancelled, claimed again). */
-type HaltReason = 'LEFT';
+/** Why a run was halted: its job left it (paused, cancelled, claimed again), or its stream was deleted. */
+type HaltReason = 'LEFT' | 'STREAM_DELETED';
 /** What a run needs to know of its job's row to go on. */
-interface JobLook { state: string; owner: string | null; epoch: unknown }
+interface JobLook { state: string; owner: string | null; epoch: unknown; stream_live: boolean }
 /** A range's open tumbling window as committed so far, and the last record done with. */
 interface RangeWindow { open: { start: Date; state: unknown } | null; lastSeq: bigint }
 type CursorRow = typeof replayCursors.$inferSelect;
@@ -48,6 +48,9 @@ export interface ReplayRunnerOptions { leaseTtlMs: number; heartbeatMs: number; 
 
 /** Pages a replay lane reads ahead of the batch it delivers (one read in flight at a time). */
 const READ_AHEAD_PAGES = 2;
+
+/** The error of a job whose stream was deleted (named unless its row was purged already). */
+const streamDeleted = (name: string | undefined) => `The stream ${name ? `"${name}" ` : ''}of this replay was deleted.`;
 
 /** Progress events of a job at most this often (watchers coalesce to 100 ms anyway); the last is never dropped. */
 const PROGRESS_EVENT_MS = 100;
@@ -109,14 +112,14 @@ export class ReplayRunner {
     const ttl = this.options.leaseTtlMs / 1000;
     // Only the jobs running here: one whose run ended without finishing it (its database went
     // away mid-step) must expire, so that a claim takes it again. A run whose job was not renewed
-    // at its epoch (paused, cancelled, claimed elsewhere) is halted: its waits end and it invokes
-    // nothing more.
+    // at its epoch (paused, cancelled, claimed elsewhere), or whose stream was deleted, is
+    // halted: its waits end and it invokes nothing more.
     const running = [...this.#running.entries()];
     if (running.length > 0) {
       const renewed = await this.handle.query<JobLook & { id: string }>(sql`
         update replay_jobs j set expires_at = now() + make_interval(secs => ${ttl}::float8)
          where owner = ${this.owner} and state = 'RUNNING' and id = any(${sql.param(running.map(([id]) => id))}::text[])
-        returning j.id, j.state, j.owner, j.epoch`);
+        returning j.id, j.state, j.owner, j.epoch, exists (select 1 from streams s where s.id = j.stream_id and s.deleted_at is null) as stream_live`);
       for (const [id, entry] of running) this.#judge(entry.halt, entry.epoch, renewed.find((r) => r.id === id));
     }
     const room = this.options.maxJobs - this.#running.size;
@@ -153,15 +156,17 @@ export class ReplayRunner {
     }
   }
 
-  /** Halts a run unless its job's row (absent: not held) shows it still held at this epoch. */
+  /** Halts a run unless its job's row (absent: not held) shows it still held at this epoch, with its stream. */
   #judge(halt: AbortController, epoch: number, row: JobLook | undefined): void {
     if (halt.signal.aborted) return;
     if (!row || row.state !== 'RUNNING' || row.owner !== this.owner || Number(row.epoch) !== epoch) halt.abort('LEFT' satisfies HaltReason);
+    else if (!row.stream_live) halt.abort('STREAM_DELETED' satisfies HaltReason);
   }
 
   async #look(id: string): Promise<JobLook | undefined> {
     const [row] = await this.handle.query<JobLook>(sql`
-      select j.state, j.owner, j.epoch from replay_jobs j where j.id = ${id}`);
+      select j.state, j.owner, j.epoch, exists (select 1 from streams s where s.id = j.stream_id and s.deleted_at is null) as stream_live
+        from replay_jobs j where j.id = ${id}`);
     return row;
   }
 
@@ -176,7 +181,10 @@ export class ReplayRunner {
     const [job] = await this.handle.db.select().from(replayJobs).where(eq(replayJobs.id, id));
     if (!job) return;
     const stream = await this.streams.findById(job.streamId);
-    if (!stream) return this.#finish(job, epoch, 'FAILED', 'The stream of this replay has been deleted.');
+    if (!stream) {
+      const [row] = await this.handle.query<{ name: string }>(sql`select name from streams where id = ${job.streamId}`);
+      return this.#finish(job, epoch, 'FAILED', streamDeleted(row?.name));
+    }
     const filters = compileFilterPatterns(job.settings.filterPatterns, stream.kind);
     const cursors = await this.handle.db.select({ c: replayCursors, shard: shards }).from(replayCursors)
       .innerJoin(shards, eq(shards.key, replayCursors.shardKey))
@@ -206,6 +214,7 @@ export class ReplayRunner {
         waited = false;
         this.#judge(halt, epoch, await this.#look(id));
       }
+      if (halt.signal.reason === ('STREAM_DELETED' satisfies HaltReason)) throw new ShardlineError('STREAM_NOT_FOUND', streamDeleted(stream.name));
       return !this.#loop.running || halt.signal.aborted;
     };
     const tumblingMs = (job.settings.tumblingWindowSeconds ?? 0) * 1000;
@@ -265,6 +274,8 @@ export class ReplayRunner {
           await pages.close();
         }
       }
+      // Its stream deleted meanwhile, the job read records being purged: it did not succeed.
+      if (!(await this.streams.findById(job.streamId))) throw new ShardlineError('STREAM_NOT_FOUND', streamDeleted(stream.name));
       await this.#finish(job, epoch, 'SUCCEEDED', job.error);
     } catch (raw) {
       // A lost connection is no fault of the job: it goes back, unfinished, to be claimed again
