@@ -20,8 +20,11 @@ export interface EngineEventMap {
   shards: [event: StreamEvent];
   /** A mapping was created, changed or deleted. */
   mappings: [event: { mappingId: string; remote?: boolean }];
-  /** A replay job was created, changed state or made progress. */
-  replays: [event: { jobId: string; remote?: boolean }];
+  /**
+   * A replay job was created, changed state or made progress; `stateChanged`: an operator paused,
+   * resumed or cancelled it, so a process running it stops at once.
+   */
+  replays: [event: { jobId: string; stateChanged?: boolean; remote?: boolean }];
   /**
    * A lease of a mapping changed its figures (checkpoint, state, failures); `shardEnded`: it
    * reached SHARD_END, so lanes of that mapping waiting on it as a parent can go on.

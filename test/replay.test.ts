@@ -336,6 +336,40 @@ for (const backend of backends) {
       }
     });
 
+    it('gives each discard to exactly one of several concurrent redrives, so each record is delivered once', async () => {
+      await t.engine.createStream({ name: 'redrive-race', shardCount: 2 });
+      const file = `race-broken-${n++}.mjs`;
+      writeFileSync(join(functionsDir, file), `export async function handler() { throw new Error('failing on purpose'); }`);
+      await t.engine.createFunction({ name: 'race-broken', module: `${file}#handler` });
+      const fixed = await moduleFunction('race-fixed');
+      const mapping = await t.engine.createMapping({
+        streamName: 'redrive-race', functionName: 'race-broken', startingPosition: 'TRIM_HORIZON', batchSize: 1, maximumRetryAttempts: 0,
+      });
+      const data = Array.from({ length: 12 }, (_, i) => `r${i}`);
+      await t.engine.putRecords('redrive-race', data.map((d, i) => ({ partitionKey: `k${i}`, data: b64(d) })));
+      const discards = await waitFor(async () => {
+        const f = await t.engine.failures(mapping.id, { kind: 'RETRIES_EXHAUSTED', first: 100 });
+        return f.items.length === data.length ? f.items.map((e) => e.node) : undefined;
+      }, 'every record discarded', 15_000);
+      const jobs = await Promise.all(Array.from({ length: 4 }, () => t.engine.redriveFailures(mapping.id, null, 'race-fixed')));
+      const taken = jobs.flatMap((j) => (j.from === 'REDRIVE none' ? [] : j.from.replace(/^REDRIVE /, '').split(',').map(Number)));
+      assert.deepEqual([...taken].sort((a, b) => a - b), discards.map((d) => d.id).sort((a, b) => a - b), `each discard in exactly one job: ${jobs.map((j) => j.from).join(' | ')}`);
+      assert.equal(jobs.reduce((sum, j) => sum + (j.totalRecords ?? 0), 0), data.length);
+      await waitFor(async () => {
+        const states = await Promise.all(jobs.map(async (j) => (await t.engine.replays.get(j.id)).state));
+        return states.every((state) => state === 'SUCCEEDED');
+      }, 'every redrive finished', 15_000);
+      assert.deepEqual(fixed.seen.map(text).sort(), [...data].sort(), 'every record delivered once');
+      const marked = (await t.engine.failures(mapping.id, { kind: 'RETRIES_EXHAUSTED', first: 100 })).items.map((e) => e.node);
+      for (const f of marked) {
+        const owner = jobs.find((j) => j.from.replace(/^REDRIVE /, '').split(',').map(Number).includes(f.id));
+        assert.equal(f.redrivenBy, owner?.id, `failure ${f.id} is marked by the job that took it`);
+      }
+      const nothing = await t.engine.redriveFailures(mapping.id, null, 'race-fixed');
+      assert.equal(nothing.totalRecords, 0);
+      assert.equal(nothing.from, 'REDRIVE none', 'no trailing space, no ids');
+    });
+
     it('redrives only the records the mapping\'s filter let into the discarded batch', async () => {
       await t.engine.createStream({ name: 'redrive-filtered', shardCount: 1 });
       const a1 = JSON.stringify({ k: 'a', n: 1 });
@@ -353,9 +387,14 @@ for (const backend of backends) {
       }, 'the filtered batch discarded');
       assert.equal(discarded.recordCount, 2);
       const job = await t.engine.redriveFailures(mapping.id, null, 'fixed-filtered');
-      await waitFor(async () => (await t.engine.replays.get(job.id)).state === 'SUCCEEDED', 'redrive finished');
+      assert.equal(job.totalRecords, 2, 'counted after the filter, as delivered');
+      const done = await waitFor(async () => {
+        const j = await t.engine.replays.get(job.id);
+        return j.state === 'SUCCEEDED' ? j : undefined;
+      }, 'redrive finished');
       assert.deepEqual(fixed.seen.map(text), [a1, a2], 'the filtered-out record is not sent');
-      assert.equal((await t.engine.replays.get(job.id)).error, null, 'nothing past retention');
+      assert.equal(done.deliveredRecords, done.totalRecords, 'progress reaches 100 %');
+      assert.equal(done.error, null, 'nothing past retention');
     });
 
     it('redrives only the failed lane\'s records of a range that other lanes\' records interleave', async () => {
@@ -385,6 +424,44 @@ for (const backend of backends) {
       assert.equal(job.totalRecords, 2);
       await waitFor(async () => (await t.engine.replays.get(job.id)).state === 'SUCCEEDED', 'redrive finished');
       assert.deepEqual(fixed.seen.map(text), ['bad', 'x1'], 'not lane 0\'s z0');
+    });
+
+    it('replays records older than the mapping\'s maximumRecordAgeSeconds instead of discarding them', async () => {
+      const stream = await t.engine.createStream({ name: 'replay-aged', shardCount: 1 });
+      const fn = await moduleFunction('replay-aged-fn');
+      await t.engine.putRecords('replay-aged', ['old0', 'old1', 'old2'].map((d) => ({ partitionKey: 'k', data: b64(d) })));
+      await t.engine.handle.query(sql`
+        update records set arrived_at = arrived_at - interval '10 minutes'
+         where shard_key in (select key from shards where stream_id = ${stream.id})`);
+      // The live mapping would discard them; it stays off, and the replay takes its settings.
+      const mapping = await t.engine.createMapping({
+        streamName: 'replay-aged', functionName: 'replay-aged-fn', startingPosition: 'TRIM_HORIZON', maximumRecordAgeSeconds: 60, enabled: false,
+      });
+      const dry = await t.engine.startReplay({ streamName: 'replay-aged', from: { type: 'TRIM_HORIZON' }, mappingId: mapping.id, dryRun: true });
+      assert.equal(dry.totalRecords, 3);
+      const job = await t.engine.startReplay({ streamName: 'replay-aged', from: { type: 'TRIM_HORIZON' }, mappingId: mapping.id });
+      const done = await waitFor(async () => {
+        const j = await t.engine.replays.get(job.id);
+        return j.state === 'SUCCEEDED' ? j : undefined;
+      }, 'the replay finished', 15_000);
+      assert.deepEqual(fn.seen.map(text), ['old0', 'old1', 'old2'], 'every old record delivered');
+      assert.equal(done.deliveredRecords, 3);
+      assert.equal(done.failedRecords, 0);
+      assert.equal((await t.engine.failures(mapping.id, {})).items.length, 0, 'no RECORD_EXPIRED discard on the mapping');
+    });
+
+    it('refuses shardIds that name a shard twice, in dry runs and real runs', async () => {
+      await t.engine.createStream({ name: 'dup-shards', shardCount: 4 });
+      const fn = await moduleFunction('dup-shards-fn');
+      await t.engine.putRecords('dup-shards', Array.from({ length: 8 }, (_, i) => ({ partitionKey: `k${i}`, data: b64(`d${i}`) })));
+      const shardIds = ['shardId-000000000003', 'shardId-000000000003'];
+      const before = (await t.engine.replays.list()).length;
+      for (const dryRun of [true, false]) {
+        await rejectsWith(t.engine.startReplay({ streamName: 'dup-shards', from: { type: 'TRIM_HORIZON' }, functionName: 'dup-shards-fn', shardIds, dryRun }),
+          'INVALID_ARGUMENT', /shardIds lists shardId-000000000003 twice/);
+      }
+      assert.equal((await t.engine.replays.list()).length, before, 'no job was made');
+      assert.equal(fn.seen.length, 0);
     });
 
     it('pushes the failures of a replay that has no mapping to failures subscribers of its stream', async () => {
@@ -438,6 +515,62 @@ for (const backend of backends) {
       } finally {
         if (!closed) await other.close();
       }
+    });
+
+    it('invokes nothing after a pause or a cancel of a replay waiting out a retry back-off', async () => {
+      await t.engine.createStream({ name: 'backoff-halt', shardCount: 1 });
+      const file = `backoff-failing-${n++}.mjs`;
+      writeFileSync(join(functionsDir, file), `
+        export const calls = [];
+        export async function handler() { calls.push(Date.now()); throw new Error('failing on purpose'); }`);
+      const failing: { calls: number[] } = await import(join(functionsDir, file));
+      await t.engine.createFunction({ name: 'backoff-failing', module: `${file}#handler` });
+      await t.engine.putRecords('backoff-halt', [{ partitionKey: 'k', data: b64('x') }]);
+      // The replay takes the mapping's retries without end (-1); the mapping itself stays off.
+      const mapping = await t.engine.createMapping({
+        streamName: 'backoff-halt', functionName: 'backoff-failing', startingPosition: 'TRIM_HORIZON', maximumRetryAttempts: -1, enabled: false,
+      });
+      /** Waits until the run is in the back-off after an attempt ≥ `attempt` (its failure committed); resolves with that attempt. */
+      const backOff = (attempt: number) => waitFor(async () => {
+        const rows = (await t.engine.failures(mapping.id, { kind: 'FUNCTION_ERROR', first: 1000 })).items.map((e) => e.node);
+        return rows[0] && rows[0].attempt >= attempt && rows.length === failing.calls.length ? rows[0].attempt : undefined;
+      }, `a back-off after attempt ${attempt}`, 10_000);
+      /** Watches for the longest back-off after `attempt` (and a margin): no invocation may come after `since`. */
+      const noCallAfter = async (since: number, attempt: number, what: string) => {
+        const ms = Math.min(50 * 2 ** (attempt - 1), 5000) * 1.5 + 300;
+        const until = Date.now() + ms;
+        await waitFor(() => failing.calls.some((at) => at > since) || Date.now() >= until, `the watch after the ${what}`, ms + 2000);
+        assert.deepEqual(failing.calls.filter((at) => at > since), [], `no invocation after the ${what} returned (back-off after attempt ${attempt})`);
+      };
+      const job = await t.engine.startReplay({ streamName: 'backoff-halt', from: { type: 'TRIM_HORIZON' }, mappingId: mapping.id });
+
+      let attempt = await backOff(4);
+      await t.engine.replays.pause(job.id, 'local');
+      await noCallAfter(Date.now(), attempt, 'pause');
+      const before = failing.calls.length;
+      await t.engine.replays.resume(job.id, 'local');
+      await waitFor(() => failing.calls.length > before, 'the resumed replay invokes again');
+
+      attempt = await backOff(4);
+      await t.engine.replays.cancel(job.id, 'local');
+      await noCallAfter(Date.now(), attempt, 'cancel');
+      assert.equal((await t.engine.replays.get(job.id)).state, 'CANCELLED');
+    });
+
+    it('fails a running replay whose stream is deleted, naming the stream', async () => {
+      await t.engine.createStream({ name: 'doomed', shardCount: 1 });
+      const fn = await moduleFunction('doomed-fn');
+      await t.engine.putRecords('doomed', Array.from({ length: 40 }, (_, i) => ({ partitionKey: 'k', data: b64(`d${i}`) })));
+      const job = await t.engine.startReplay({ streamName: 'doomed', from: { type: 'TRIM_HORIZON' }, functionName: 'doomed-fn', ratePerSecond: 20, batchSize: 2 });
+      await waitFor(() => fn.seen.length >= 4, 'replay under way');
+      await t.engine.deleteStream('doomed');
+      const ended = await waitFor(async () => {
+        const j = await t.engine.replays.get(job.id);
+        return ['SUCCEEDED', 'FAILED', 'CANCELLED'].includes(j.state) ? j : undefined;
+      }, 'the replay ended', 10_000);
+      assert.equal(ended.state, 'FAILED', `ended ${ended.state} after ${ended.deliveredRecords} records`);
+      assert.match(ended.error ?? '', /stream "doomed"/);
+      assert.ok(ended.deliveredRecords < 40, `stopped early (${ended.deliveredRecords} of 40)`);
     });
 
     it('pushes replay progress over graphql-ws: the current state first, then each change to the end', async () => {

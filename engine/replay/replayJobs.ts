@@ -15,7 +15,6 @@ import { and, asc, eq, inArray, isNull, sql } from 'drizzle-orm';
 import type { AuditLog } from '../audit.ts';
 import type { DatabaseHandle } from '../db.ts';
 import { compileFilterPatterns } from '../delivery/filterPatterns.ts';
-import { inLane } from '../delivery/laneReader.ts';
 import { ShardlineError, invalidArgument } from '../errors.ts';
 import type { EngineEvents } from '../events.ts';
 import type { FunctionCatalog } from '../functions/functionCatalog.ts';
@@ -24,7 +23,7 @@ import type { Position, RecordReader } from '../records/readRecords.ts';
 import { failures, replayCursors, replayJobs, shards } from '../schema.ts';
 import { shardIdOf } from '../streams/model.ts';
 import { formatSequenceNumber, parseSequenceNumber } from '../streams/sequenceNumbers.ts';
-import type { StreamCatalog } from '../streams/streamCatalog.ts';
+import { type StreamCatalog, toShardInfo } from '../streams/streamCatalog.ts';
 import { type PlannedRange, countRange, describePosition, scopeShards, windowEnd, windowStart } from './windowPlan.ts';
 
 export type ReplayState = 'PENDING' | 'RUNNING' | 'PAUSED' | 'SUCCEEDED' | 'FAILED' | 'CANCELLED';
@@ -100,7 +99,8 @@ export class ReplayJobs {
     const settings: ReplaySettings = mapping ? {
       batchSize: mapping.batchSize, filterPatterns: mapping.filterPatterns,
       bisectBatchOnFunctionError: mapping.bisectBatchOnFunctionError, maximumRetryAttempts: mapping.maximumRetryAttempts,
-      maximumRecordAgeSeconds: mapping.maximumRecordAgeSeconds,
+      // A replay exists to deliver old records: none is discarded for its age (as in a redrive).
+      maximumRecordAgeSeconds: -1,
       reportBatchItemFailures: mapping.functionResponseTypes.includes('ReportBatchItemFailures'), onFailureUrl: mapping.onFailureUrl,
       // Replayed events have the live ones' shape: windows included.
       tumblingWindowSeconds: mapping.tumblingWindowSeconds,
@@ -176,6 +176,7 @@ export class ReplayJobs {
       if (!/^\d{1,15}$/.test(id)) throw new ShardlineError('FAILURE_NOT_FOUND', `Failure ${id} does not exist.`);
       return Number(id);
     });
+    // The candidates, counted below; the transaction at the end takes those still free.
     const rows = await this.handle.db.select().from(failures).where(and(
       eq(failures.mappingId, mappingId),
       inArray(failures.kind, ['RETRIES_EXHAUSTED', 'RECORD_EXPIRED']),
@@ -198,39 +199,51 @@ export class ReplayJobs {
       maximumRecordAgeSeconds: -1, reportBatchItemFailures: mapping.functionResponseTypes.includes('ReportBatchItemFailures'),
       onFailureUrl: mapping.onFailureUrl, tumblingWindowSeconds: mapping.tumblingWindowSeconds,
     };
-    const ranges: { failureId: number; shardKey: number; afterSeq: bigint; endSeq: bigint; lane: number; lanes: number; total: number; firstKept: boolean }[] = [];
+    const ranges: { failureId: number; shardKey: number; afterSeq: bigint; endSeq: bigint; lane: number; lanes: number; total: number }[] = [];
     const shardRows = await this.handle.db.select().from(shards).where(eq(shards.streamId, stream.id));
+    // Counted as the runner delivers: the failed lane's records only (the range holds the other
+    // lanes' records in between), and only those the filters pass.
+    const filters = compileFilterPatterns(settings.filterPatterns, stream.kind);
     for (const f of rows) {
       const shard = shardRows.find((s) => s.key === f.shardKey);
       if (!shard) continue;
-      // Retention trims the oldest first: the batch is whole while its first record is kept.
-      // Only the failed lane's records: the range holds the other lanes' records in between.
-      const [count] = await this.handle.query<{ n: unknown; first_kept: boolean }>(sql`
-        select count(*) as n, bool_or(r.seq = ${String(f.firstSeq)}::bigint) as first_kept
-          from records r where r.shard_key = ${f.shardKey} and r.seq >= ${String(f.firstSeq)}::bigint
-           and r.seq <= ${String(f.lastSeq)}::bigint and r.arrived_at >= now() - make_interval(hours => ${stream.retentionHours}::int)
-           and ${inLane({ index: f.lane, count: f.lanes })}`);
-      ranges.push({
-        failureId: f.id, shardKey: f.shardKey, afterSeq: f.firstSeq - 1n, endSeq: f.lastSeq, lane: f.lane, lanes: f.lanes,
-        total: Number(count?.n ?? 0), firstKept: count?.first_kept === true,
-      });
+      const { total } = await countRange(this.handle, stream, toShardInfo(shard), f.firstSeq - 1n, f.lastSeq, filters, this.ctx, { index: f.lane, count: f.lanes });
+      ranges.push({ failureId: f.id, shardKey: f.shardKey, afterSeq: f.firstSeq - 1n, endSeq: f.lastSeq, lane: f.lane, lanes: f.lanes, total });
     }
-    const partlyGone = ranges.filter((r) => !r.firstKept).map((r) => r.failureId);
+    // Retention trims the oldest first: a batch is whole while its first record is kept.
+    const kept = ranges.length === 0 ? [] : await this.handle.query<{ id: unknown }>(sql`
+      select f.id from unnest(${sql.param(ranges.map((r) => r.failureId))}::bigint[], ${sql.param(ranges.map((r) => r.shardKey))}::bigint[],
+                              ${sql.param(ranges.map((r) => String(r.afterSeq + 1n)))}::text[]) as f(id, k, first_seq)
+       where exists (select 1 from records r where r.shard_key = f.k and r.seq = f.first_seq::bigint
+                        and r.arrived_at >= now() - make_interval(hours => ${stream.retentionHours}::int))`);
+    const keptIds = new Set(kept.map((r) => Number(r.id)));
     await this.handle.transaction(async (tx) => {
+      // Taking the failures and marking them is one step: a concurrent redrive waits on these
+      // rows, then finds them redriven and leaves them, so each discard goes to one job. Named
+      // ids are taken even when redriven already (an explicit redrive again); they were counted
+      // above, outside the transaction, as reading records takes a while.
+      const locked = rows.length === 0 ? [] : await tx.select({ id: failures.id }).from(failures).where(and(
+        sql`${failures.id} = any(${sql.param(rows.map((r) => r.id))}::bigint[])`,
+        ids ? undefined : isNull(failures.redrivenBy),
+      )).orderBy(asc(failures.id)).for('update');
+      const taken = locked.map((r) => r.id);
+      const takenIds = new Set(taken);
+      const mine = ranges.filter((r) => takenIds.has(r.failureId));
+      const partlyGone = mine.filter((r) => !keptIds.has(r.failureId)).map((r) => r.failureId);
       await tx.insert(replayJobs).values({
         id, streamId: stream.id, functionName: target, mappingId, settings, dryRun: false, state: 'PENDING',
-        fromSpec: `REDRIVE ${rows.map((r) => r.id).join(',')}`, toSpec: null, redriveOf: rows.map((r) => r.id),
-        totalRecords: ranges.reduce((sum, r) => sum + r.total, 0), requestedBy: actor,
+        fromSpec: taken.length > 0 ? `REDRIVE ${taken.join(',')}` : 'REDRIVE none', toSpec: null, redriveOf: taken,
+        totalRecords: mine.reduce((sum, r) => sum + r.total, 0), requestedBy: actor,
         error: partlyGone.length > 0 ? `Records of failure ${partlyGone.join(', ')} are past the stream's retention and cannot be redriven.` : null,
       });
       // In slices: each row is nine parameters, and a statement holds at most 65,535.
-      for (let from = 0; from < ranges.length; from += 1000) {
-        await tx.insert(replayCursors).values(ranges.slice(from, from + 1000).map((r, i) => ({
+      for (let from = 0; from < mine.length; from += 1000) {
+        await tx.insert(replayCursors).values(mine.slice(from, from + 1000).map((r, i) => ({
           jobId: id, idx: from + i, shardKey: r.shardKey, afterSeq: r.afterSeq, endSeq: r.endSeq, laneIndex: r.lane, laneCount: r.lanes, total: r.total, done: r.total === 0,
         })));
       }
-      if (rows.length > 0) await tx.update(failures).set({ redrivenBy: id }).where(sql`${failures.id} = any(${sql.param(rows.map((r) => r.id))}::bigint[])`);
-      await this.audit.record('failures.redrive', `mapping:${mappingId}`, { failureIds: rows.map((r) => r.id), functionName: target, replayId: id }, actor, tx);
+      if (taken.length > 0) await tx.update(failures).set({ redrivenBy: id }).where(sql`${failures.id} = any(${sql.param(taken)}::bigint[])`);
+      await this.audit.record('failures.redrive', `mapping:${mappingId}`, { failureIds: taken, functionName: target, replayId: id }, actor, tx);
     });
     this.events.emit('replays', { jobId: id });
     return this.get(id);
@@ -264,7 +277,7 @@ export class ReplayJobs {
       if (updated.length === 0) throw new ShardlineError('CONFLICT', `Replay ${id} changed state meanwhile; try again.`);
       await this.audit.record(action, `replay:${id}`, null, actor, tx);
     });
-    this.events.emit('replays', { jobId: id });
+    this.events.emit('replays', { jobId: id, stateChanged: true });
     return this.get(id);
   }
 

@@ -6,6 +6,9 @@
  * RUNNING ones whose owner stopped renewing), renews them every heartbeat, and every progress
  * write is fenced by the epoch — pause and cancel bump it, so the process running the job stops
  * at its next step and a job survives the death of its process, resuming at its cursors.
+ * A run also stops before its next invocation when its job was paused, cancelled or taken
+ * elsewhere meanwhile: the heartbeat (and, in this process, the pause or cancel itself) ends its
+ * waits, and after each wait the job is read again. A run whose stream was deleted ends FAILED.
  *
  * A job runs in its own lane: one batch in flight (the next pages are read meanwhile), ranges in
  * shard order (a parent shard's range before its children's), at most ratePerSecond records a
@@ -25,7 +28,7 @@ import { type LaneRecord, readLane } from '../delivery/laneReader.ts';
 import { STATE_RESERVE_BYTES, firstWindow } from '../delivery/tumblingWindows.ts';
 import { FAILED_ROWS, stepLogCtes, storedFailures } from '../delivery/stepCommit.ts';
 import { ReadAhead } from './readAhead.ts';
-import { coerceError } from '../errors.ts';
+import { ShardlineError, coerceError } from '../errors.ts';
 import { TickLoop } from '../tickLoop.ts';
 import type { EngineEvents } from '../events.ts';
 import { replayCursors, replayJobs, shards } from '../schema.ts';
@@ -33,6 +36,10 @@ import type { StreamCatalog } from '../streams/streamCatalog.ts';
 import { toShardInfo } from '../streams/streamCatalog.ts';
 
 type JobRow = typeof replayJobs.$inferSelect;
+/** Why a run was halted: its job left it (paused, cancelled, claimed again), or its stream was deleted. */
+type HaltReason = 'LEFT' | 'STREAM_DELETED';
+/** What a run needs to know of its job's row to go on. */
+interface JobLook { state: string; owner: string | null; epoch: unknown; stream_live: boolean }
 /** A range's open tumbling window as committed so far, and the last record done with. */
 interface RangeWindow { open: { start: Date; state: unknown } | null; lastSeq: bigint }
 type CursorRow = typeof replayCursors.$inferSelect;
@@ -42,15 +49,17 @@ export interface ReplayRunnerOptions { leaseTtlMs: number; heartbeatMs: number; 
 /** Pages a replay lane reads ahead of the batch it delivers (one read in flight at a time). */
 const READ_AHEAD_PAGES = 2;
 
+/** The error of a job whose stream was deleted (named unless its row was purged already). */
+const streamDeleted = (name: string | undefined) => `The stream ${name ? `"${name}" ` : ''}of this replay was deleted.`;
+
 /** Progress events of a job at most this often (watchers coalesce to 100 ms anyway); the last is never dropped. */
 const PROGRESS_EVENT_MS = 100;
 
 export class ReplayRunner {
-  readonly #running = new Map<string, { epoch: number; done: Promise<void> }>();
+  readonly #running = new Map<string, { epoch: number; done: Promise<void>; halt: AbortController }>();
   readonly #progress = new Map<string, { at: number; timer: NodeJS.Timeout | undefined }>();
   readonly #loop: TickLoop;
   #off: (() => void) | undefined;
-  readonly #deliveryDeps: DeliveryDeps & { onError: (error: Error) => void };
   /** Aborted by stop(): ends the runs' waits. */
   #halting: AbortController | undefined;
 
@@ -63,21 +72,26 @@ export class ReplayRunner {
     private readonly options: ReplayRunnerOptions,
   ) {
     this.#loop = new TickLoop(() => this.#tick(), options.heartbeatMs, deps.onError);
-    // Retry back-offs (up to 7.5 s) and rate waits end when the runner stops: stop() hands the
-    // jobs back without waiting them out.
-    this.#deliveryDeps = { ...deps, sleep: (ms) => this.#sleep(ms) };
   }
 
-  #sleep(ms: number): Promise<void> {
+  /**
+   * A run's wait (retry back-off, up to 7.5 s, or rate wait): it ends when the runner stops, so
+   * stop() hands the jobs back without waiting them out, or when the run is halted.
+   */
+  #sleep(ms: number, halt: AbortSignal): Promise<void> {
     const signal = this.#halting?.signal;
-    return signal ? delay(ms, undefined, { signal }).catch(() => {}) : Promise.resolve();
+    return signal ? delay(ms, undefined, { signal: AbortSignal.any([signal, halt]) }).catch(() => {}) : Promise.resolve();
   }
 
   async start(): Promise<void> {
     if (!this.#loop.start()) return;
     this.#halting = new AbortController();
-    // New jobs and jobs handed back wake the runner; the progress of its own jobs does not.
-    const offReplays = this.events.on('replays', (e) => { if (!this.#running.has(e.jobId)) this.#loop.poke(); });
+    // New jobs and jobs handed back wake the runner; the progress of its own jobs does not. A
+    // change to a job running here (paused or cancelled, here or elsewhere) wakes it too: the
+    // heartbeat halts the run.
+    const offReplays = this.events.on('replays', (e) => {
+      if (!this.#running.has(e.jobId) || e.stateChanged || e.remote) this.#loop.poke();
+    });
     const offResync = this.events.on('resync', () => this.#loop.poke()); // jobs created elsewhere, unheard
     this.#off = () => { offReplays(); offResync(); };
     await this.#loop.first();
@@ -97,12 +111,16 @@ export class ReplayRunner {
   async #tick(): Promise<void> {
     const ttl = this.options.leaseTtlMs / 1000;
     // Only the jobs running here: one whose run ended without finishing it (its database went
-    // away mid-step) must expire, so that a claim takes it again.
-    const running = [...this.#running.keys()];
+    // away mid-step) must expire, so that a claim takes it again. A run whose job was not renewed
+    // at its epoch (paused, cancelled, claimed elsewhere), or whose stream was deleted, is
+    // halted: its waits end and it invokes nothing more.
+    const running = [...this.#running.entries()];
     if (running.length > 0) {
-      await this.handle.query(sql`
-        update replay_jobs set expires_at = now() + make_interval(secs => ${ttl}::float8)
-         where owner = ${this.owner} and state = 'RUNNING' and id = any(${sql.param(running)}::text[])`);
+      const renewed = await this.handle.query<JobLook & { id: string }>(sql`
+        update replay_jobs j set expires_at = now() + make_interval(secs => ${ttl}::float8)
+         where owner = ${this.owner} and state = 'RUNNING' and id = any(${sql.param(running.map(([id]) => id))}::text[])
+        returning j.id, j.state, j.owner, j.epoch, exists (select 1 from streams s where s.id = j.stream_id and s.deleted_at is null) as stream_live`);
+      for (const [id, entry] of running) this.#judge(entry.halt, entry.epoch, renewed.find((r) => r.id === id));
     }
     const room = this.options.maxJobs - this.#running.size;
     if (room <= 0) return;
@@ -120,10 +138,11 @@ export class ReplayRunner {
       // still finishes here: that run's writes are fenced by the epoch, and its end must not
       // remove the new run's entry or progress.
       const previous = this.#running.get(id);
-      const entry = { epoch: Number(epoch), done: Promise.resolve() };
+      previous?.halt.abort('LEFT' satisfies HaltReason);
+      const entry = { epoch: Number(epoch), done: Promise.resolve(), halt: new AbortController() };
       entry.done = (async () => {
         await previous?.done;
-        await this.#run(id, entry.epoch);
+        await this.#run(id, entry.epoch, entry.halt);
       })()
         .catch((raw) => this.deps.onError(coerceError(raw)))
         .finally(() => {
@@ -137,6 +156,20 @@ export class ReplayRunner {
     }
   }
 
+  /** Halts a run unless its job's row (absent: not held) shows it still held at this epoch, with its stream. */
+  #judge(halt: AbortController, epoch: number, row: JobLook | undefined): void {
+    if (halt.signal.aborted) return;
+    if (!row || row.state !== 'RUNNING' || row.owner !== this.owner || Number(row.epoch) !== epoch) halt.abort('LEFT' satisfies HaltReason);
+    else if (!row.stream_live) halt.abort('STREAM_DELETED' satisfies HaltReason);
+  }
+
+  async #look(id: string): Promise<JobLook | undefined> {
+    const [row] = await this.handle.query<JobLook>(sql`
+      select j.state, j.owner, j.epoch, exists (select 1 from streams s where s.id = j.stream_id and s.deleted_at is null) as stream_live
+        from replay_jobs j where j.id = ${id}`);
+    return row;
+  }
+
   /** True while this process still holds the job at this epoch. */
   async #holds(tx: Database, id: string, epoch: number): Promise<boolean> {
     const rows = await this.handle.query(sql`
@@ -144,11 +177,14 @@ export class ReplayRunner {
     return rows.length === 1;
   }
 
-  async #run(id: string, epoch: number): Promise<void> {
+  async #run(id: string, epoch: number, halt: AbortController): Promise<void> {
     const [job] = await this.handle.db.select().from(replayJobs).where(eq(replayJobs.id, id));
     if (!job) return;
     const stream = await this.streams.findById(job.streamId);
-    if (!stream) return this.#finish(job, epoch, 'FAILED', 'The stream of this replay has been deleted.');
+    if (!stream) {
+      const [row] = await this.handle.query<{ name: string }>(sql`select name from streams where id = ${job.streamId}`);
+      return this.#finish(job, epoch, 'FAILED', streamDeleted(row?.name));
+    }
     const filters = compileFilterPatterns(job.settings.filterPatterns, stream.kind);
     const cursors = await this.handle.db.select({ c: replayCursors, shard: shards }).from(replayCursors)
       .innerJoin(shards, eq(shards.key, replayCursors.shardKey))
@@ -165,7 +201,22 @@ export class ReplayRunner {
     const rate = job.ratePerSecond;
     const started = Date.now();
     let sent = 0;
-    const stopped = () => !this.#loop.running;
+    // After a wait the job is read again (once) before the next invocation: a pause or cancel
+    // meanwhile may not have halted the run yet (from another process, between heartbeats).
+    let waited = false;
+    const sleep = async (ms: number) => {
+      await this.#sleep(ms, halt.signal);
+      waited = true;
+    };
+    const deps = { ...this.deps, sleep };
+    const stopped = async () => {
+      if (waited && this.#loop.running) {
+        waited = false;
+        this.#judge(halt, epoch, await this.#look(id));
+      }
+      if (halt.signal.reason === ('STREAM_DELETED' satisfies HaltReason)) throw new ShardlineError('STREAM_NOT_FOUND', streamDeleted(stream.name));
+      return !this.#loop.running || halt.signal.aborted;
+    };
     const tumblingMs = (job.settings.tumblingWindowSeconds ?? 0) * 1000;
     try {
       for (const { c, shard: shardRow } of cursors) {
@@ -188,13 +239,13 @@ export class ReplayRunner {
           open: c.windowStart ? { start: c.windowStart, state: c.windowState ?? {} } : null,
           lastSeq: c.cursorSeq ?? c.afterSeq,
         };
-        const close = async () => !range.open || (await closeWindow(this.#deliveryDeps, settings, {
+        const close = async () => !range.open || (await closeWindow(deps, settings, {
           stream, shard, lastSeq: range.lastSeq,
           window: { start: range.open.start, end: new Date(range.open.start.getTime() + tumblingMs), state: range.open.state },
         }, this.#sink(job, epoch, c, [], range), stopped)) === 'DONE';
         try {
           for (;;) {
-            if (stopped()) return;
+            if (await stopped()) return;
             const { batch, window } = await pages.next();
             if (!batch) {
               if (!(await close())) return;
@@ -208,12 +259,12 @@ export class ReplayRunner {
             }
             if (rate) {
               const wait = started + (sent / rate) * 1000 - Date.now();
-              if (wait > 0) await this.#sleep(wait);
-              if (stopped()) return;
+              if (wait > 0) await sleep(wait);
+              if (await stopped()) return;
             }
             sent += batch.records.length;
             const state = window && range.open?.start.getTime() === window.start ? range.open.state : {};
-            const result = await deliverBatch(this.#deliveryDeps, settings, {
+            const result = await deliverBatch(deps, settings, {
               stream, shard, records: batch.records, eventRecords: batch.eventRecords, pageEnd: batch.pageEnd,
               ...(window ? { window: { start: new Date(window.start), end: new Date(window.end), state, final: window.final } } : {}),
             }, this.#sink(job, epoch, c, batch.records, range), stopped);
@@ -223,6 +274,8 @@ export class ReplayRunner {
           await pages.close();
         }
       }
+      // Its stream deleted meanwhile, the job read records being purged: it did not succeed.
+      if (!(await this.streams.findById(job.streamId))) throw new ShardlineError('STREAM_NOT_FOUND', streamDeleted(stream.name));
       await this.#finish(job, epoch, 'SUCCEEDED', job.error);
     } catch (raw) {
       // A lost connection is no fault of the job: it goes back, unfinished, to be claimed again

@@ -11,7 +11,7 @@ import { ShardlineError, invalidArgument } from '../errors.ts';
 import { formBatch } from '../delivery/batchForming.ts';
 import type { EventContext } from '../delivery/eventShapes.ts';
 import type { CompiledFilters } from '../delivery/filterPatterns.ts';
-import { readLane } from '../delivery/laneReader.ts';
+import { inLane, readLane } from '../delivery/laneReader.ts';
 import type { Position, RecordReader } from '../records/readRecords.ts';
 import type { ShardInfo, StreamInfo } from '../streams/model.ts';
 import { parseSequenceNumber } from '../streams/sequenceNumbers.ts';
@@ -27,6 +27,9 @@ export function describePosition(position: Position): string {
 export async function scopeShards(reader: RecordReader, stream: StreamInfo, shardIds?: string[] | null): Promise<ShardInfo[]> {
   const all = await reader.scope(stream);
   if (!shardIds || shardIds.length === 0) return all;
+  // A shard named twice would be delivered (and counted) twice.
+  const twice = shardIds.find((id, i) => shardIds.indexOf(id) !== i);
+  if (twice !== undefined) throw invalidArgument(`shardIds lists ${twice} twice.`);
   return shardIds.map((id) => {
     const shard = all.find((s) => s.shardId === id);
     if (!shard) throw new ShardlineError('SHARD_NOT_FOUND', `Shard ${id} does not exist in stream ${stream.name}.`);
@@ -64,17 +67,17 @@ export async function windowEnd(handle: DatabaseHandle, reader: RecordReader, sh
   throw invalidArgument('to.type must be AT_TIMESTAMP or AT_SEQUENCE_NUMBER.');
 }
 
-/** Counts the records (and bytes) of a range that pass the filters. */
+/** Counts the records (and bytes) of a range that pass the filters; of one lane of it for a redrive. */
 export async function countRange(
   handle: DatabaseHandle, stream: StreamInfo, shard: ShardInfo, afterSeq: bigint, endSeq: bigint,
-  filters: CompiledFilters | undefined, ctx: EventContext,
+  filters: CompiledFilters | undefined, ctx: EventContext, lane = { index: 0, count: 1 },
 ): Promise<{ total: number; bytes: number }> {
   if (endSeq <= afterSeq) return { total: 0, bytes: 0 };
   if (!filters || filters.patterns.length === 0) {
     const [row] = await handle.query<{ n: unknown; b: unknown }>(sql`
-      select count(*) as n, coalesce(sum(size_bytes), 0) as b from records
-       where shard_key = ${shard.key} and seq > ${String(afterSeq)}::bigint and seq <= ${String(endSeq)}::bigint
-         and arrived_at >= now() - make_interval(hours => ${stream.retentionHours}::int)`);
+      select count(*) as n, coalesce(sum(r.size_bytes), 0) as b from records r
+       where r.shard_key = ${shard.key} and r.seq > ${String(afterSeq)}::bigint and r.seq <= ${String(endSeq)}::bigint
+         and r.arrived_at >= now() - make_interval(hours => ${stream.retentionHours}::int) and ${inLane(lane)}`);
     return { total: Number(row?.n ?? 0), bytes: Number(row?.b ?? 0) };
   }
   // With filters every record is judged, as delivery would.
@@ -82,7 +85,7 @@ export async function countRange(
   let bytes = 0;
   let after = afterSeq;
   for (;;) {
-    const page = await readLane(handle, stream, shard, { index: 0, count: 1 }, after, 1000, endSeq);
+    const page = await readLane(handle, stream, shard, lane, after, 1000, endSeq);
     if (page.length === 0) return { total, bytes };
     const batch = formBatch(stream, filters, page, ctx);
     total += batch.records.length;
