@@ -194,7 +194,8 @@ export class ReplayRunner {
       functionName: job.functionName,
       bisectBatchOnFunctionError: job.settings.bisectBatchOnFunctionError,
       maximumRetryAttempts: job.settings.maximumRetryAttempts,
-      maximumRecordAgeSeconds: job.settings.maximumRecordAgeSeconds,
+      // Replays exist to deliver old records: none ages out, also in a job stored before that rule.
+      maximumRecordAgeSeconds: -1,
       reportBatchItemFailures: job.settings.reportBatchItemFailures,
       onFailureUrl: job.settings.onFailureUrl,
     };
