@@ -28,6 +28,8 @@ import { awsApi } from './aws/service.ts';
 import { serveH2c } from './http/h2c.ts';
 import { useSharedSubscriptionExecution } from './sharedSubscriptionExecution.ts';
 import { useGraphqlJsExecution } from './graphqlJsExecution.ts';
+import { useMutationScopes } from './auth/fieldScopes.ts';
+import { useSubscriptionsOverWebSocketOnly } from './subscriptionTransport.ts';
 import { BatchedWebSocket } from './batchedWebSocket.ts';
 import { metricsRoute, pathOf, publicRoutes } from './http/routes.ts';
 import { isJsonContentType, preparseJsonBody } from './http/jsonBody.ts';
@@ -63,7 +65,10 @@ export function buildApp({ engine, logError = (e) => console.error('shardline: u
     landingPage: false,
     maskedErrors: { maskError: createMaskError(logError) },
     logging: false,
-    plugins: [useContractErrorCodes(), useQueryLimits(limits), useNulArgumentCheck(), useGraphqlJsExecution(), useSharedSubscriptionExecution()],
+    plugins: [
+      useContractErrorCodes(), useQueryLimits(limits), useNulArgumentCheck(), useMutationScopes(),
+      useSubscriptionsOverWebSocketOnly('/graphql'), useGraphqlJsExecution(), useSharedSubscriptionExecution(),
+    ],
   });
   // AWS API calls (an X-Amz-Target; SigV4-checked there) and the public routes are answered in
   // front of yoga; /metrics and GraphQL need an authenticated principal.
@@ -113,7 +118,8 @@ export function buildApp({ engine, logError = (e) => console.error('shardline: u
   const http2Server = createHttp2Server({ maxSessionMemory: 64 }, (req: Http2ServerRequest, res: Http2ServerResponse) =>
     handle(req as unknown as IncomingMessage, res as unknown as ServerResponse));
   const protocols = serveH2c(server, http2Server);
-  const wsServer = new WebSocketServer({ server, path: yoga.graphqlEndpoint, WebSocket: BatchedWebSocket });
+  // maxPayload: a WebSocket message is held to the request body limit too (ws's default is 100 MiB).
+  const wsServer = new WebSocketServer({ server, path: yoga.graphqlEndpoint, WebSocket: BatchedWebSocket, maxPayload: limits.maxBodyBytes });
   const guard = new SubscriptionGuard(engine, limits.maxSubscriptionsPerConnection);
   const wsDisposable = useServer(
     {

@@ -123,6 +123,17 @@ for (const backend of backends) {
       assert.match(denied.errors![0]!.message, /putRecords needs the "produce" scope; token "reader"/);
       const counted = await gql(url, '{ stream(name: "orders") { shards { recordCount } } }', tokens.reader!.token);
       assert.equal(counted.data.stream.shards.reduce((n: number, s: { recordCount: number }) => n + s.recordCount, 0), 0);
+      // A write beside a forbidden mutation: refused whole before either runs, so a retry duplicates nothing.
+      const mixed = await gql(url, `mutation { a: putRecords(streamName: "orders", records: [{data: "${b64('x')}", partitionKey: "k"}]) { failedRecordCount } ...more }
+        fragment more on Mutation { b: createStream(input: {name: "x", shardCount: 1}) { name } }`, tokens.producer!.token);
+      assert.equal(codeOf(mixed), 'FORBIDDEN');
+      assert.match(mixed.errors![0]!.message, /createStream needs the "admin" scope/);
+      const still = await gql(url, '{ stream(name: "orders") { shards { recordCount } } }', tokens.reader!.token);
+      assert.equal(still.data.stream.shards.reduce((n: number, s: { recordCount: number }) => n + s.recordCount, 0), 0, 'the allowed write did not run');
+      // The scope of updateEventSourceMapping depends on its arguments, also when they come as variables.
+      const viaVariables = await gql(url, 'mutation($input: UpdateEventSourceMappingInput!) { updateEventSourceMapping(id: "nope", input: $input) { id } }',
+        tokens.operator!.token, { input: { batchSize: 5 } });
+      assert.equal(codeOf(viaVariables), 'FORBIDDEN');
       assert.equal((await gql(url, put, tokens.producer!.token)).errors, undefined);
       assert.equal(codeOf(await gql(url, 'mutation { createStream(input: {name: "x", shardCount: 1}) { name } }', tokens.operator!.token)), 'FORBIDDEN');
       assert.equal(codeOf(await gql(url, '{ apiTokens { name } }', tokens.reader!.token)), 'FORBIDDEN');
@@ -182,6 +193,26 @@ for (const backend of backends) {
       await bounded(ended, 'the revoked subscription ends');
       await reader.client.dispose();
       assert.equal(codeOf(await gql(url, '{ streams { name } }', temporary.token)), 'UNAUTHENTICATED');
+    });
+
+    it('serves subscriptions over graphql-ws only: one sent over HTTP is refused and ends', async () => {
+      for (const accept of ['text/event-stream', 'application/json']) {
+        const response = await fetch(url, {
+          method: 'POST', headers: { 'content-type': 'application/json', accept, authorization: `Bearer ${tokens.reader!.token}` },
+          body: JSON.stringify({ query: 'subscription { records(streamName: "orders") { sequenceNumber } }' }),
+        });
+        const text = await bounded(response.text(), `the ${accept} answer ends`, 5000);
+        assert.match(text, /INVALID_ARGUMENT/, accept);
+        assert.match(text, /graphql-ws/, accept);
+      }
+    });
+
+    it('holds a graphql-ws message to the body limit, before authentication', async () => {
+      const socket = new WebSocket(url.replace('http', 'ws'), 'graphql-transport-ws');
+      await new Promise((resolve, reject) => { socket.once('open', resolve); socket.once('error', reject); });
+      const closed = new Promise<number>((resolve) => socket.once('close', (code) => resolve(code)));
+      socket.send(JSON.stringify({ type: 'connection_init', payload: { authorization: 'Bearer nope', pad: 'x'.repeat(100 * 1024) } }));
+      assert.equal(await bounded(closed, 'the socket closed', 5000), 1009, 'message too big');
     });
 
     it('caps the operations open on one graphql-ws connection', async () => {

@@ -3,8 +3,16 @@
  * Subscription field of the served schema is wrapped with a check of the request's principal.
  * Queries and subscriptions need `read` (tokens: `admin`); a mutation not listed here needs
  * `admin`, so a new mutation is closed until it is classified.
+ *
+ * A mutation's root fields are also checked all together before any of them runs
+ * (useMutationScopes): a request mixing an allowed write with a forbidden one is refused whole,
+ * rather than writing the first and answering only the refusal (which a client would retry).
  */
-import type { GraphQLFieldResolver, GraphQLObjectType, GraphQLSchema } from 'graphql';
+import {
+  type DocumentNode, type FieldNode, type GraphQLFieldResolver, type GraphQLObjectType, type GraphQLSchema, type SelectionSetNode,
+  GraphQLError, Kind, getArgumentValues, getOperationAST,
+} from 'graphql';
+import type { Plugin } from 'graphql-yoga';
 import type { Engine } from '../../engine/engine.ts';
 import { hasScope, type Principal, type Scope } from '../../engine/auth/scopes.ts';
 import { ShardlineError } from '../../engine/errors.ts';
@@ -74,4 +82,46 @@ export function requireScopes(schema: GraphQLSchema): GraphQLSchema {
   guard(schema.getMutationType(), MUTATION_SCOPES, 'admin');
   guard(schema.getSubscriptionType(), {}, 'read');
   return schema;
+}
+
+/** The root fields of a selection, through fragments (directives aside: a skipped field is checked too). */
+function rootFields(selectionSet: SelectionSetNode, document: DocumentNode, seen = new Set<string>()): FieldNode[] {
+  const fields: FieldNode[] = [];
+  for (const selection of selectionSet.selections) {
+    if (selection.kind === Kind.FIELD) fields.push(selection);
+    else if (selection.kind === Kind.INLINE_FRAGMENT) fields.push(...rootFields(selection.selectionSet, document, seen));
+    else if (!seen.has(selection.name.value)) {
+      seen.add(selection.name.value);
+      const fragment = document.definitions.find((d) => d.kind === Kind.FRAGMENT_DEFINITION && d.name.value === selection.name.value);
+      if (fragment?.kind === Kind.FRAGMENT_DEFINITION) fields.push(...rootFields(fragment.selectionSet, document, seen));
+    }
+  }
+  return fields;
+}
+
+/** The yoga plugin: a mutation runs only when its principal may run every one of its root fields. */
+export function useMutationScopes(): Plugin {
+  return {
+    onExecute({ args, setResultAndStopExecution }) {
+      const operation = getOperationAST(args.document, args.operationName);
+      const type = args.schema.getMutationType();
+      if (operation?.operation !== 'mutation' || !type) return;
+      const context = args.contextValue as { principal?: Principal } | undefined;
+      try {
+        for (const node of rootFields(operation.selectionSet, args.document)) {
+          const field = type.getFields()[node.name.value];
+          if (!field) continue; // validation refused it already
+          const rule = MUTATION_SCOPES[field.name] ?? 'admin';
+          const values = typeof rule === 'function' ? getArgumentValues(field, node, args.variableValues ?? undefined) : {};
+          const principal = context?.principal;
+          if (!principal) throw new ShardlineError('UNAUTHENTICATED', 'Authentication required.');
+          const scope = typeof rule === 'function' ? rule(values) : rule;
+          if (!hasScope(principal, scope)) throw forbidden(principal, `Mutation.${field.name}`, scope);
+        }
+      } catch (error) {
+        if (!(error instanceof ShardlineError)) throw error;
+        setResultAndStopExecution({ data: null, errors: [new GraphQLError(error.message, { extensions: { code: error.code } })] });
+      }
+    },
+  };
 }
