@@ -3,11 +3,17 @@
  * requests and graphql-ws subscriptions (both validate through yoga's envelop). The rules are
  * GraphQL Armor's; a rejection is reported as a LIMIT_EXCEEDED validation error naming the
  * limit and its setting, and nothing is executed.
+ *
+ * The cost rule multiplies by a page size only when it is written in the document: `first: $n`
+ * would count as 1. So a request with variables has its cost counted again before it executes,
+ * with the variables' values written into the document.
  */
 import { costLimitRule } from '@escape.tech/graphql-armor-cost-limit';
 import { maxAliasesRule } from '@escape.tech/graphql-armor-max-aliases';
 import { maxDepthRule } from '@escape.tech/graphql-armor-max-depth';
-import { GraphQLError, type ValidationContext, type ValidationRule } from 'graphql';
+import {
+  type DocumentNode, GraphQLError, Kind, type ValidationContext, type ValidationRule, type ValueNode, type VariableDefinitionNode, validate, visit,
+} from 'graphql';
 import type { Limits } from '../engine/config.ts';
 
 type ArmorRule = (options: Record<string, unknown>) => ValidationRule;
@@ -24,12 +30,48 @@ function limitRule(rule: ArmorRule, options: Record<string, unknown>, setting: s
   })(context);
 }
 
+const costRule = (limits: Pick<Limits, 'maxQueryCost'>) =>
+  limitRule(costLimitRule as ArmorRule, { maxCost: limits.maxQueryCost, ignoreIntrospection: true }, 'SHARDLINE_MAX_QUERY_COST');
+
 export function queryLimitRules(limits: Pick<Limits, 'maxQueryDepth' | 'maxQueryCost' | 'maxAliases'>): ValidationRule[] {
   return [
     limitRule(maxDepthRule as ArmorRule, { n: limits.maxQueryDepth, ignoreIntrospection: true, flattenFragments: true }, 'SHARDLINE_MAX_QUERY_DEPTH'),
-    limitRule(costLimitRule as ArmorRule, { maxCost: limits.maxQueryCost, ignoreIntrospection: true }, 'SHARDLINE_MAX_QUERY_COST'),
+    costRule(limits),
     limitRule(maxAliasesRule as ArmorRule, { n: limits.maxAliases }, 'SHARDLINE_MAX_ALIASES'),
   ];
+}
+
+/** A literal for a variable's (coerced) value. */
+function literal(value: unknown): ValueNode {
+  if (value === null || value === undefined) return { kind: Kind.NULL };
+  if (typeof value === 'number') return Number.isInteger(value) ? { kind: Kind.INT, value: String(value) } : { kind: Kind.FLOAT, value: String(value) };
+  if (typeof value === 'boolean') return { kind: Kind.BOOLEAN, value };
+  if (typeof value === 'string') return { kind: Kind.STRING, value };
+  if (Array.isArray(value)) return { kind: Kind.LIST, values: value.map(literal) };
+  if (typeof value === 'object') {
+    return {
+      kind: Kind.OBJECT,
+      fields: Object.entries(value).map(([name, v]) => ({ kind: Kind.OBJECT_FIELD, name: { kind: Kind.NAME, value: name }, value: literal(v) })),
+    };
+  }
+  return { kind: Kind.NULL };
+}
+
+/** The document with each variable replaced by its value (or its default), as the cost rule can count it. */
+function withVariablesWritten(document: DocumentNode, values: Record<string, unknown>): DocumentNode {
+  const defaults = new Map<string, ValueNode>();
+  visit(document, {
+    VariableDefinition(node: VariableDefinitionNode) {
+      if (node.defaultValue) defaults.set(node.variable.name.value, node.defaultValue);
+    },
+  });
+  return visit(document, {
+    VariableDefinition: () => null,
+    Variable(node) {
+      const name = node.name.value;
+      return Object.hasOwn(values, name) ? literal(values[name]) : (defaults.get(name) ?? { kind: Kind.NULL });
+    },
+  });
 }
 
 type Parse = (source: unknown, options?: unknown) => unknown;
@@ -37,7 +79,16 @@ type Parse = (source: unknown, options?: unknown) => unknown;
 /** Envelop plugin adding the rules to every validation. */
 export function useQueryLimits(limits: Limits) {
   const rules = queryLimitRules(limits);
+  const cost = costRule(limits);
+  type Args = { schema: Parameters<typeof validate>[0]; document: DocumentNode; variableValues?: Record<string, unknown> | null };
+  const costWithVariables = ({ args, setResultAndStopExecution }: { args: Args; setResultAndStopExecution: (r: never) => void }) => {
+    if (!args.variableValues || Object.keys(args.variableValues).length === 0) return;
+    const errors = validate(args.schema, withVariablesWritten(args.document, args.variableValues), [cost]);
+    if (errors.length > 0) setResultAndStopExecution({ errors } as never);
+  };
   return {
+    onExecute: costWithVariables,
+    onSubscribe: costWithVariables,
     // graphql-js parses nested lists and objects recursively: a literal nested some thousands
     // deep exhausts the stack before any rule can count its depth. That is a limit, not a fault.
     onParse({ parseFn, setParseFn }: { parseFn: Parse; setParseFn: (fn: Parse) => void }) {

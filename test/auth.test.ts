@@ -235,6 +235,14 @@ for (const backend of backends) {
       assert.match(deep.errors![0]!.message, /depth limit of 4/);
       const aliases = await gql(url, `{ ${Array.from({ length: 8 }, (_, i) => `a${i}: streams { name }`).join(' ')} }`, tokens.reader!.token);
       assert.equal(codeOf(aliases), 'LIMIT_EXCEEDED');
+      // The cost counts a page size given as a variable as it counts one written in the query.
+      const costly = '{ auditLog(first: 2147483647) { id action } }';
+      assert.equal(codeOf(await gql(url, costly, tokens.reader!.token)), 'LIMIT_EXCEEDED');
+      const viaVariable = await gql(url, 'query($n: Int = 5) { auditLog(first: $n) { id action } }', tokens.reader!.token, { n: 2147483647 });
+      assert.equal(codeOf(viaVariable), 'LIMIT_EXCEEDED', JSON.stringify(viaVariable.errors ?? viaVariable.data).slice(0, 200));
+      assert.match(viaVariable.errors![0]!.message, /SHARDLINE_MAX_QUERY_COST/);
+      const cheap = await gql(url, 'query($n: Int = 5) { auditLog(first: $n) { id action } }', tokens.reader!.token, { n: 3 });
+      assert.equal(cheap.errors, undefined);
       const big = await gql(url, `mutation { putRecords(streamName: "orders", records: [{data: "${'A'.repeat(100_000)}", partitionKey: "k"}]) { failedRecordCount } }`, tokens.producer!.token);
       assert.equal(big.status, 413);
       assert.equal(codeOf(big), 'LIMIT_EXCEEDED');
