@@ -33,11 +33,28 @@ function limitRule(rule: ArmorRule, options: Record<string, unknown>, setting: s
 const costRule = (limits: Pick<Limits, 'maxQueryCost'>) =>
   limitRule(costLimitRule as ArmorRule, { maxCost: limits.maxQueryCost, ignoreIntrospection: true }, 'SHARDLINE_MAX_QUERY_COST');
 
+/**
+ * Introspection is outside the depth and cost limits (a client's introspection query is deep by
+ * design), so it is bounded here instead: one `__schema` per request. Thirty aliases of it made
+ * a 14 MB answer that held the server for seconds.
+ */
+const oneSchemaIntrospection: ValidationRule = (context) => {
+  let seen = 0;
+  return {
+    Field(node) {
+      if (node.name.value === '__schema' && ++seen === 2) {
+        context.reportError(new GraphQLError('A request may introspect the schema (__schema) once.', { nodes: node, extensions: { code: 'LIMIT_EXCEEDED' } }));
+      }
+    },
+  };
+};
+
 export function queryLimitRules(limits: Pick<Limits, 'maxQueryDepth' | 'maxQueryCost' | 'maxAliases'>): ValidationRule[] {
   return [
     limitRule(maxDepthRule as ArmorRule, { n: limits.maxQueryDepth, ignoreIntrospection: true, flattenFragments: true }, 'SHARDLINE_MAX_QUERY_DEPTH'),
     costRule(limits),
     limitRule(maxAliasesRule as ArmorRule, { n: limits.maxAliases }, 'SHARDLINE_MAX_ALIASES'),
+    oneSchemaIntrospection,
   ];
 }
 

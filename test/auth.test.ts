@@ -243,6 +243,10 @@ for (const backend of backends) {
       assert.match(viaVariable.errors![0]!.message, /SHARDLINE_MAX_QUERY_COST/);
       const cheap = await gql(url, 'query($n: Int = 5) { auditLog(first: $n) { id action } }', tokens.reader!.token, { n: 3 });
       assert.equal(cheap.errors, undefined);
+      // Introspection (outside depth and cost) once per request.
+      const twice = await gql(url, '{ a: __schema { types { name } } ...again } fragment again on Query { b: __schema { types { name } } }', tokens.reader!.token);
+      assert.equal(codeOf(twice), 'LIMIT_EXCEEDED');
+      assert.equal((await gql(url, '{ __schema { types { name } } }', tokens.reader!.token)).errors, undefined);
       const big = await gql(url, `mutation { putRecords(streamName: "orders", records: [{data: "${'A'.repeat(100_000)}", partitionKey: "k"}]) { failedRecordCount } }`, tokens.producer!.token);
       assert.equal(big.status, 413);
       assert.equal(codeOf(big), 'LIMIT_EXCEEDED');
