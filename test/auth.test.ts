@@ -93,6 +93,22 @@ async function answerBeforeBody(origin: string, protocol: 'http/1.1' | 'h2c', he
   }
 }
 
+/** A client whose signatures leave `header` out (removed before signing, put back after). */
+function signingWithout(client: KinesisClient, header: string): KinesisClient {
+  let kept: string | undefined;
+  client.middlewareStack.addRelativeTo((next: any) => async (args: any) => {
+    for (const name of Object.keys(args.request.headers)) {
+      if (name.toLowerCase() === header) { kept = args.request.headers[name]; delete args.request.headers[name]; }
+    }
+    return next(args);
+  }, { relation: 'before', toMiddleware: 'httpSigningMiddleware', name: `unsign-${header}` });
+  client.middlewareStack.addRelativeTo((next: any) => async (args: any) => {
+    if (kept !== undefined) args.request.headers[header] = kept;
+    return next(args);
+  }, { relation: 'after', toMiddleware: 'httpSigningMiddleware', name: `resend-${header}` });
+  return client;
+}
+
 /** Opens a graphql-ws connection; resolves with the close event's code and reason, or 'open' once acknowledged. */
 function connect(url: string, authorization?: string) {
   let closed: { code: number; reason: string } | undefined;
@@ -318,6 +334,19 @@ for (const backend of backends) {
       });
       assert.equal(forged.status, 403);
       assert.equal(((await forged.json()) as { __type: string }).__type, 'InvalidSignatureException');
+    });
+
+    it('refuses a SigV4 signature that does not cover the host or the X-Amz-Target', async () => {
+      const reader = () => kinesis(url, tokens.reader!.accessKeyId, tokens.reader!.secretAccessKey);
+      // Signed correctly otherwise: only the headers the signature leaves out are wrong.
+      await assert.rejects(signingWithout(reader(), 'host').send(new ListStreamsCommand({})),
+        (e: Error) => e.name === 'InvalidSignatureException' && /'Host' or ':authority' must be a 'SignedHeader'/.test(e.message));
+      await assert.rejects(signingWithout(reader(), 'x-amz-target').send(new ListStreamsCommand({})),
+        (e: Error) => e.name === 'InvalidSignatureException' && /'X-Amz-Target' must be a 'SignedHeader'/.test(e.message));
+      assert.ok((await reader().send(new ListStreamsCommand({}))).StreamNames!.includes('orders'));
+      // Decided from the headers, before any body.
+      const unsigned = claimedSignature(tokens.reader!.accessKeyId, Date.now(), 'content-type;x-amz-date;x-amz-target');
+      assert.deepEqual(await answerBeforeBody(new URL(url).origin, 'h2c', unsigned, 60_000), { status: 403, type: 'InvalidSignatureException' });
     });
 
     it('rate-limits writes per token with LIMIT_EXCEEDED', async () => {

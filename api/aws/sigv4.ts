@@ -8,6 +8,7 @@
  *   an unknown or revoked key        UnrecognizedClientException (400)
  *   a wrong signature                InvalidSignatureException (403)
  *   X-Amz-Date more than 15 minutes off   InvalidSignatureException "Signature expired" (403)
+ *   host (or :authority), or a sent x-amz-target, not signed   InvalidSignatureException naming it (403)
  * The region and service of the credential scope are not checked against ours: SDKs derive them
  * from the endpoint, which for a self-hosted server is arbitrary.
  */
@@ -89,8 +90,8 @@ export interface SignatureClaim {
 }
 
 /**
- * Everything about a signature that the headers alone can refute (the key, the date), so a
- * request that cannot succeed is refused before its body is read. Throws the AWS error a client would get; verifySignature() finishes the check.
+ * Everything about a signature that the headers alone can refute (the key, the date, which
+ * headers it covers), so a request that cannot succeed is refused before its body is read. Throws the AWS error a client would get; verifySignature() finishes the check.
  */
 export function checkSignatureHeaders(headers: IncomingHttpHeaders, key: AccessKey | undefined, now = Date.now()): SignatureClaim {
   const { scope, signedHeaders, signature } = parseAuthorization(headers);
@@ -106,6 +107,15 @@ export function checkSignatureHeaders(headers: IncomingHttpHeaders, key: AccessK
   }
   if (!scope.startsWith(amzDate.slice(0, 8))) {
     throw new AwsError('InvalidSignatureException', 'The credential date does not match the X-Amz-Date header.', 403);
+  }
+  // A signature that leaves out the host or the operation could be replayed against another
+  // endpoint or as another call; AWS refuses such signatures, and its SDKs sign both (the host
+  // as :authority over HTTP/2).
+  if (!signedHeaders.includes('host') && !signedHeaders.includes(':authority')) {
+    throw new AwsError('InvalidSignatureException', '\'Host\' or \':authority\' must be a \'SignedHeader\' in the AWS Authorization.', 403);
+  }
+  if (headers['x-amz-target'] !== undefined && !signedHeaders.includes('x-amz-target')) {
+    throw new AwsError('InvalidSignatureException', '\'X-Amz-Target\' must be a \'SignedHeader\' in the AWS Authorization.', 403);
   }
   return { scope, signedHeaders, signature, amzDate };
 }
