@@ -1,13 +1,15 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { connect as http2Connect } from 'node:http2';
 import { hostname } from 'node:os';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { buildApp } from '../api/app.ts';
 import { loadConfig } from '../engine/config.ts';
 import { openDatabase } from '../engine/db.ts';
-import { b64, backends, freshPostgresDatabase, waitFor } from './harness.ts';
+import { b64, backends, bounded, freshPostgresDatabase, openTestEngine, waitFor } from './harness.ts';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 
@@ -32,6 +34,8 @@ describe('configuration', () => {
     assert.equal(config.databaseUrl, undefined);
     assert.match(config.dataDir, /\.shardline$/);
     assert.equal(config.recentRecordsBytes, 128 * 1024 * 1024);
+    assert.equal(config.limits.requestTimeoutMs, 300_000);
+    assert.equal(loadConfig({ SHARDLINE_REQUEST_TIMEOUT_SECONDS: '30' }).limits.requestTimeoutMs, 30_000);
   });
 
   it('rejects a bad value with a message naming the variable', () => {
@@ -121,6 +125,53 @@ for (const backend of backends) {
         const old = new Date(Date.now() - 60_000);
         utimesSync(lock, old, old);
         await (await openDatabase({ dataDir: join(dataDir, '.shardline') })).close();
+      }
+    });
+  });
+}
+
+for (const backend of backends) {
+  describe(`HTTP/2 request timeout (${backend.name})`, () => {
+    it('answers 408 and closes an h2c stream whose body stops arriving, and leaves a fully received request\'s response open', async () => {
+      const t = await openTestEngine(backend);
+      const app = buildApp({ engine: t.engine, logError: () => {}, limits: { requestTimeoutMs: 300 } });
+      const url = await app.start(0, '127.0.0.1');
+      const session = http2Connect(new URL(url).origin);
+      const gql = async (query: string) => (await (await fetch(url, {
+        method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query }),
+      })).json()) as any;
+      try {
+        assert.equal((await gql('mutation { createStream(input: {name: "s", shardCount: 1}) { name } }')).data.createStream.name, 's');
+        // A subscription over SSE: its request is complete, its response lasts.
+        const query = JSON.stringify({ query: 'subscription { records(streamName: "s") { data } }' });
+        const subscription = session.request({
+          ':method': 'POST', ':path': '/graphql', 'content-type': 'application/json', accept: 'text/event-stream', 'content-length': String(Buffer.byteLength(query)),
+        });
+        let events = '';
+        subscription.setEncoding('utf8');
+        subscription.on('data', (chunk: string) => { events += chunk; });
+        subscription.end(query);
+        await bounded(new Promise((resolve) => subscription.once('response', resolve)), 'the subscription\'s response');
+
+        // Started later, it times out later than the subscription would have.
+        const stalled = session.request({ ':method': 'POST', ':path': '/graphql', 'content-type': 'application/json', 'content-length': '100' });
+        let status: number | undefined;
+        stalled.on('response', (headers) => { status = Number(headers[':status']); });
+        stalled.resume();
+        stalled.write('{');
+        await bounded(new Promise((resolve) => stalled.once('close', resolve)), 'the stalled stream closed', 5000);
+        assert.equal(status, 408);
+
+        assert.equal(subscription.closed, false, 'the subscription stream is still open');
+        const data = b64('after the timeout');
+        await waitFor(async () => {
+          await gql(`mutation { putRecords(streamName: "s", records: [{partitionKey: "k", data: "${data}"}]) { failedRecordCount } }`);
+          return events.includes(data);
+        }, `a record on the subscription, got ${JSON.stringify(events)}`);
+      } finally {
+        session.destroy();
+        await app.stop();
+        await t.close();
       }
     });
   });
