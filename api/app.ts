@@ -26,6 +26,7 @@ import { type ErrorLogger, createMaskError, useContractErrorCodes, withContractC
 import type { AwsApiOptions } from './aws/context.ts';
 import { awsApi } from './aws/service.ts';
 import { serveH2c } from './http/h2c.ts';
+import { limitRequestTime } from './http/h2RequestTimeout.ts';
 import { useSharedSubscriptionExecution } from './sharedSubscriptionExecution.ts';
 import { useGraphqlJsExecution } from './graphqlJsExecution.ts';
 import { useMutationScopes } from './auth/fieldScopes.ts';
@@ -41,7 +42,7 @@ export interface AppOptions {
   logError?: ErrorLogger;
   /** Settings of the AWS wire APIs (iterator lifetimes, clock …). */
   aws?: AwsApiOptions;
-  /** Request limits (body size, query depth and cost, subscriptions per connection). (Default: DEFAULT_LIMITS) */
+  /** Request limits (body size, request timeout, query depth and cost, subscriptions per connection). (Default: DEFAULT_LIMITS) */
   limits?: Partial<Limits>;
 }
 
@@ -112,11 +113,14 @@ export function buildApp({ engine, logError = (e) => console.error('shardline: u
       else refuse(res, 500, 'INTERNAL', 'Internal error; the server log has the details.');
     });
   };
-  const server = createServer(handle);
+  // node's headersTimeout (60 s) may not exceed the request timeout it is part of.
+  const server = createServer({ requestTimeout: limits.requestTimeoutMs, headersTimeout: Math.min(60_000, limits.requestTimeoutMs) }, handle);
   // node:http2's compatibility request/response carry what these handlers use.
   // Session memory above node's 10 MB default: a GetRecords response may carry 10 MiB of data.
-  const http2Server = createHttp2Server({ maxSessionMemory: 64 }, (req: Http2ServerRequest, res: Http2ServerResponse) =>
-    handle(req as unknown as IncomingMessage, res as unknown as ServerResponse));
+  const http2Server = createHttp2Server({ maxSessionMemory: 64 }, (req: Http2ServerRequest, res: Http2ServerResponse) => {
+    limitRequestTime(req, res, limits.requestTimeoutMs);
+    handle(req as unknown as IncomingMessage, res as unknown as ServerResponse);
+  });
   const protocols = serveH2c(server, http2Server);
   // maxPayload: a WebSocket message is held to the request body limit too (ws's default is 100 MiB).
   const wsServer = new WebSocketServer({ server, path: yoga.graphqlEndpoint, WebSocket: BatchedWebSocket, maxPayload: limits.maxBodyBytes });

@@ -48,6 +48,8 @@ export interface Config {
 export interface Limits {
   /** Largest request body, GraphQL and AWS APIs alike. (Default: 16 MiB) */
   maxBodyBytes: number;
+  /** Time a client has to send a whole request, headers and body, on HTTP/1.1 and HTTP/2 alike. (Default: 300 s, node's HTTP/1.1 default) */
+  requestTimeoutMs: number;
   /** Deepest GraphQL selection. (Default: 12) */
   maxQueryDepth: number;
   /** Largest GraphQL query cost (GraphQL Armor's: a field weighs 1, an object 2, each level 1.5×, a literal `first` multiplies). (Default: 100,000: one page of 1,000 records) */
@@ -62,6 +64,7 @@ export interface Limits {
 
 export const DEFAULT_LIMITS: Limits = {
   maxBodyBytes: 16 * 1024 * 1024,
+  requestTimeoutMs: 300_000,
   maxQueryDepth: 12,
   maxQueryCost: 100_000,
   maxAliases: 30,
@@ -133,6 +136,7 @@ export function loadConfig(env: Env = process.env): Config {
     adminToken,
     limits: {
       maxBodyBytes: integer(env, 'SHARDLINE_MAX_BODY_BYTES', DEFAULT_LIMITS.maxBodyBytes, 1024, 1024 * 1024 * 1024),
+      requestTimeoutMs: integer(env, 'SHARDLINE_REQUEST_TIMEOUT_SECONDS', DEFAULT_LIMITS.requestTimeoutMs / SECOND, 1, 3600) * SECOND,
       maxQueryDepth: integer(env, 'SHARDLINE_MAX_QUERY_DEPTH', DEFAULT_LIMITS.maxQueryDepth, 2, 100),
       maxQueryCost: integer(env, 'SHARDLINE_MAX_QUERY_COST', DEFAULT_LIMITS.maxQueryCost, 10, 10_000_000),
       maxAliases: integer(env, 'SHARDLINE_MAX_ALIASES', DEFAULT_LIMITS.maxAliases, 1, 10_000),

@@ -6,6 +6,8 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { request as http1Request } from 'node:http';
+import { connect as http2Connect } from 'node:http2';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -38,6 +40,73 @@ function kinesis(url: string, accessKeyId: string, secretAccessKey: string) {
     endpoint: new URL(url).origin, region: REGION, credentials: { accessKeyId, secretAccessKey },
     requestHandler: new NodeHttpHandler(), maxAttempts: 1,
   });
+}
+
+/** X-Amz-Date's form of an instant. */
+const amzDate = (ms: number) => new Date(ms).toISOString().replace(/[-:]|\.\d{3}/g, '');
+
+/** SigV4 headers naming `accessKeyId` at `ms`, with a signature that cannot match. */
+function claimedSignature(accessKeyId: string, ms: number, signedHeaders = 'content-type;host;x-amz-date;x-amz-target'): Record<string, string> {
+  const date = amzDate(ms);
+  return {
+    'x-amz-date': date,
+    authorization: `AWS4-HMAC-SHA256 Credential=${accessKeyId}/${date.slice(0, 8)}/${REGION}/kinesis/aws4_request, SignedHeaders=${signedHeaders}, Signature=${'0'.repeat(64)}`,
+  };
+}
+
+/**
+ * Starts a Kinesis call that declares a body of `declared` bytes, sends one byte of it and then
+ * nothing; resolves with the answer's status and `__type`, which can only come before the body.
+ */
+async function answerBeforeBody(origin: string, protocol: 'http/1.1' | 'h2c', headers: Record<string, string>, declared: number, target = 'Kinesis_20131202.ListStreams') {
+  const all = { 'content-type': 'application/x-amz-json-1.1', 'x-amz-target': target, 'content-length': String(declared), ...headers };
+  const read = (stream: NodeJS.ReadableStream) => new Promise<string>((resolve, reject) => {
+    let text = '';
+    stream.on('data', (chunk) => { text += chunk; });
+    stream.on('end', () => resolve(text));
+    stream.on('error', reject);
+  });
+  if (protocol === 'http/1.1') {
+    const req = http1Request(origin, { method: 'POST', headers: all });
+    try {
+      const answer = new Promise<{ status: number; type: string }>((resolve, reject) => {
+        req.on('response', (res) => read(res).then((text) => resolve({ status: res.statusCode!, type: JSON.parse(text).__type }), reject));
+        req.on('error', reject);
+      });
+      req.write('{');
+      return await bounded(answer, 'an HTTP/1.1 answer before the body', 3000);
+    } finally {
+      req.destroy();
+    }
+  }
+  const session = http2Connect(origin);
+  try {
+    const stream = session.request({ ':method': 'POST', ':path': '/', ...all });
+    const answer = new Promise<{ status: number; type: string }>((resolve, reject) => {
+      stream.on('response', (h) => read(stream).then((text) => resolve({ status: Number(h[':status']), type: JSON.parse(text).__type }), reject));
+      stream.on('error', reject);
+    });
+    stream.write('{');
+    return await bounded(answer, 'an HTTP/2 answer before the body', 3000);
+  } finally {
+    session.destroy();
+  }
+}
+
+/** A client whose signatures leave `header` out (removed before signing, put back after). */
+function signingWithout(client: KinesisClient, header: string): KinesisClient {
+  let kept: string | undefined;
+  client.middlewareStack.addRelativeTo((next: any) => async (args: any) => {
+    for (const name of Object.keys(args.request.headers)) {
+      if (name.toLowerCase() === header) { kept = args.request.headers[name]; delete args.request.headers[name]; }
+    }
+    return next(args);
+  }, { relation: 'before', toMiddleware: 'httpSigningMiddleware', name: `unsign-${header}` });
+  client.middlewareStack.addRelativeTo((next: any) => async (args: any) => {
+    if (kept !== undefined) args.request.headers[header] = kept;
+    return next(args);
+  }, { relation: 'after', toMiddleware: 'httpSigningMiddleware', name: `resend-${header}` });
+  return client;
 }
 
 /** Opens a graphql-ws connection; resolves with the close event's code and reason, or 'open' once acknowledged. */
@@ -286,6 +355,41 @@ for (const backend of backends) {
       });
       assert.ok((await h2.send(new ListStreamsCommand({}))).StreamNames!.includes('orders'));
       h2.destroy();
+    });
+
+    it('refuses an AWS call its headers condemn before reading its body, over HTTP/1.1 and h2c', async () => {
+      const origin = new URL(url).origin;
+      const now = Date.now();
+      // Within the 64 KiB limit, so only an answer that does not wait for the body can come.
+      const declared = 60_000;
+      for (const protocol of ['http/1.1', 'h2c'] as const) {
+        const answer = (headers: Record<string, string>, target?: string) => answerBeforeBody(origin, protocol, headers, declared, target);
+        assert.deepEqual(await answer({}), { status: 403, type: 'MissingAuthenticationTokenException' }, protocol);
+        assert.deepEqual(await answer({ authorization: 'AWS4-HMAC-SHA256 Credential=x' }), { status: 403, type: 'IncompleteSignatureException' }, protocol);
+        assert.deepEqual(await answer(claimedSignature('SLAKNOSUCHKEY0000000', now)), { status: 400, type: 'UnrecognizedClientException' }, protocol);
+        assert.deepEqual(await answer(claimedSignature(tokens.reader!.accessKeyId, now - 3_600_000)), { status: 403, type: 'InvalidSignatureException' }, protocol);
+        assert.deepEqual(await answer(claimedSignature(tokens.reader!.accessKeyId, now), 'Kinesis_20131202.PutRecord'), { status: 400, type: 'AccessDeniedException' }, protocol);
+      }
+      // The body is still what the signature is checked against once the headers pass.
+      const forged = await fetch(origin, {
+        method: 'POST', body: '{}',
+        headers: { 'content-type': 'application/x-amz-json-1.1', 'x-amz-target': 'Kinesis_20131202.ListStreams', ...claimedSignature(tokens.reader!.accessKeyId, now) },
+      });
+      assert.equal(forged.status, 403);
+      assert.equal(((await forged.json()) as { __type: string }).__type, 'InvalidSignatureException');
+    });
+
+    it('refuses a SigV4 signature that does not cover the host or the X-Amz-Target', async () => {
+      const reader = () => kinesis(url, tokens.reader!.accessKeyId, tokens.reader!.secretAccessKey);
+      // Signed correctly otherwise: only the headers the signature leaves out are wrong.
+      await assert.rejects(signingWithout(reader(), 'host').send(new ListStreamsCommand({})),
+        (e: Error) => e.name === 'InvalidSignatureException' && /'Host' or ':authority' must be a 'SignedHeader'/.test(e.message));
+      await assert.rejects(signingWithout(reader(), 'x-amz-target').send(new ListStreamsCommand({})),
+        (e: Error) => e.name === 'InvalidSignatureException' && /'X-Amz-Target' must be a 'SignedHeader'/.test(e.message));
+      assert.ok((await reader().send(new ListStreamsCommand({}))).StreamNames!.includes('orders'));
+      // Decided from the headers, before any body.
+      const unsigned = claimedSignature(tokens.reader!.accessKeyId, Date.now(), 'content-type;x-amz-date;x-amz-target');
+      assert.deepEqual(await answerBeforeBody(new URL(url).origin, 'h2c', unsigned, 60_000), { status: 403, type: 'InvalidSignatureException' });
     });
 
     it('rate-limits writes per token with LIMIT_EXCEEDED', async () => {

@@ -1,13 +1,15 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { connect as http2Connect } from 'node:http2';
 import { hostname } from 'node:os';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { buildApp } from '../api/app.ts';
 import { loadConfig } from '../engine/config.ts';
 import { openDatabase } from '../engine/db.ts';
-import { b64, backends, freshPostgresDatabase, waitFor } from './harness.ts';
+import { b64, backends, bounded, freshPostgresDatabase, openTestEngine, waitFor } from './harness.ts';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 
@@ -32,6 +34,8 @@ describe('configuration', () => {
     assert.equal(config.databaseUrl, undefined);
     assert.match(config.dataDir, /\.shardline$/);
     assert.equal(config.recentRecordsBytes, 128 * 1024 * 1024);
+    assert.equal(config.limits.requestTimeoutMs, 300_000);
+    assert.equal(loadConfig({ SHARDLINE_REQUEST_TIMEOUT_SECONDS: '30' }).limits.requestTimeoutMs, 30_000);
   });
 
   it('rejects a bad value with a message naming the variable', () => {
@@ -121,6 +125,56 @@ for (const backend of backends) {
         const old = new Date(Date.now() - 60_000);
         utimesSync(lock, old, old);
         await (await openDatabase({ dataDir: join(dataDir, '.shardline') })).close();
+      }
+    });
+  });
+}
+
+for (const backend of backends) {
+  describe(`HTTP/2 request timeout (${backend.name})`, () => {
+    it('answers 408 and closes an h2c stream whose body stops arriving, and leaves a fully received request\'s response open', async () => {
+      const t = await openTestEngine(backend);
+      const app = buildApp({ engine: t.engine, logError: () => {}, limits: { requestTimeoutMs: 300 } });
+      const url = await app.start(0, '127.0.0.1');
+      const session = http2Connect(new URL(url).origin);
+      const gql = async (query: string) => (await (await fetch(url, {
+        method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query }),
+      })).json()) as any;
+      try {
+        assert.equal((await gql('mutation { createStream(input: {name: "s", shardCount: 1}) { name } }')).data.createStream.name, 's');
+        // A request read whole whose response is held by HTTP/2 flow control (nobody reads it)
+        // past the timeout: the deadline ended with the request, so the response still comes whole.
+        const records = Array.from({ length: 200 }, (_, i) => `{partitionKey: "k", data: "${b64(String(i).padStart(6000, 'x'))}"}`);
+        assert.equal((await gql(`mutation { putRecords(streamName: "s", records: [${records.join(',')}]) { failedRecordCount } }`)).data.putRecords.failedRecordCount, 0);
+        const query = JSON.stringify({ query: '{ stream(name: "s") { records(first: 200, from: {type: TRIM_HORIZON}) { edges { node { data } } } } }' });
+        const held = session.request({
+          ':method': 'POST', ':path': '/graphql', 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(query)),
+        });
+        let heldStatus: number | undefined;
+        held.on('response', (headers) => { heldStatus = Number(headers[':status']); });
+        held.end(query);
+        await bounded(new Promise((resolve) => held.once('response', resolve)), 'the held response begins');
+
+        // Started later, it times out later than the held response would have.
+        const stalled = session.request({ ':method': 'POST', ':path': '/graphql', 'content-type': 'application/json', 'content-length': '100' });
+        let status: number | undefined;
+        stalled.on('response', (headers) => { status = Number(headers[':status']); });
+        stalled.resume();
+        stalled.write('{');
+        await bounded(new Promise((resolve) => stalled.once('close', resolve)), 'the stalled stream closed', 5000);
+        assert.equal(status, 408);
+
+        assert.equal(held.closed, false, 'the held response is still open');
+        let body = '';
+        held.setEncoding('utf8');
+        held.on('data', (chunk: string) => { body += chunk; });
+        await bounded(new Promise((resolve) => held.once('end', resolve)), 'the held response ends');
+        assert.equal(heldStatus, 200);
+        assert.equal(JSON.parse(body).data.stream.records.edges.length, 200, 'the whole response came');
+      } finally {
+        session.destroy();
+        await app.stop();
+        await t.close();
       }
     });
   });

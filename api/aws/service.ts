@@ -6,12 +6,13 @@
  * HTTP/2 (h2c): it only uses what node:http and node:http2's compatibility API share.
  *
  * Once authentication is on, every call is SigV4-verified and scope-checked before its operation
- * runs (api/aws/awsAuthorization.ts).
+ * runs (api/aws/awsAuthorization.ts): what the headers decide before the body is read, the
+ * signature over the body after.
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Engine } from '../../engine/engine.ts';
-import { authorizeAwsCall } from './awsAuthorization.ts';
+import { authorizeAwsHeaders } from './awsAuthorization.ts';
 import { type AwsApiOptions, type AwsContext, awsContext } from './context.ts';
 import { DYNAMODB_STREAMS_SERVICE } from './dynamodbStreams/operations.ts';
 import { KINESIS_SERVICE } from './kinesis/operations.ts';
@@ -102,6 +103,12 @@ export function awsApi(engine: Engine, options: AwsApiOptions, logError: (error:
     const operationName = dot < 0 ? '' : target.slice(dot + 1);
     const responseType = format === 'cbor' ? CONTENT_TYPES.cbor11 : service?.jsonContentType ?? CONTENT_TYPES.json11;
     try {
+      const operation = service && Object.hasOwn(service.operations, operationName) ? service.operations[operationName] : undefined;
+      if (!operation || req.method !== 'POST') {
+        throw new AwsError('UnknownOperationException', target ? `Unknown operation ${target}.` : 'The request has no X-Amz-Target.');
+      }
+      // Refused from the headers alone, a caller without a live token gets no body buffered.
+      const authorization = await authorizeAwsHeaders(engine, req.headers, service!.targetPrefix, operationName);
       let body: Buffer;
       try {
         body = await readBody(req, maxBodyBytes);
@@ -115,11 +122,7 @@ export function awsApi(engine: Engine, options: AwsApiOptions, logError: (error:
         }
         return; // the client went away while sending its body: nobody to answer
       }
-      const operation = service && Object.hasOwn(service.operations, operationName) ? service.operations[operationName] : undefined;
-      if (!operation || req.method !== 'POST') {
-        throw new AwsError('UnknownOperationException', target ? `Unknown operation ${target}.` : 'The request has no X-Amz-Target.');
-      }
-      const principal = await authorizeAwsCall(engine, { method: req.method ?? 'POST', url: req.url ?? '/', headers: req.headers, body }, service!.targetPrefix, operationName);
+      const principal = authorization.complete({ method: req.method, url: req.url ?? '/', headers: req.headers, body });
       const input = parseInput(operation.shape, decodeBody(body, format), format);
       const output = await operation.run({ ...ctx, principal, format }, input);
       send(res, 200, output === undefined ? Buffer.alloc(0) : encodeBody(output, format), responseType);

@@ -8,6 +8,7 @@
  *   an unknown or revoked key        UnrecognizedClientException (400)
  *   a wrong signature                InvalidSignatureException (403)
  *   X-Amz-Date more than 15 minutes off   InvalidSignatureException "Signature expired" (403)
+ *   host (or :authority), or a sent x-amz-target, not signed   InvalidSignatureException naming it (403)
  * The region and service of the credential scope are not checked against ours: SDKs derive them
  * from the endpoint, which for a self-hosted server is arbitrary.
  */
@@ -80,11 +81,22 @@ export function parseAuthorization(headers: IncomingHttpHeaders): { accessKeyId:
   return { accessKeyId, scope: scopeParts.join('/'), signedHeaders: match[2]!.toLowerCase().split(';'), signature: match[3]! };
 }
 
-/** Verifies the signature with the key it names; throws the AWS error a client would get. */
-export function verifySignature(request: SignedRequest, key: AccessKey | undefined, now = Date.now()): void {
-  const { scope, signedHeaders, signature } = parseAuthorization(request.headers);
+/** What a request's Authorization and X-Amz-Date headers claim, once checked as far as headers allow. */
+export interface SignatureClaim {
+  scope: string;
+  signedHeaders: string[];
+  signature: string;
+  amzDate: string;
+}
+
+/**
+ * Everything about a signature that the headers alone can refute (the key, the date, which
+ * headers it covers), so a request that cannot succeed is refused before its body is read. Throws the AWS error a client would get; verifySignature() finishes the check.
+ */
+export function checkSignatureHeaders(headers: IncomingHttpHeaders, key: AccessKey | undefined, now = Date.now()): SignatureClaim {
+  const { scope, signedHeaders, signature } = parseAuthorization(headers);
   if (!key) throw new AwsError('UnrecognizedClientException', 'The security token included in the request is invalid.', 400);
-  const amzDate = headerValue(request.headers, 'x-amz-date');
+  const amzDate = headerValue(headers, 'x-amz-date');
   if (!amzDate || !/^\d{8}T\d{6}Z$/.test(amzDate)) {
     throw new AwsError('IncompleteSignatureException', 'Authorization requires an X-Amz-Date header of the form yyyyMMddTHHmmssZ.', 403);
   }
@@ -96,6 +108,21 @@ export function verifySignature(request: SignedRequest, key: AccessKey | undefin
   if (!scope.startsWith(amzDate.slice(0, 8))) {
     throw new AwsError('InvalidSignatureException', 'The credential date does not match the X-Amz-Date header.', 403);
   }
+  // A signature that leaves out the host or the operation could be replayed against another
+  // endpoint or as another call; AWS refuses such signatures, and its SDKs sign both (the host
+  // as :authority over HTTP/2).
+  if (!signedHeaders.includes('host') && !signedHeaders.includes(':authority')) {
+    throw new AwsError('InvalidSignatureException', '\'Host\' or \':authority\' must be a \'SignedHeader\' in the AWS Authorization.', 403);
+  }
+  if (headers['x-amz-target'] !== undefined && !signedHeaders.includes('x-amz-target')) {
+    throw new AwsError('InvalidSignatureException', '\'X-Amz-Target\' must be a \'SignedHeader\' in the AWS Authorization.', 403);
+  }
+  return { scope, signedHeaders, signature, amzDate };
+}
+
+/** Verifies the signature over the whole request, body included; throws the AWS error a client would get. */
+export function verifySignature(request: SignedRequest, claim: SignatureClaim, key: AccessKey): void {
+  const { scope, signedHeaders, signature, amzDate } = claim;
   const canonicalHeaders = signedHeaders.map((name) => `${name}:${headerValue(request.headers, name) ?? ''}\n`).join('');
   const queryAt = request.url.indexOf('?');
   const path = queryAt < 0 ? request.url : request.url.slice(0, queryAt);
