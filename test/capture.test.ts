@@ -13,14 +13,15 @@ import {
   ResourceInUseException, SplitShardCommand,
 } from '@aws-sdk/client-kinesis';
 import { type App, buildApp } from '../api/app.ts';
-import { CaptureRunner, DEFAULT_CAPTURE_OPTIONS } from '../engine/capture/captureRunner.ts';
+import { CaptureRunner, type CaptureRunnerOptions, DEFAULT_CAPTURE_OPTIONS } from '../engine/capture/captureRunner.ts';
 import type { CaptureSourceInfo } from '../engine/capture/captureSources.ts';
 import type { SourceClient } from '../engine/capture/sourceClient.ts';
 import type { Engine } from '../engine/engine.ts';
 import { DEFAULT_ENGINE_OPTIONS, Engine as EngineClass } from '../engine/engine.ts';
 import type { StoredRecord } from '../engine/records/readRecords.ts';
-import { type TestEngine, backends, openTestEngine, rejectsWith, waitFor } from './harness.ts';
+import { type TestEngine, backends, bounded, openTestEngine, rejectsWith, waitFor } from './harness.ts';
 import { type Kinesalite, activeStream, startKinesalite } from './kinesaliteServer.ts';
+import { startSourceProxy } from './sourceProxy.ts';
 
 // Capture reads credentials from the SDK's default provider chain: the environment here.
 process.env.AWS_ACCESS_KEY_ID ??= 'test';
@@ -103,6 +104,30 @@ for (const backend of backends) {
     }
 
     const source = (id: string) => t.engine.captures.get(id);
+
+    /**
+     * An engine that runs no capture itself, and capture runners on it with the options a test
+     * needs (short timeouts, slow discovery, …); close() stops them and drops the engine.
+     */
+    async function ownRunners() {
+      const local = await openTestEngine(backend, { delivery: false, onError: () => {} });
+      const runners: CaptureRunner[] = [];
+      return {
+        engine: local.engine,
+        start: async (options: Partial<CaptureRunnerOptions>) => {
+          const runner = new CaptureRunner(local.engine.handle, local.engine.events, `own-${runners.length}`, {
+            ...DEFAULT_CAPTURE_OPTIONS, ...FAST.capture, leaseTtlMs: 5000, heartbeatMs: 100, ...options,
+          }, () => {});
+          runners.push(runner);
+          await runner.start();
+          return runner;
+        },
+        close: async () => {
+          await Promise.all(runners.map((r) => r.stop()));
+          await local.close();
+        },
+      };
+    }
     const captured = async (id: string, n: number, message: string) =>
       waitFor(async () => ((await source(id)).recordsCaptured >= n ? source(id) : undefined), message, 15_000);
 
@@ -319,6 +344,44 @@ for (const backend of backends) {
       assert.match(stopped.lastError ?? '', /not the one this capture followed/);
       assert.deepEqual((await readAll(t.engine, into)).map((r) => Buffer.from(r.data, 'base64').toString()), ['first'],
         'the new stream\'s record is not taken for the old stream\'s');
+    });
+
+    it('a source call that gets no answer times out into RETRYING and is retried; a stop does not wait for it', async () => {
+      const name = await sourceStream(1);
+      await putSource(k, name, ['a']);
+      const proxy = await startSourceProxy(k.endpoint);
+      const own = await ownRunners();
+      try {
+        const started = await own.engine.startCapture({ endpoint: proxy.endpoint, stream: name, into: `${name}-local` });
+        const state = () => own.engine.captures.get(started.id);
+        const first = await own.start({ requestTimeoutMs: 300 });
+        await waitFor(async () => (await state()).recordsCaptured === 1 && (await state()).state === 'RUNNING', 'the first record captured', 10_000);
+        proxy.rule = (operation) => (operation === 'GetRecords' ? 'hold' : 'pass');
+        await putSource(k, name, ['b']);
+        const stuck = await waitFor(async () => {
+          const s = await state();
+          return s.state === 'RETRYING' && /TimeoutError/.test(s.lastError ?? '') ? s : undefined;
+        }, 'the held GetRecords timed out into RETRYING', 10_000);
+        assert.match(stuck.lastError!, /shardId-000000000000: TimeoutError: .*300 ms/);
+        assert.equal(stuck.recordsCaptured, 1);
+        proxy.rule = () => 'pass';
+        await waitFor(async () => (await state()).recordsCaptured === 2 && (await state()).state === 'RUNNING', 'captured again once answers come', 10_000);
+        await first.stop();
+
+        // A runner whose calls wait for long stops at once all the same: the call in flight is abandoned.
+        const second = await own.start({ requestTimeoutMs: 60_000 });
+        await waitFor(async () => (await state()).owner === second.owner, 'the second runner holds the source', 10_000);
+        proxy.rule = (operation) => (operation === 'GetRecords' ? 'hold' : 'pass');
+        const heldBefore = proxy.held();
+        await waitFor(() => proxy.held() > heldBefore, 'a GetRecords held', 10_000);
+        await bounded(second.stop(), 'the runner stopped while a GetRecords was held', 2000);
+        const after = await state();
+        assert.equal(after.owner, null);
+        assert.doesNotMatch(after.lastError ?? '', /abort/i, 'a stop is not a source error');
+      } finally {
+        await proxy.close();
+        await own.close();
+      }
     });
 
     it('keeps a source shard within its 5 GetRecords calls a second while records keep coming', async () => {

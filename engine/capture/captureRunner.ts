@@ -16,7 +16,7 @@ import { TickLoop } from '../tickLoop.ts';
 import type { EngineEvents } from '../events.ts';
 import { DynamodbStreamsSource } from './dynamodbStreamsSource.ts';
 import { KinesisSource } from './kinesisSource.ts';
-import type { SourceAddress, SourceClient } from './sourceClient.ts';
+import type { SourceAddress, SourceClient, SourceClientOptions } from './sourceClient.ts';
 import { SourceRun, type SourceRunOptions, type SourceSettings } from './sourceRun.ts';
 
 export interface CaptureRunnerOptions extends SourceRunOptions {
@@ -30,11 +30,12 @@ export const DEFAULT_CAPTURE_OPTIONS: Omit<CaptureRunnerOptions, 'leaseTtlMs' | 
   discoveryMs: 10_000,
   minBackoffMs: 500,
   maxBackoffMs: 30_000,
+  requestTimeoutMs: 30_000,
   maxSources: 16,
 };
 
-export const createSourceClient = (address: SourceAddress): SourceClient =>
-  (address.kind === 'KINESIS' ? new KinesisSource(address) : new DynamodbStreamsSource(address));
+export const createSourceClient = (address: SourceAddress, options: SourceClientOptions): SourceClient =>
+  (address.kind === 'KINESIS' ? new KinesisSource(address, options) : new DynamodbStreamsSource(address, options));
 
 interface ClaimedRow {
   id: string; epoch: unknown; kind: 'KINESIS' | 'DYNAMODB'; endpoint: string | null; region: string; source_stream: string;
@@ -53,7 +54,7 @@ export class CaptureRunner {
     readonly owner: string,
     private readonly options: CaptureRunnerOptions,
     private readonly onError: (error: Error) => void,
-    private readonly createClient: (address: SourceAddress) => SourceClient = createSourceClient,
+    private readonly createClient: (address: SourceAddress, options: SourceClientOptions) => SourceClient = createSourceClient,
   ) {
     this.#loop = new TickLoop(() => this.#tick(), options.heartbeatMs, onError);
   }

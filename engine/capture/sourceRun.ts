@@ -15,11 +15,13 @@
  *   A stored position past the source's retention reads on from the trim horizon, and a shard
  *   the source no longer lists (aged out) ends, both told in lastError.
  *
- * Errors of the source (unreachable endpoint, stream not found, throttling, …) never end the
- * run: the source goes to RETRYING with lastError, and the failing loop waits a jittered,
- * doubling delay (minBackoffMs … maxBackoffMs) and starts again from the stored position.
+ * Errors of the source (unreachable endpoint, stream not found, throttling, a call with no
+ * answer after requestTimeoutMs, …) never end the run: the source goes to RETRYING with
+ * lastError, and the failing loop waits a jittered, doubling delay (minBackoffMs …
+ * maxBackoffMs) and starts again from the stored position.
  * The first success after that puts the source back to RUNNING. A lost lease (another process
- * took the source, or it was stopped) ends the run without writing anything more.
+ * took the source, or it was stopped) ends the run without writing anything more; a stop
+ * aborts the source calls in flight, so it never waits on one that gets no answer.
  */
 import { sql } from 'drizzle-orm';
 import type { DatabaseHandle } from '../db.ts';
@@ -30,7 +32,7 @@ import {
   type CaptureLease, type CaptureShardRow, LeaseLost, LocalStreamGone, SourceReplaced, checkSourceIdentity, closeLocalShard, ensureLocalShard,
   readyShards, registerShards, saveShardLag,
 } from './mirrorShards.ts';
-import type { SourceAddress, SourceClient, SourceDescription, SourcePage, SourceStart } from './sourceClient.ts';
+import type { SourceAddress, SourceClient, SourceClientOptions, SourceDescription, SourcePage, SourceStart } from './sourceClient.ts';
 import { sourceErrorName } from './sourceClient.ts';
 import { storeCaptured } from './storeCaptured.ts';
 
@@ -52,13 +54,15 @@ export interface SourceRunOptions {
   discoveryMs: number;
   minBackoffMs: number;
   maxBackoffMs: number;
+  /** A source call that gets no answer for this long fails and is retried. (Default: 30 s) */
+  requestTimeoutMs: number;
 }
 
 export interface SourceRunDeps {
   handle: DatabaseHandle;
   events: EngineEvents;
   onError: (error: Error) => void;
-  createClient: (address: SourceAddress) => SourceClient;
+  createClient: (address: SourceAddress, options: SourceClientOptions) => SourceClient;
 }
 
 export interface SourceSettings {
@@ -82,6 +86,8 @@ export function backoffMs(failures: number, minMs: number, maxMs: number): numbe
 export class SourceRun {
   readonly #readers = new Map<string, Promise<void>>();
   readonly #sleepers = new Set<() => void>();
+  /** Aborts the source calls in flight at a stop: one that gets no answer must not hold the stop up. */
+  readonly #abort = new AbortController();
   #stopped = false;
   #state: SourceSettings['state'];
   #wakeDiscovery: (() => void) | undefined;
@@ -110,6 +116,7 @@ export class SourceRun {
   /** Ends the run at its next step; `done` settles once every reader has returned. */
   stop(): void {
     this.#stopped = true;
+    this.#abort.abort();
     for (const wake of this.#sleepers) wake();
   }
 
@@ -130,7 +137,7 @@ export class SourceRun {
   async #run(): Promise<void> {
     const client = this.deps.createClient({
       kind: this.source.kind, endpoint: this.source.endpoint, region: this.source.region, stream: this.source.sourceStream,
-    });
+    }, { requestTimeoutMs: this.options.requestTimeoutMs, signal: this.#abort.signal });
     let failures = 0;
     try {
       while (!this.#stopped) {
@@ -155,7 +162,8 @@ export class SourceRun {
             this.#wakeDiscovery = undefined;
           }
         } catch (raw) {
-          if (raw instanceof LeaseLost) break;
+          // A stop aborted the call: nothing failed.
+          if (raw instanceof LeaseLost || this.#stopped) break;
           if (raw instanceof LocalStreamGone || raw instanceof SourceReplaced) {
             await this.#stopFor(raw.message);
             break;
@@ -244,6 +252,7 @@ export class SourceRun {
           this.stop();
           return;
         }
+        if (this.#stopped) return; // a stop aborted the call: nothing failed
         if (raw instanceof LocalStreamGone) {
           this.#discoverNow();
           return;
