@@ -384,6 +384,49 @@ for (const backend of backends) {
       }
     });
 
+    it('a reader takes no iterator of a source stream created again: the capture stops, storing none of its records', async () => {
+      const name = await sourceStream(2);
+      const into = `${name}-local`;
+      const put = async (texts: string[], hashKey: string) => k.client.send(new PutRecordsCommand({
+        StreamName: name, Records: texts.map((text) => ({ PartitionKey: text, ExplicitHashKey: hashKey, Data: Buffer.from(text) })),
+      }));
+      const own = await ownRunners();
+      try {
+        // Every record in shard 0: shard 1 has nothing stored, so its reader starts at TRIM_HORIZON again.
+        await put(['first-1', 'first-2'], '0');
+        const started = await own.engine.startCapture({ endpoint: k.endpoint, stream: name, into });
+        const state = () => own.engine.captures.get(started.id);
+        // Discovery lists the source once, at the start: only the readers can tell the stream is new.
+        await own.start({ discoveryMs: 60_000 });
+        await waitFor(async () => (await state()).recordsCaptured === 2, 'the original records captured', 10_000);
+        await k.client.send(new DeleteStreamCommand({ StreamName: name }));
+        await waitFor(async () => {
+          try {
+            await k.client.send(new DescribeStreamSummaryCommand({ StreamName: name }));
+            return false;
+          } catch {
+            return true;
+          }
+        }, 'the source stream deleted', 10_000);
+        await new Promise((resolve) => setTimeout(resolve, 1100)); // its creation time must differ (seconds)
+        await k.client.send(new CreateStreamCommand({ StreamName: name, ShardCount: 2 }));
+        await activeStream(k.client, name);
+        await put(['second-0'], '0');
+        await put(['second-1'], '340282366920938463463374607431768211455');
+        const ended = await waitFor(async () => {
+          const s = await state();
+          return s.state === 'STOPPED' || s.recordsCaptured > 2 ? s : undefined;
+        }, 'the capture stopped', 15_000);
+        assert.equal(ended.state, 'STOPPED');
+        assert.match(ended.lastError ?? '', /not the one this capture followed/);
+        assert.deepEqual((await readAll(own.engine, into)).map((r) => Buffer.from(r.data, 'base64').toString()), ['first-1', 'first-2'],
+          'nothing of the new stream stored');
+        assert.equal(ended.recordsCaptured, 2);
+      } finally {
+        await own.close();
+      }
+    });
+
     it('keeps a source shard within its 5 GetRecords calls a second while records keep coming', async () => {
       // A source that always has one more record: only the pacing between pages bounds the calls.
       const calls: number[] = [];

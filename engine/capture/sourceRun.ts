@@ -9,7 +9,9 @@
  * A shard reader:
  *   CREATING LOCAL SHARD → ITERATOR → READING ⟲ → SHARD_END (the source shard closed and read to its end)
  *   The iterator starts after the stored position (the last original sequence number), or at
- *   the source's starting position when nothing was stored yet. Each page is stored with the new
+ *   the source's starting position when nothing was stored yet; it is taken only after the
+ *   source was found to be the same stream since the reader's last error (a stream created
+ *   again under the name has the same shard ids). Each page is stored with the new
  *   position in one transaction (storeCaptured.ts). An empty page waits idlePollMs; calls to a
  *   shard keep within AWS's read limits (5 a second, 2 MiB a second), which its other readers share.
  *   A stored position past the source's retention reads on from the trim horizon, and a shard
@@ -95,6 +97,9 @@ export class SourceRun {
   #discoverAgain = false;
   /** The last good description; shard readers keep it while a new one fails. */
   #description: SourceDescription | undefined;
+  /** Checks that the source is the stream this capture followed, numbered in the order they start. */
+  #checksStarted = 0;
+  #lastCheck: { seq: number; done: Promise<void> } | undefined;
   /** The source's shard ids at the last listing (undefined before one succeeded). */
   #listed: Set<string> | undefined;
   readonly done: Promise<void>;
@@ -144,15 +149,15 @@ export class SourceRun {
         try {
           // Described at every pass: a stream deleted and created again between two passes keeps
           // its name and shard ids, and only its description tells.
-          this.#description = await client.describe();
-          await checkSourceIdentity(this.deps.handle, this.lease, this.#description);
+          const passStart = this.#checksStarted;
+          await this.#confirmSource(client, passStart);
           this.#discoverAgain = false; // this pass sees every shard closed so far
           const listed = await client.listShards();
           this.#listed = new Set(listed.map((shard) => shard.shardId));
-          const rows = await registerShards(this.deps.handle, this.lease, this.#description, listed, this.source.startingPosition);
+          const rows = await registerShards(this.deps.handle, this.lease, this.#description!, listed, this.source.startingPosition);
           for (const row of readyShards(rows)) {
             if (this.#readers.has(row.sourceShardId)) continue;
-            const reader = this.#read(client, row).finally(() => this.#readers.delete(row.sourceShardId));
+            const reader = this.#read(client, row, passStart).finally(() => this.#readers.delete(row.sourceShardId));
             this.#readers.set(row.sourceShardId, reader);
           }
           failures = 0;
@@ -179,6 +184,24 @@ export class SourceRun {
     }
   }
 
+  /**
+   * Resolves once a check started after the `after`th found the source to be the stream this
+   * capture followed (throws SourceReplaced otherwise). Readers that need one at about the same
+   * time share it: one description call, not one per shard.
+   */
+  #confirmSource(client: SourceClient, after: number): Promise<void> {
+    const last = this.#lastCheck;
+    if (last && last.seq > after) return last.done;
+    const seq = ++this.#checksStarted;
+    const done = (async () => {
+      const description = await client.describe();
+      await checkSourceIdentity(this.deps.handle, this.lease, description);
+      this.#description = description;
+    })();
+    this.#lastCheck = { seq, done };
+    return done;
+  }
+
   #startOf(row: CaptureShardRow, lastSequenceNumber: string | null): SourceStart {
     if (lastSequenceNumber !== null) return { type: 'AFTER_SEQUENCE_NUMBER', sequenceNumber: lastSequenceNumber };
     switch (row.startType) {
@@ -193,7 +216,8 @@ export class SourceRun {
     }
   }
 
-  async #read(client: SourceClient, row: CaptureShardRow): Promise<void> {
+  /** Reads a source shard; `checkedAfter`: the identity check of the discovery pass that started it counts. */
+  async #read(client: SourceClient, row: CaptureShardRow, checkedAfter: number): Promise<void> {
     const { handle } = this.deps;
     let failures = 0;
     let iterator: string | null = null;
@@ -203,6 +227,8 @@ export class SourceRun {
     /** When the next GetRecords may go out: a source shard serves 5 calls and 2 MiB a second to all its readers. */
     let nextCallAt = 0;
     let restartAtTrimHorizon = false;
+    /** An iterator is taken only after a check that started after this one: after an error, the stream may be a new one. */
+    let identityAfter = checkedAfter;
     while (!this.#stopped) {
       try {
         if (shardKey === null) {
@@ -213,8 +239,13 @@ export class SourceRun {
           await this.#ended(row, shardKey);
           return;
         }
-        iterator ??= await client.iterator(row.sourceShardId,
-          restartAtTrimHorizon ? { type: 'TRIM_HORIZON' } : this.#startOf(row, lastSequenceNumber));
+        if (iterator === null) {
+          // A stream created again under the name has the same shard ids: an iterator of it would
+          // read its records as the old stream's (a shard with nothing stored from its start).
+          await this.#confirmSource(client, identityAfter);
+          iterator = await client.iterator(row.sourceShardId,
+            restartAtTrimHorizon ? { type: 'TRIM_HORIZON' } : this.#startOf(row, lastSequenceNumber));
+        }
         // Timers may fire a millisecond early by the wall clock: wait until it says so.
         for (let wait = nextCallAt - Date.now(); wait > 0 && !this.#stopped; wait = nextCallAt - Date.now()) await this.#sleep(wait);
         if (this.#stopped) return;
@@ -257,7 +288,13 @@ export class SourceRun {
           this.#discoverNow();
           return;
         }
+        if (raw instanceof SourceReplaced) {
+          await this.#stopFor(raw.message);
+          this.stop();
+          return;
+        }
         iterator = null;
+        identityAfter = this.#checksStarted;
         // An iterator that expired (a long pause) is taken again from the stored position at once.
         if (sourceErrorName(raw) === 'ExpiredIteratorException' && failures === 0) {
           failures++;
@@ -297,7 +334,7 @@ export class SourceRun {
     this.#wakeDiscovery?.();
   }
 
-  /** Stops the source for good (its local stream is gone), saying why in lastError. */
+  /** Stops the source for good (its local stream is gone, or the source stream is a new one), saying why in lastError. */
   async #stopFor(reason: string): Promise<void> {
     await this.deps.handle.query(sql`
       update capture_sources set state = 'STOPPED', owner = null, expires_at = null, epoch = epoch + 1,
