@@ -427,6 +427,40 @@ for (const backend of backends) {
       }
     });
 
+    it('stays RETRYING while a shard\'s reads keep failing, whatever discovery does, and turns RUNNING once they succeed', async () => {
+      const name = await sourceStream(1);
+      await putSource(k, name, ['a']);
+      const proxy = await startSourceProxy(k.endpoint);
+      const own = await ownRunners();
+      try {
+        proxy.rule = (operation) => (operation === 'GetRecords'
+          ? { status: 400, body: { __type: 'ProvisionedThroughputExceededException', message: 'Rate exceeded for shard shardId-000000000000.' } }
+          : 'pass');
+        const started = await own.engine.startCapture({ endpoint: proxy.endpoint, stream: name, into: `${name}-local` });
+        const state = () => own.engine.captures.get(started.id);
+        await own.start({ discoveryMs: 30 });
+        await waitFor(async () => {
+          const s = await state();
+          return s.state === 'RETRYING' && /ProvisionedThroughputExceededException/.test(s.lastError ?? '');
+        }, 'the throttled reads reported', 10_000);
+        // Discovery (DescribeStreamSummary, ListShards) succeeds all along: it must not hide the failing shard.
+        const passes = proxy.seen('ListShards');
+        const seen = new Set<string>();
+        await waitFor(async () => {
+          const s = await state();
+          seen.add(`${s.state}: ${s.lastError}`);
+          return proxy.seen('ListShards') >= passes + 5;
+        }, 'five more discovery passes', 10_000);
+        assert.deepEqual([...seen].map((s) => s.replace(/:.*/s, '')), ['RETRYING'], [...seen].join('\n'));
+        assert.ok([...seen].every((s) => /shardId-000000000000: ProvisionedThroughputExceededException/.test(s)));
+        proxy.rule = () => 'pass';
+        await waitFor(async () => (await state()).state === 'RUNNING' && (await state()).recordsCaptured === 1, 'RUNNING once reads succeed', 10_000);
+      } finally {
+        await proxy.close();
+        await own.close();
+      }
+    });
+
     it('keeps a source shard within its 5 GetRecords calls a second while records keep coming', async () => {
       // A source that always has one more record: only the pacing between pages bounds the calls.
       const calls: number[] = [];

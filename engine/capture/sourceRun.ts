@@ -20,10 +20,11 @@
  * Errors of the source (unreachable endpoint, stream not found, throttling, a call with no
  * answer after requestTimeoutMs, …) never end the run: the source goes to RETRYING with
  * lastError, and the failing loop waits a jittered, doubling delay (minBackoffMs …
- * maxBackoffMs) and starts again from the stored position.
- * The first success after that puts the source back to RUNNING. A lost lease (another process
- * took the source, or it was stopped) ends the run without writing anything more; a stop
- * aborts the source calls in flight, so it never waits on one that gets no answer.
+ * maxBackoffMs) and starts again from the stored position. The source is RUNNING only while
+ * no part of it (discovery, a shard reader) is failing: one failing shard keeps it RETRYING,
+ * with that shard's lastError, whatever the others do. A lost lease (another process took the
+ * source, or it was stopped) ends the run without writing anything more; a stop aborts the
+ * source calls in flight, so it never waits on one that gets no answer.
  */
 import { sql } from 'drizzle-orm';
 import type { DatabaseHandle } from '../db.ts';
@@ -91,7 +92,11 @@ export class SourceRun {
   /** Aborts the source calls in flight at a stop: one that gets no answer must not hold the stop up. */
   readonly #abort = new AbortController();
   #stopped = false;
-  #state: SourceSettings['state'];
+  /** The state last decided here (undefined: its write failed). */
+  #state: SourceSettings['state'] | undefined;
+  /** What failed at its last call and has not succeeded since: discovery (null) or a source shard id. */
+  readonly #failing = new Set<string | null>();
+  #stateWrites: Promise<void> = Promise.resolve();
   #wakeDiscovery: (() => void) | undefined;
   /** A shard ended while discovery was busy: it runs again at once instead of sleeping. */
   #discoverAgain = false;
@@ -157,11 +162,14 @@ export class SourceRun {
           const rows = await registerShards(this.deps.handle, this.lease, this.#description!, listed, this.source.startingPosition);
           for (const row of readyShards(rows)) {
             if (this.#readers.has(row.sourceShardId)) continue;
-            const reader = this.#read(client, row, passStart).finally(() => this.#readers.delete(row.sourceShardId));
+            const reader = this.#read(client, row, passStart).finally(() => {
+              this.#readers.delete(row.sourceShardId);
+              this.#failing.delete(row.sourceShardId); // a shard read to its end no longer holds the source in RETRYING
+            });
             this.#readers.set(row.sourceShardId, reader);
           }
           failures = 0;
-          await this.#healthy();
+          await this.#healthy(null);
           if (!this.#discoverAgain) {
             await this.#sleep(this.options.discoveryMs, (wake) => { this.#wakeDiscovery = wake; });
             this.#wakeDiscovery = undefined;
@@ -276,7 +284,7 @@ export class SourceRun {
         }
         iterator = page.next;
         failures = 0;
-        await this.#healthy();
+        await this.#healthy(row.sourceShardId);
         if (page.records.length === 0) await this.#sleep(this.options.idlePollMs);
       } catch (raw) {
         if (raw instanceof LeaseLost) {
@@ -343,12 +351,16 @@ export class SourceRun {
     this.deps.events.emit('captures', { sourceId: this.source.id });
   }
 
-  async #healthy(): Promise<void> {
-    if (this.#state === 'RUNNING') return;
+  /** A call of discovery (null) or of a shard's reader succeeded: RUNNING, unless another part still fails. */
+  async #healthy(part: string | null): Promise<void> {
+    this.#failing.delete(part);
+    if (this.#failing.size > 0 || this.#state === 'RUNNING') return;
     await this.#setState('RUNNING', null);
   }
 
+  /** A call of discovery (shardId null) or of a shard's reader failed: RETRYING until it succeeds again. */
   async #failed(raw: unknown, shardId: string | null): Promise<void> {
+    this.#failing.add(shardId);
     const error = coerceError(raw);
     const message = `${shardId ? `${shardId}: ` : ''}${sourceErrorName(raw)}: ${error.message}`.slice(0, 2000);
     await this.#setState('RETRYING', message).catch((again) => {
@@ -356,7 +368,18 @@ export class SourceRun {
     });
   }
 
-  async #setState(state: 'RUNNING' | 'RETRYING', lastError: string | null): Promise<void> {
+  /** Writes go out in the order the states were decided: a late RUNNING must not undo a newer RETRYING. */
+  #setState(state: 'RUNNING' | 'RETRYING', lastError: string | null): Promise<void> {
+    this.#state = state;
+    const write = this.#stateWrites.then(() => this.#writeState(state, lastError)).catch((raw: unknown) => {
+      this.#state = undefined; // not written: the next success writes RUNNING again
+      throw raw;
+    });
+    this.#stateWrites = write.catch(() => {});
+    return write;
+  }
+
+  async #writeState(state: 'RUNNING' | 'RETRYING', lastError: string | null): Promise<void> {
     const rows = await this.deps.handle.query(sql`
       update capture_sources
          set state = ${state}, updated_at = now(),
@@ -368,7 +391,6 @@ export class SourceRun {
       this.stop();
       throw new LeaseLost(`Capture source ${this.lease.sourceId} is no longer held.`);
     }
-    this.#state = state;
     this.deps.events.emit('captures', { sourceId: this.source.id });
   }
 }
