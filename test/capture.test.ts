@@ -461,6 +461,35 @@ for (const backend of backends) {
       }
     });
 
+    it('a source beyond the runner\'s maximum waits in STARTING, saying so, and runs once a slot is free', async () => {
+      const a = await sourceStream(1);
+      const b = await sourceStream(1);
+      await putSource(k, b, ['x']);
+      const own = await ownRunners();
+      try {
+        const first = await own.engine.startCapture({ endpoint: k.endpoint, stream: a, into: `${a}-local` });
+        const second = await own.engine.startCapture({ endpoint: k.endpoint, stream: b, into: `${b}-local` });
+        const state = (id: string) => own.engine.captures.get(id);
+        await own.start({ maxSources: 1 });
+        const waiting = await waitFor(async () => {
+          const s = await state(second.id);
+          return s.lastError ? s : undefined;
+        }, 'the second source says it waits', 10_000);
+        assert.equal(waiting.state, 'STARTING');
+        assert.equal(waiting.owner, null);
+        assert.match(waiting.lastError!, /^waiting for a free slot: this process runs at most 1 capture source \(SHARDLINE_MAX_CAPTURE_SOURCES\)/);
+        await waitFor(async () => (await state(first.id)).state === 'RUNNING', 'the first source runs', 10_000);
+        await own.engine.stopCapture(first.id);
+        const running = await waitFor(async () => {
+          const s = await state(second.id);
+          return s.state === 'RUNNING' && s.recordsCaptured === 1 ? s : undefined;
+        }, 'the second source runs once the first stopped', 10_000);
+        assert.equal(running.lastError, null, 'the waiting note is gone');
+      } finally {
+        await own.close();
+      }
+    });
+
     it('keeps a source shard within its 5 GetRecords calls a second while records keep coming', async () => {
       // A source that always has one more record: only the pacing between pages bounds the calls.
       const calls: number[] = [];
