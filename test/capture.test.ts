@@ -490,6 +490,30 @@ for (const backend of backends) {
       }
     });
 
+    it('stops at once when a page finds its local stream deleted', async () => {
+      const name = await sourceStream(1);
+      const into = `${name}-local`;
+      await putSource(k, name, ['kept']);
+      const own = await ownRunners();
+      try {
+        const started = await own.engine.startCapture({ endpoint: k.endpoint, stream: name, into });
+        const state = () => own.engine.captures.get(started.id);
+        // Discovery lists the source once, at the start: the reader meets the deletion first.
+        await own.start({ discoveryMs: 60_000 });
+        await waitFor(async () => (await state()).recordsCaptured === 1 && (await state()).state === 'RUNNING', 'the first record captured', 10_000);
+        await own.engine.deleteStream(into);
+        await putSource(k, name, ['homeless']);
+        const ended = await waitFor(async () => {
+          const s = await state();
+          return s.state !== 'RUNNING' ? s : undefined;
+        }, 'the capture noticed', 10_000);
+        assert.equal(ended.state, 'STOPPED', ended.lastError ?? '');
+        assert.match(ended.lastError ?? '', /local stream of this capture source has been deleted/);
+      } finally {
+        await own.close();
+      }
+    });
+
     it('keeps a source shard within its 5 GetRecords calls a second while records keep coming', async () => {
       // A source that always has one more record: only the pacing between pages bounds the calls.
       const calls: number[] = [];

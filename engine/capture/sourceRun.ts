@@ -292,11 +292,7 @@ export class SourceRun {
           return;
         }
         if (this.#stopped) return; // a stop aborted the call: nothing failed
-        if (raw instanceof LocalStreamGone) {
-          this.#discoverNow();
-          return;
-        }
-        if (raw instanceof SourceReplaced) {
+        if (raw instanceof LocalStreamGone || raw instanceof SourceReplaced) {
           await this.#stopFor(raw.message);
           this.stop();
           return;
