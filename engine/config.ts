@@ -39,6 +39,8 @@ export interface Config {
    * leaves delivery, replays and captures to the other processes on the same Postgres.
    */
   delivery: { leaseTtlMs: number; heartbeatMs: number; idlePollMs: number } | false;
+  /** Capture sources: how many one process runs at once; the others wait for a free slot. (Default: 16) */
+  capture: { maxSources: number };
   /** Bootstraps authentication: a bearer token with every scope, never stored. (Default: unset) */
   adminToken: string | undefined;
   /** Limits that keep the server up (api/queryLimits.ts, api/app.ts). */
@@ -133,6 +135,7 @@ export function loadConfig(env: Env = process.env): Config {
       heartbeatMs,
       idlePollMs: integer(env, 'SHARDLINE_IDLE_POLL_MS', 250, 5, 60_000),
     },
+    capture: { maxSources: integer(env, 'SHARDLINE_MAX_CAPTURE_SOURCES', 16, 1, 10_000) },
     adminToken,
     limits: {
       maxBodyBytes: integer(env, 'SHARDLINE_MAX_BODY_BYTES', DEFAULT_LIMITS.maxBodyBytes, 1024, 1024 * 1024 * 1024),

@@ -70,7 +70,7 @@ export type EngineOptions = Pick<Config, 'region' | 'accountId' | 'dynamoShardRo
   metricsStepMs?: number;
   /** How often alert rules are evaluated. (Default: 1000 ms) */
   alertIntervalMs?: number;
-  /** Capture sources: polling, discovery and backoff (engine/capture/captureRunner.ts). */
+  /** Capture sources: polling, discovery, backoff, timeouts and maxSources (SHARDLINE_MAX_CAPTURE_SOURCES) (engine/capture/captureRunner.ts). */
   capture?: Partial<Omit<CaptureRunnerOptions, 'leaseTtlMs' | 'heartbeatMs'>>;
   /** SHARDLINE_ADMIN_TOKEN: bootstraps authentication (engine/auth/apiTokens.ts). */
   adminToken?: string;

@@ -13,14 +13,15 @@ import {
   ResourceInUseException, SplitShardCommand,
 } from '@aws-sdk/client-kinesis';
 import { type App, buildApp } from '../api/app.ts';
-import { CaptureRunner, DEFAULT_CAPTURE_OPTIONS } from '../engine/capture/captureRunner.ts';
+import { CaptureRunner, type CaptureRunnerOptions, DEFAULT_CAPTURE_OPTIONS } from '../engine/capture/captureRunner.ts';
 import type { CaptureSourceInfo } from '../engine/capture/captureSources.ts';
 import type { SourceClient } from '../engine/capture/sourceClient.ts';
 import type { Engine } from '../engine/engine.ts';
 import { DEFAULT_ENGINE_OPTIONS, Engine as EngineClass } from '../engine/engine.ts';
 import type { StoredRecord } from '../engine/records/readRecords.ts';
-import { type TestEngine, backends, openTestEngine, rejectsWith, waitFor } from './harness.ts';
+import { type TestEngine, backends, bounded, openTestEngine, rejectsWith, waitFor } from './harness.ts';
 import { type Kinesalite, activeStream, startKinesalite } from './kinesaliteServer.ts';
+import { startSourceProxy } from './sourceProxy.ts';
 
 // Capture reads credentials from the SDK's default provider chain: the environment here.
 process.env.AWS_ACCESS_KEY_ID ??= 'test';
@@ -103,6 +104,30 @@ for (const backend of backends) {
     }
 
     const source = (id: string) => t.engine.captures.get(id);
+
+    /**
+     * An engine that runs no capture itself, and capture runners on it with the options a test
+     * needs (short timeouts, slow discovery, …); close() stops them and drops the engine.
+     */
+    async function ownRunners() {
+      const local = await openTestEngine(backend, { delivery: false, onError: () => {} });
+      const runners: CaptureRunner[] = [];
+      return {
+        engine: local.engine,
+        start: async (options: Partial<CaptureRunnerOptions>) => {
+          const runner = new CaptureRunner(local.engine.handle, local.engine.events, `own-${runners.length}`, {
+            ...DEFAULT_CAPTURE_OPTIONS, ...FAST.capture, leaseTtlMs: 5000, heartbeatMs: 100, ...options,
+          }, () => {});
+          runners.push(runner);
+          await runner.start();
+          return runner;
+        },
+        close: async () => {
+          await Promise.all(runners.map((r) => r.stop()));
+          await local.close();
+        },
+      };
+    }
     const captured = async (id: string, n: number, message: string) =>
       waitFor(async () => ((await source(id)).recordsCaptured >= n ? source(id) : undefined), message, 15_000);
 
@@ -319,6 +344,174 @@ for (const backend of backends) {
       assert.match(stopped.lastError ?? '', /not the one this capture followed/);
       assert.deepEqual((await readAll(t.engine, into)).map((r) => Buffer.from(r.data, 'base64').toString()), ['first'],
         'the new stream\'s record is not taken for the old stream\'s');
+    });
+
+    it('a source call that gets no answer times out into RETRYING and is retried; a stop does not wait for it', async () => {
+      const name = await sourceStream(1);
+      await putSource(k, name, ['a']);
+      const proxy = await startSourceProxy(k.endpoint);
+      const own = await ownRunners();
+      try {
+        const started = await own.engine.startCapture({ endpoint: proxy.endpoint, stream: name, into: `${name}-local` });
+        const state = () => own.engine.captures.get(started.id);
+        const first = await own.start({ requestTimeoutMs: 300 });
+        await waitFor(async () => (await state()).recordsCaptured === 1 && (await state()).state === 'RUNNING', 'the first record captured', 10_000);
+        proxy.rule = (operation) => (operation === 'GetRecords' ? 'hold' : 'pass');
+        await putSource(k, name, ['b']);
+        const stuck = await waitFor(async () => {
+          const s = await state();
+          return s.state === 'RETRYING' && /TimeoutError/.test(s.lastError ?? '') ? s : undefined;
+        }, 'the held GetRecords timed out into RETRYING', 10_000);
+        assert.match(stuck.lastError!, /shardId-000000000000: TimeoutError: .*300 ms/);
+        assert.equal(stuck.recordsCaptured, 1);
+        proxy.rule = () => 'pass';
+        await waitFor(async () => (await state()).recordsCaptured === 2 && (await state()).state === 'RUNNING', 'captured again once answers come', 10_000);
+        await first.stop();
+
+        // A runner whose calls wait for long stops at once all the same: the call in flight is abandoned.
+        const second = await own.start({ requestTimeoutMs: 60_000 });
+        await waitFor(async () => (await state()).owner === second.owner, 'the second runner holds the source', 10_000);
+        proxy.rule = (operation) => (operation === 'GetRecords' ? 'hold' : 'pass');
+        const heldBefore = proxy.held();
+        await waitFor(() => proxy.held() > heldBefore, 'a GetRecords held', 10_000);
+        await bounded(second.stop(), 'the runner stopped while a GetRecords was held', 2000);
+        const after = await state();
+        assert.equal(after.owner, null);
+        assert.doesNotMatch(after.lastError ?? '', /abort/i, 'a stop is not a source error');
+      } finally {
+        await proxy.close();
+        await own.close();
+      }
+    });
+
+    it('a reader takes no iterator of a source stream created again: the capture stops, storing none of its records', async () => {
+      const name = await sourceStream(2);
+      const into = `${name}-local`;
+      const put = async (texts: string[], hashKey: string) => k.client.send(new PutRecordsCommand({
+        StreamName: name, Records: texts.map((text) => ({ PartitionKey: text, ExplicitHashKey: hashKey, Data: Buffer.from(text) })),
+      }));
+      const own = await ownRunners();
+      try {
+        // Every record in shard 0: shard 1 has nothing stored, so its reader starts at TRIM_HORIZON again.
+        await put(['first-1', 'first-2'], '0');
+        const started = await own.engine.startCapture({ endpoint: k.endpoint, stream: name, into });
+        const state = () => own.engine.captures.get(started.id);
+        // Discovery lists the source once, at the start: only the readers can tell the stream is new.
+        await own.start({ discoveryMs: 60_000 });
+        await waitFor(async () => (await state()).recordsCaptured === 2, 'the original records captured', 10_000);
+        await k.client.send(new DeleteStreamCommand({ StreamName: name }));
+        await waitFor(async () => {
+          try {
+            await k.client.send(new DescribeStreamSummaryCommand({ StreamName: name }));
+            return false;
+          } catch {
+            return true;
+          }
+        }, 'the source stream deleted', 10_000);
+        await new Promise((resolve) => setTimeout(resolve, 1100)); // its creation time must differ (seconds)
+        await k.client.send(new CreateStreamCommand({ StreamName: name, ShardCount: 2 }));
+        await activeStream(k.client, name);
+        await put(['second-0'], '0');
+        await put(['second-1'], '340282366920938463463374607431768211455');
+        const ended = await waitFor(async () => {
+          const s = await state();
+          return s.state === 'STOPPED' || s.recordsCaptured > 2 ? s : undefined;
+        }, 'the capture stopped', 15_000);
+        assert.equal(ended.state, 'STOPPED');
+        assert.match(ended.lastError ?? '', /not the one this capture followed/);
+        assert.deepEqual((await readAll(own.engine, into)).map((r) => Buffer.from(r.data, 'base64').toString()), ['first-1', 'first-2'],
+          'nothing of the new stream stored');
+        assert.equal(ended.recordsCaptured, 2);
+      } finally {
+        await own.close();
+      }
+    });
+
+    it('stays RETRYING while a shard\'s reads keep failing, whatever discovery does, and turns RUNNING once they succeed', async () => {
+      const name = await sourceStream(1);
+      await putSource(k, name, ['a']);
+      const proxy = await startSourceProxy(k.endpoint);
+      const own = await ownRunners();
+      try {
+        proxy.rule = (operation) => (operation === 'GetRecords'
+          ? { status: 400, body: { __type: 'ProvisionedThroughputExceededException', message: 'Rate exceeded for shard shardId-000000000000.' } }
+          : 'pass');
+        const started = await own.engine.startCapture({ endpoint: proxy.endpoint, stream: name, into: `${name}-local` });
+        const state = () => own.engine.captures.get(started.id);
+        await own.start({ discoveryMs: 30 });
+        await waitFor(async () => {
+          const s = await state();
+          return s.state === 'RETRYING' && /ProvisionedThroughputExceededException/.test(s.lastError ?? '');
+        }, 'the throttled reads reported', 10_000);
+        // Discovery (DescribeStreamSummary, ListShards) succeeds all along: it must not hide the failing shard.
+        const passes = proxy.seen('ListShards');
+        const seen = new Set<string>();
+        await waitFor(async () => {
+          const s = await state();
+          seen.add(`${s.state}: ${s.lastError}`);
+          return proxy.seen('ListShards') >= passes + 5;
+        }, 'five more discovery passes', 10_000);
+        assert.deepEqual([...seen].map((s) => s.replace(/:.*/s, '')), ['RETRYING'], [...seen].join('\n'));
+        assert.ok([...seen].every((s) => /shardId-000000000000: ProvisionedThroughputExceededException/.test(s)));
+        proxy.rule = () => 'pass';
+        await waitFor(async () => (await state()).state === 'RUNNING' && (await state()).recordsCaptured === 1, 'RUNNING once reads succeed', 10_000);
+      } finally {
+        await proxy.close();
+        await own.close();
+      }
+    });
+
+    it('a source beyond the runner\'s maximum waits in STARTING, saying so, and runs once a slot is free', async () => {
+      const a = await sourceStream(1);
+      const b = await sourceStream(1);
+      await putSource(k, b, ['x']);
+      const own = await ownRunners();
+      try {
+        const first = await own.engine.startCapture({ endpoint: k.endpoint, stream: a, into: `${a}-local` });
+        const second = await own.engine.startCapture({ endpoint: k.endpoint, stream: b, into: `${b}-local` });
+        const state = (id: string) => own.engine.captures.get(id);
+        await own.start({ maxSources: 1 });
+        const waiting = await waitFor(async () => {
+          const s = await state(second.id);
+          return s.lastError ? s : undefined;
+        }, 'the second source says it waits', 10_000);
+        assert.equal(waiting.state, 'STARTING');
+        assert.equal(waiting.owner, null);
+        assert.match(waiting.lastError!, /^waiting for a free slot: this process runs at most 1 capture source \(SHARDLINE_MAX_CAPTURE_SOURCES\)/);
+        await waitFor(async () => (await state(first.id)).state === 'RUNNING', 'the first source runs', 10_000);
+        await own.engine.stopCapture(first.id);
+        const running = await waitFor(async () => {
+          const s = await state(second.id);
+          return s.state === 'RUNNING' && s.recordsCaptured === 1 ? s : undefined;
+        }, 'the second source runs once the first stopped', 10_000);
+        assert.equal(running.lastError, null, 'the waiting note is gone');
+      } finally {
+        await own.close();
+      }
+    });
+
+    it('stops at once when a page finds its local stream deleted', async () => {
+      const name = await sourceStream(1);
+      const into = `${name}-local`;
+      await putSource(k, name, ['kept']);
+      const own = await ownRunners();
+      try {
+        const started = await own.engine.startCapture({ endpoint: k.endpoint, stream: name, into });
+        const state = () => own.engine.captures.get(started.id);
+        // Discovery lists the source once, at the start: the reader meets the deletion first.
+        await own.start({ discoveryMs: 60_000 });
+        await waitFor(async () => (await state()).recordsCaptured === 1 && (await state()).state === 'RUNNING', 'the first record captured', 10_000);
+        await own.engine.deleteStream(into);
+        await putSource(k, name, ['homeless']);
+        const ended = await waitFor(async () => {
+          const s = await state();
+          return s.state !== 'RUNNING' ? s : undefined;
+        }, 'the capture noticed', 10_000);
+        assert.equal(ended.state, 'STOPPED', ended.lastError ?? '');
+        assert.match(ended.lastError ?? '', /local stream of this capture source has been deleted/);
+      } finally {
+        await own.close();
+      }
     });
 
     it('keeps a source shard within its 5 GetRecords calls a second while records keep coming', async () => {

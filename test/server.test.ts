@@ -36,6 +36,7 @@ describe('configuration', () => {
     assert.equal(config.recentRecordsBytes, 128 * 1024 * 1024);
     assert.equal(config.limits.requestTimeoutMs, 300_000);
     assert.equal(loadConfig({ SHARDLINE_REQUEST_TIMEOUT_SECONDS: '30' }).limits.requestTimeoutMs, 30_000);
+    assert.deepEqual(config.capture, { maxSources: 16 });
   });
 
   it('rejects a bad value with a message naming the variable', () => {
@@ -46,6 +47,8 @@ describe('configuration', () => {
     assert.throws(() => loadConfig({ SHARDLINE_HEARTBEAT_MS: '6000' }), /SHARDLINE_HEARTBEAT_MS \(6000\) must be at most half of SHARDLINE_LEASE_TTL_SECONDS \(10 s\)/);
     assert.throws(() => loadConfig({ SHARDLINE_RECENT_RECORDS_MB: '-1' }), /SHARDLINE_RECENT_RECORDS_MB must be an integer/);
     assert.equal(loadConfig({ SHARDLINE_RECENT_RECORDS_MB: '0' }).recentRecordsBytes, 0);
+    assert.throws(() => loadConfig({ SHARDLINE_MAX_CAPTURE_SOURCES: '0' }), /SHARDLINE_MAX_CAPTURE_SOURCES must be an integer between 1 and 10000, got 0/);
+    assert.equal(loadConfig({ SHARDLINE_MAX_CAPTURE_SOURCES: '3' }).capture.maxSources, 3);
     assert.throws(() => loadConfig({ SHARDLINE_DELIVERY: 'maybe', DATABASE_URL: 'postgres://x/y' }), /SHARDLINE_DELIVERY must be on or off, got "maybe"/);
     assert.throws(() => loadConfig({ SHARDLINE_DELIVERY: 'off' }), /SHARDLINE_DELIVERY=off needs DATABASE_URL/);
   });

@@ -1,7 +1,9 @@
 /**
  * The capture runner: runs capture sources in this process. Any engine process may run any
  * source; the source row is its lease (owner, expiry, epoch, as for replay jobs): each heartbeat
- * renews this process's sources and claims unowned or expired ones up to maxSources. A source
+ * renews this process's sources and claims unowned or expired ones up to maxSources
+ * (SHARDLINE_MAX_CAPTURE_SOURCES); a source no slot is free for stays STARTING, and says in
+ * lastError that it waits, until some process claims it. A source
  * whose renewal fails (stopped, or taken over after this process stalled) is stopped here; every
  * write of a run checks the epoch in its transaction, so two processes never both store a page.
  * When a process dies, its sources expire and another process resumes them at their stored
@@ -16,12 +18,13 @@ import { TickLoop } from '../tickLoop.ts';
 import type { EngineEvents } from '../events.ts';
 import { DynamodbStreamsSource } from './dynamodbStreamsSource.ts';
 import { KinesisSource } from './kinesisSource.ts';
-import type { SourceAddress, SourceClient } from './sourceClient.ts';
+import type { SourceAddress, SourceClient, SourceClientOptions } from './sourceClient.ts';
 import { SourceRun, type SourceRunOptions, type SourceSettings } from './sourceRun.ts';
 
 export interface CaptureRunnerOptions extends SourceRunOptions {
   leaseTtlMs: number;
   heartbeatMs: number;
+  /** Sources this process runs at once (SHARDLINE_MAX_CAPTURE_SOURCES). */
   maxSources: number;
 }
 
@@ -30,11 +33,17 @@ export const DEFAULT_CAPTURE_OPTIONS: Omit<CaptureRunnerOptions, 'leaseTtlMs' | 
   discoveryMs: 10_000,
   minBackoffMs: 500,
   maxBackoffMs: 30_000,
+  requestTimeoutMs: 30_000,
   maxSources: 16,
 };
 
-export const createSourceClient = (address: SourceAddress): SourceClient =>
-  (address.kind === 'KINESIS' ? new KinesisSource(address) : new DynamodbStreamsSource(address));
+/** The lastError of a source waiting for a free slot: a claim clears it (by this prefix). */
+const WAITING = 'waiting for a free slot:';
+const waitingNote = (max: number) =>
+  `${WAITING} this process runs at most ${max} capture source${max === 1 ? '' : 's'} (SHARDLINE_MAX_CAPTURE_SOURCES), all taken.`;
+
+export const createSourceClient = (address: SourceAddress, options: SourceClientOptions): SourceClient =>
+  (address.kind === 'KINESIS' ? new KinesisSource(address, options) : new DynamodbStreamsSource(address, options));
 
 interface ClaimedRow {
   id: string; epoch: unknown; kind: 'KINESIS' | 'DYNAMODB'; endpoint: string | null; region: string; source_stream: string;
@@ -53,7 +62,7 @@ export class CaptureRunner {
     readonly owner: string,
     private readonly options: CaptureRunnerOptions,
     private readonly onError: (error: Error) => void,
-    private readonly createClient: (address: SourceAddress) => SourceClient = createSourceClient,
+    private readonly createClient: (address: SourceAddress, options: SourceClientOptions) => SourceClient = createSourceClient,
   ) {
     this.#loop = new TickLoop(() => this.#tick(), options.heartbeatMs, onError);
   }
@@ -98,15 +107,33 @@ export class CaptureRunner {
     for (const [id, { epoch, run }] of this.#runs) {
       if (!holds.has(`${id}/${epoch}`) || run.stopped) run.stop();
     }
+    if (!this.#loop.running) return;
     const room = this.options.maxSources - this.#runs.size;
-    if (room <= 0 || !this.#loop.running) return;
+    if (room > 0) await this.#claim(room, ttl);
+    if (this.#runs.size >= this.options.maxSources) await this.#noteWaiting();
+  }
+
+  /** Sources no process runs, beyond this one's maximum, say so rather than sit in STARTING with no word. */
+  async #noteWaiting(): Promise<void> {
+    const note = waitingNote(this.options.maxSources);
+    const waiting = await this.handle.query<{ id: string }>(sql`
+      update capture_sources set state = 'STARTING', last_error = ${note}, last_error_at = now(), updated_at = now()
+       where state <> 'STOPPED' and (owner is null or expires_at < now())
+         and (last_error is distinct from ${note} or state <> 'STARTING')
+      returning id`);
+    for (const { id } of waiting) this.events.emit('captures', { sourceId: id });
+  }
+
+  async #claim(room: number, ttl: number): Promise<void> {
     const claimed = await this.handle.query<ClaimedRow>(sql`
       with candidates as (
         select id from capture_sources
          where state <> 'STOPPED' and (owner is null or expires_at < now())
          order by created_at limit ${room}::int for update skip locked)
       update capture_sources c set owner = ${this.owner}, epoch = c.epoch + 1,
-             expires_at = now() + make_interval(secs => ${ttl}::float8)
+             expires_at = now() + make_interval(secs => ${ttl}::float8),
+             last_error = case when c.last_error like ${`${WAITING}%`} then null else c.last_error end,
+             last_error_at = case when c.last_error like ${`${WAITING}%`} then null else c.last_error_at end
         from candidates, streams st
        where c.id = candidates.id and st.id = c.stream_id
       returning c.id, c.epoch, c.kind, c.endpoint, c.region, c.source_stream, c.starting_position,

@@ -7,10 +7,10 @@
 import {
   DescribeStreamCommand, DynamoDBStreamsClient, GetRecordsCommand, GetShardIteratorCommand, type Shard,
 } from '@aws-sdk/client-dynamodb-streams';
-import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { MAX_HASH_KEY } from '../streams/hashKeys.ts';
 import type { ViewType } from '../streams/model.ts';
-import type { SourceAddress, SourceClient, SourceDescription, SourcePage, SourceShard, SourceStart } from './sourceClient.ts';
+import type { SourceAddress, SourceClient, SourceClientOptions, SourceDescription, SourcePage, SourceShard, SourceStart } from './sourceClient.ts';
+import { sourceHttpHandler } from './sourceHttp.ts';
 
 /** Records per GetRecords call (the service's maximum). */
 const GET_RECORDS_LIMIT = 1000;
@@ -29,22 +29,25 @@ const asItem = (value: unknown) => (value === undefined ? undefined : attributeJ
 
 export class DynamodbStreamsSource implements SourceClient {
   readonly #client: DynamoDBStreamsClient;
+  /** Every call carries the run's signal: a stop aborts the one in flight. */
+  readonly #call: { abortSignal: AbortSignal };
   readonly #arn: string;
 
-  constructor(address: SourceAddress) {
+  constructor(address: SourceAddress, options: SourceClientOptions) {
     this.#client = new DynamoDBStreamsClient({
       region: address.region,
       ...(address.endpoint ? { endpoint: address.endpoint } : {}),
-      requestHandler: new NodeHttpHandler({ connectionTimeout: 5000, requestTimeout: 30_000 }),
+      requestHandler: sourceHttpHandler(options.requestTimeoutMs),
       maxAttempts: 1,
     });
+    this.#call = { abortSignal: options.signal };
     this.#arn = address.stream;
   }
 
   async #describe(exclusiveStartShardId?: string) {
     const { StreamDescription: d } = await this.#client.send(new DescribeStreamCommand({
       StreamArn: this.#arn, ...(exclusiveStartShardId ? { ExclusiveStartShardId: exclusiveStartShardId } : {}),
-    }));
+    }), this.#call);
     return d!;
   }
 
@@ -79,12 +82,12 @@ export class DynamodbStreamsSource implements SourceClient {
       ShardId: shardId,
       ShardIteratorType: start.type,
       ...(start.type === 'AFTER_SEQUENCE_NUMBER' ? { SequenceNumber: start.sequenceNumber } : {}),
-    }));
+    }), this.#call);
     return output.ShardIterator!;
   }
 
   async getRecords(iterator: string): Promise<SourcePage> {
-    const output = await this.#client.send(new GetRecordsCommand({ ShardIterator: iterator, Limit: GET_RECORDS_LIMIT }));
+    const output = await this.#client.send(new GetRecordsCommand({ ShardIterator: iterator, Limit: GET_RECORDS_LIMIT }), this.#call);
     return {
       records: (output.Records ?? []).map((r) => ({
         kind: 'DYNAMODB' as const,

@@ -1,35 +1,36 @@
 /**
  * The SourceClient of a Kinesis-compatible endpoint (AWS, LocalStack, kinesalite, shardline)
  * through @aws-sdk/client-kinesis. Credentials come from the SDK's default provider chain
- * (environment, shared files, container and instance roles). The client speaks HTTP/1.1
- * (NodeHttpHandler): every Kinesis implementation serves it, while some emulators do not
- * serve the HTTP/2 the client would otherwise use.
+ * (environment, shared files, container and instance roles); HTTP as sourceHttp.ts sets it up.
  */
 import {
   DescribeStreamSummaryCommand, GetRecordsCommand, GetShardIteratorCommand, KinesisClient, ListShardsCommand, type Shard,
 } from '@aws-sdk/client-kinesis';
-import { NodeHttpHandler } from '@smithy/node-http-handler';
-import type { SourceAddress, SourceClient, SourceDescription, SourcePage, SourceShard, SourceStart } from './sourceClient.ts';
+import type { SourceAddress, SourceClient, SourceClientOptions, SourceDescription, SourcePage, SourceShard, SourceStart } from './sourceClient.ts';
+import { sourceHttpHandler } from './sourceHttp.ts';
 
 /** Records per GetRecords call (AWS's maximum). */
 const GET_RECORDS_LIMIT = 10_000;
 
 export class KinesisSource implements SourceClient {
   readonly #client: KinesisClient;
+  /** Every call carries the run's signal: a stop aborts the one in flight. */
+  readonly #call: { abortSignal: AbortSignal };
   readonly #ref: { StreamName?: string; StreamARN?: string };
 
-  constructor(address: SourceAddress) {
+  constructor(address: SourceAddress, options: SourceClientOptions) {
     this.#client = new KinesisClient({
       region: address.region,
       ...(address.endpoint ? { endpoint: address.endpoint } : {}),
-      requestHandler: new NodeHttpHandler({ connectionTimeout: 5000, requestTimeout: 30_000 }),
+      requestHandler: sourceHttpHandler(options.requestTimeoutMs),
       maxAttempts: 1,
     });
+    this.#call = { abortSignal: options.signal };
     this.#ref = address.stream.startsWith('arn:') ? { StreamARN: address.stream } : { StreamName: address.stream };
   }
 
   async describe(): Promise<SourceDescription> {
-    const { StreamDescriptionSummary: summary } = await this.#client.send(new DescribeStreamSummaryCommand(this.#ref));
+    const { StreamDescriptionSummary: summary } = await this.#client.send(new DescribeStreamSummaryCommand(this.#ref), this.#call);
     return {
       arn: summary!.StreamARN!, retentionHours: summary!.RetentionPeriodHours ?? 24, viewType: null,
       createdAt: summary!.StreamCreationTimestamp ?? null,
@@ -40,7 +41,7 @@ export class KinesisSource implements SourceClient {
     const shards: Shard[] = [];
     let nextToken: string | undefined;
     do {
-      const page = await this.#client.send(new ListShardsCommand(nextToken ? { NextToken: nextToken } : { ...this.#ref }));
+      const page = await this.#client.send(new ListShardsCommand(nextToken ? { NextToken: nextToken } : { ...this.#ref }), this.#call);
       shards.push(...(page.Shards ?? []));
       nextToken = page.NextToken;
     } while (nextToken);
@@ -61,12 +62,12 @@ export class KinesisSource implements SourceClient {
       ShardIteratorType: start.type,
       ...(start.type === 'AT_TIMESTAMP' ? { Timestamp: start.timestamp } : {}),
       ...(start.type === 'AFTER_SEQUENCE_NUMBER' ? { StartingSequenceNumber: start.sequenceNumber } : {}),
-    }));
+    }), this.#call);
     return output.ShardIterator!;
   }
 
   async getRecords(iterator: string): Promise<SourcePage> {
-    const output = await this.#client.send(new GetRecordsCommand({ ShardIterator: iterator, Limit: GET_RECORDS_LIMIT }));
+    const output = await this.#client.send(new GetRecordsCommand({ ShardIterator: iterator, Limit: GET_RECORDS_LIMIT }), this.#call);
     return {
       records: (output.Records ?? []).map((r) => ({
         kind: 'KINESIS' as const,

@@ -31,7 +31,11 @@ export interface CaptureShardRow {
 export class LeaseLost extends Error {}
 
 /** The local stream of the source was deleted: the capture stops (there is nowhere to store). */
-export class LocalStreamGone extends Error {}
+export class LocalStreamGone extends Error {
+  constructor() {
+    super('The local stream of this capture source has been deleted; the capture stopped.');
+  }
+}
 
 /** The source stream is not the one this capture followed (deleted and created again, or another endpoint). */
 export class SourceReplaced extends Error {}
@@ -100,7 +104,7 @@ export async function registerShards(
     const live = await handle.query(sql`
       select 1 from streams st join capture_sources c on c.stream_id = st.id
        where c.id = ${lease.sourceId} and st.deleted_at is null`, tx);
-    if (live.length === 0) throw new LocalStreamGone('The local stream of this capture source has been deleted; the capture stopped.');
+    if (live.length === 0) throw new LocalStreamGone();
     await handle.query(sql`
       update streams st
          set status = 'ACTIVE',
@@ -151,7 +155,7 @@ export async function ensureLocalShard(handle: DatabaseHandle, lease: CaptureLea
     // Shard changes of one stream are serial: the stream row lock, as streamCatalog.ts and resharding.ts take it.
     const [stream] = await handle.query<{ next: number; kind: string }>(sql`
       select next_shard_index as next, kind from streams where id = ${streamId} and deleted_at is null for update`, tx);
-    if (!stream) throw new LocalStreamGone('The local stream of this capture source has been deleted; the capture stopped.');
+    if (!stream) throw new LocalStreamGone();
     const [row] = await handle.query<{ shard_key: unknown; parent: string | null; adjacent: string | null; hs: string; he: string }>(sql`
       select shard_key, parent_shard_id as parent, adjacent_parent_shard_id as adjacent, hash_start::text as hs, hash_end::text as he
         from capture_shards where source_id = ${lease.sourceId} and source_shard_id = ${sourceShardId}`, tx);

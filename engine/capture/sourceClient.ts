@@ -71,6 +71,14 @@ export interface SourceClient {
   destroy(): void;
 }
 
+/** How a client calls its source, given by the run that uses it. */
+export interface SourceClientOptions {
+  /** A call that gets no answer for this long fails (TimeoutError), and is retried like any error. */
+  requestTimeoutMs: number;
+  /** Aborted when the run stops: a call in flight ends then, rather than holding the stop up. */
+  signal: AbortSignal;
+}
+
 /** Where a capture source reads: the service, its endpoint (null: AWS's own) and region. */
 export interface SourceAddress {
   kind: 'KINESIS' | 'DYNAMODB';

@@ -9,17 +9,22 @@
  * A shard reader:
  *   CREATING LOCAL SHARD → ITERATOR → READING ⟲ → SHARD_END (the source shard closed and read to its end)
  *   The iterator starts after the stored position (the last original sequence number), or at
- *   the source's starting position when nothing was stored yet. Each page is stored with the new
+ *   the source's starting position when nothing was stored yet; it is taken only after the
+ *   source was found to be the same stream since the reader's last error (a stream created
+ *   again under the name has the same shard ids). Each page is stored with the new
  *   position in one transaction (storeCaptured.ts). An empty page waits idlePollMs; calls to a
  *   shard keep within AWS's read limits (5 a second, 2 MiB a second), which its other readers share.
  *   A stored position past the source's retention reads on from the trim horizon, and a shard
  *   the source no longer lists (aged out) ends, both told in lastError.
  *
- * Errors of the source (unreachable endpoint, stream not found, throttling, …) never end the
- * run: the source goes to RETRYING with lastError, and the failing loop waits a jittered,
- * doubling delay (minBackoffMs … maxBackoffMs) and starts again from the stored position.
- * The first success after that puts the source back to RUNNING. A lost lease (another process
- * took the source, or it was stopped) ends the run without writing anything more.
+ * Errors of the source (unreachable endpoint, stream not found, throttling, a call with no
+ * answer after requestTimeoutMs, …) never end the run: the source goes to RETRYING with
+ * lastError, and the failing loop waits a jittered, doubling delay (minBackoffMs …
+ * maxBackoffMs) and starts again from the stored position. The source is RUNNING only while
+ * no part of it (discovery, a shard reader) is failing: one failing shard keeps it RETRYING,
+ * with that shard's lastError, whatever the others do. A lost lease (another process took the
+ * source, or it was stopped) ends the run without writing anything more; a stop aborts the
+ * source calls in flight, so it never waits on one that gets no answer.
  */
 import { sql } from 'drizzle-orm';
 import type { DatabaseHandle } from '../db.ts';
@@ -30,7 +35,7 @@ import {
   type CaptureLease, type CaptureShardRow, LeaseLost, LocalStreamGone, SourceReplaced, checkSourceIdentity, closeLocalShard, ensureLocalShard,
   readyShards, registerShards, saveShardLag,
 } from './mirrorShards.ts';
-import type { SourceAddress, SourceClient, SourceDescription, SourcePage, SourceStart } from './sourceClient.ts';
+import type { SourceAddress, SourceClient, SourceClientOptions, SourceDescription, SourcePage, SourceStart } from './sourceClient.ts';
 import { sourceErrorName } from './sourceClient.ts';
 import { storeCaptured } from './storeCaptured.ts';
 
@@ -52,13 +57,15 @@ export interface SourceRunOptions {
   discoveryMs: number;
   minBackoffMs: number;
   maxBackoffMs: number;
+  /** A source call that gets no answer for this long fails and is retried. (Default: 30 s) */
+  requestTimeoutMs: number;
 }
 
 export interface SourceRunDeps {
   handle: DatabaseHandle;
   events: EngineEvents;
   onError: (error: Error) => void;
-  createClient: (address: SourceAddress) => SourceClient;
+  createClient: (address: SourceAddress, options: SourceClientOptions) => SourceClient;
 }
 
 export interface SourceSettings {
@@ -82,13 +89,22 @@ export function backoffMs(failures: number, minMs: number, maxMs: number): numbe
 export class SourceRun {
   readonly #readers = new Map<string, Promise<void>>();
   readonly #sleepers = new Set<() => void>();
+  /** Aborts the source calls in flight at a stop: one that gets no answer must not hold the stop up. */
+  readonly #abort = new AbortController();
   #stopped = false;
-  #state: SourceSettings['state'];
+  /** The state last decided here (undefined: its write failed). */
+  #state: SourceSettings['state'] | undefined;
+  /** What failed at its last call and has not succeeded since: discovery (null) or a source shard id. */
+  readonly #failing = new Set<string | null>();
+  #stateWrites: Promise<void> = Promise.resolve();
   #wakeDiscovery: (() => void) | undefined;
   /** A shard ended while discovery was busy: it runs again at once instead of sleeping. */
   #discoverAgain = false;
   /** The last good description; shard readers keep it while a new one fails. */
   #description: SourceDescription | undefined;
+  /** Checks that the source is the stream this capture followed, numbered in the order they start. */
+  #checksStarted = 0;
+  #lastCheck: { seq: number; done: Promise<void> } | undefined;
   /** The source's shard ids at the last listing (undefined before one succeeded). */
   #listed: Set<string> | undefined;
   readonly done: Promise<void>;
@@ -110,6 +126,7 @@ export class SourceRun {
   /** Ends the run at its next step; `done` settles once every reader has returned. */
   stop(): void {
     this.#stopped = true;
+    this.#abort.abort();
     for (const wake of this.#sleepers) wake();
   }
 
@@ -130,32 +147,36 @@ export class SourceRun {
   async #run(): Promise<void> {
     const client = this.deps.createClient({
       kind: this.source.kind, endpoint: this.source.endpoint, region: this.source.region, stream: this.source.sourceStream,
-    });
+    }, { requestTimeoutMs: this.options.requestTimeoutMs, signal: this.#abort.signal });
     let failures = 0;
     try {
       while (!this.#stopped) {
         try {
           // Described at every pass: a stream deleted and created again between two passes keeps
           // its name and shard ids, and only its description tells.
-          this.#description = await client.describe();
-          await checkSourceIdentity(this.deps.handle, this.lease, this.#description);
+          const passStart = this.#checksStarted;
+          await this.#confirmSource(client, passStart);
           this.#discoverAgain = false; // this pass sees every shard closed so far
           const listed = await client.listShards();
           this.#listed = new Set(listed.map((shard) => shard.shardId));
-          const rows = await registerShards(this.deps.handle, this.lease, this.#description, listed, this.source.startingPosition);
+          const rows = await registerShards(this.deps.handle, this.lease, this.#description!, listed, this.source.startingPosition);
           for (const row of readyShards(rows)) {
             if (this.#readers.has(row.sourceShardId)) continue;
-            const reader = this.#read(client, row).finally(() => this.#readers.delete(row.sourceShardId));
+            const reader = this.#read(client, row, passStart).finally(() => {
+              this.#readers.delete(row.sourceShardId);
+              this.#failing.delete(row.sourceShardId); // a shard read to its end no longer holds the source in RETRYING
+            });
             this.#readers.set(row.sourceShardId, reader);
           }
           failures = 0;
-          await this.#healthy();
+          await this.#healthy(null);
           if (!this.#discoverAgain) {
             await this.#sleep(this.options.discoveryMs, (wake) => { this.#wakeDiscovery = wake; });
             this.#wakeDiscovery = undefined;
           }
         } catch (raw) {
-          if (raw instanceof LeaseLost) break;
+          // A stop aborted the call: nothing failed.
+          if (raw instanceof LeaseLost || this.#stopped) break;
           if (raw instanceof LocalStreamGone || raw instanceof SourceReplaced) {
             await this.#stopFor(raw.message);
             break;
@@ -169,6 +190,24 @@ export class SourceRun {
       await Promise.all(this.#readers.values());
       client.destroy();
     }
+  }
+
+  /**
+   * Resolves once a check started after the `after`th found the source to be the stream this
+   * capture followed (throws SourceReplaced otherwise). Readers that need one at about the same
+   * time share it: one description call, not one per shard.
+   */
+  #confirmSource(client: SourceClient, after: number): Promise<void> {
+    const last = this.#lastCheck;
+    if (last && last.seq > after) return last.done;
+    const seq = ++this.#checksStarted;
+    const done = (async () => {
+      const description = await client.describe();
+      await checkSourceIdentity(this.deps.handle, this.lease, description);
+      this.#description = description;
+    })();
+    this.#lastCheck = { seq, done };
+    return done;
   }
 
   #startOf(row: CaptureShardRow, lastSequenceNumber: string | null): SourceStart {
@@ -185,7 +224,8 @@ export class SourceRun {
     }
   }
 
-  async #read(client: SourceClient, row: CaptureShardRow): Promise<void> {
+  /** Reads a source shard; `checkedAfter`: the identity check of the discovery pass that started it counts. */
+  async #read(client: SourceClient, row: CaptureShardRow, checkedAfter: number): Promise<void> {
     const { handle } = this.deps;
     let failures = 0;
     let iterator: string | null = null;
@@ -195,6 +235,8 @@ export class SourceRun {
     /** When the next GetRecords may go out: a source shard serves 5 calls and 2 MiB a second to all its readers. */
     let nextCallAt = 0;
     let restartAtTrimHorizon = false;
+    /** An iterator is taken only after a check that started after this one: after an error, the stream may be a new one. */
+    let identityAfter = checkedAfter;
     while (!this.#stopped) {
       try {
         if (shardKey === null) {
@@ -205,8 +247,13 @@ export class SourceRun {
           await this.#ended(row, shardKey);
           return;
         }
-        iterator ??= await client.iterator(row.sourceShardId,
-          restartAtTrimHorizon ? { type: 'TRIM_HORIZON' } : this.#startOf(row, lastSequenceNumber));
+        if (iterator === null) {
+          // A stream created again under the name has the same shard ids: an iterator of it would
+          // read its records as the old stream's (a shard with nothing stored from its start).
+          await this.#confirmSource(client, identityAfter);
+          iterator = await client.iterator(row.sourceShardId,
+            restartAtTrimHorizon ? { type: 'TRIM_HORIZON' } : this.#startOf(row, lastSequenceNumber));
+        }
         // Timers may fire a millisecond early by the wall clock: wait until it says so.
         for (let wait = nextCallAt - Date.now(); wait > 0 && !this.#stopped; wait = nextCallAt - Date.now()) await this.#sleep(wait);
         if (this.#stopped) return;
@@ -237,18 +284,21 @@ export class SourceRun {
         }
         iterator = page.next;
         failures = 0;
-        await this.#healthy();
+        await this.#healthy(row.sourceShardId);
         if (page.records.length === 0) await this.#sleep(this.options.idlePollMs);
       } catch (raw) {
         if (raw instanceof LeaseLost) {
           this.stop();
           return;
         }
-        if (raw instanceof LocalStreamGone) {
-          this.#discoverNow();
+        if (this.#stopped) return; // a stop aborted the call: nothing failed
+        if (raw instanceof LocalStreamGone || raw instanceof SourceReplaced) {
+          await this.#stopFor(raw.message);
+          this.stop();
           return;
         }
         iterator = null;
+        identityAfter = this.#checksStarted;
         // An iterator that expired (a long pause) is taken again from the stored position at once.
         if (sourceErrorName(raw) === 'ExpiredIteratorException' && failures === 0) {
           failures++;
@@ -288,7 +338,7 @@ export class SourceRun {
     this.#wakeDiscovery?.();
   }
 
-  /** Stops the source for good (its local stream is gone), saying why in lastError. */
+  /** Stops the source for good (its local stream is gone, or the source stream is a new one), saying why in lastError. */
   async #stopFor(reason: string): Promise<void> {
     await this.deps.handle.query(sql`
       update capture_sources set state = 'STOPPED', owner = null, expires_at = null, epoch = epoch + 1,
@@ -297,12 +347,16 @@ export class SourceRun {
     this.deps.events.emit('captures', { sourceId: this.source.id });
   }
 
-  async #healthy(): Promise<void> {
-    if (this.#state === 'RUNNING') return;
+  /** A call of discovery (null) or of a shard's reader succeeded: RUNNING, unless another part still fails. */
+  async #healthy(part: string | null): Promise<void> {
+    this.#failing.delete(part);
+    if (this.#failing.size > 0 || this.#state === 'RUNNING') return;
     await this.#setState('RUNNING', null);
   }
 
+  /** A call of discovery (shardId null) or of a shard's reader failed: RETRYING until it succeeds again. */
   async #failed(raw: unknown, shardId: string | null): Promise<void> {
+    this.#failing.add(shardId);
     const error = coerceError(raw);
     const message = `${shardId ? `${shardId}: ` : ''}${sourceErrorName(raw)}: ${error.message}`.slice(0, 2000);
     await this.#setState('RETRYING', message).catch((again) => {
@@ -310,7 +364,18 @@ export class SourceRun {
     });
   }
 
-  async #setState(state: 'RUNNING' | 'RETRYING', lastError: string | null): Promise<void> {
+  /** Writes go out in the order the states were decided: a late RUNNING must not undo a newer RETRYING. */
+  #setState(state: 'RUNNING' | 'RETRYING', lastError: string | null): Promise<void> {
+    this.#state = state;
+    const write = this.#stateWrites.then(() => this.#writeState(state, lastError)).catch((raw: unknown) => {
+      this.#state = undefined; // not written: the next success writes RUNNING again
+      throw raw;
+    });
+    this.#stateWrites = write.catch(() => {});
+    return write;
+  }
+
+  async #writeState(state: 'RUNNING' | 'RETRYING', lastError: string | null): Promise<void> {
     const rows = await this.deps.handle.query(sql`
       update capture_sources
          set state = ${state}, updated_at = now(),
@@ -322,7 +387,6 @@ export class SourceRun {
       this.stop();
       throw new LeaseLost(`Capture source ${this.lease.sourceId} is no longer held.`);
     }
-    this.#state = state;
     this.deps.events.emit('captures', { sourceId: this.source.id });
   }
 }

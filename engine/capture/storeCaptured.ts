@@ -3,7 +3,7 @@
  * to the page's last original sequence number, in one transaction (through appendRecords, the
  * one write path): a restarted capture resumes after that number, so nothing is stored twice
  * and nothing is skipped. The lease check in the same transaction keeps a process that lost
- * the source from writing.
+ * the source from writing; a page whose local stream was deleted throws LocalStreamGone.
  *
  * Each record keeps its partition key; its original sequence number (text: AWS's exceed 64
  * bits) and arrival time go to `origin`, in the shape importRecords gives captured Lambda
@@ -13,10 +13,10 @@ import { sql } from 'drizzle-orm';
 import type { DatabaseHandle } from '../db.ts';
 import { canonicalKey } from '../dynamodb/attributeValues.ts';
 import { dynamodbRecord, imagesForView } from '../dynamodb/writeItems.ts';
-import { type PendingRecord, appendRecords } from '../records/appendRecords.ts';
+import { type PendingRecord, ShardMovedError, appendRecords } from '../records/appendRecords.ts';
 import { ensurePartitionsForDatabaseTime, isMissingPartition } from '../records/partitions.ts';
 import type { ShardInfo, ViewType } from '../streams/model.ts';
-import { type CaptureLease, checkLease } from './mirrorShards.ts';
+import { type CaptureLease, LocalStreamGone, checkLease } from './mirrorShards.ts';
 import type { SourceRecord } from './sourceClient.ts';
 
 export interface CapturedPage {
@@ -82,7 +82,17 @@ export async function storeCaptured(handle: DatabaseHandle, lease: CaptureLease,
     } catch (raw) {
       // The day's partition may not exist yet on a fresh database: create it and write again.
       if (attempt < 3 && isMissingPartition(raw)) await ensurePartitionsForDatabaseTime(handle);
-      else throw raw;
+      else if (raw instanceof ShardMovedError && await streamDeleted(handle, lease)) {
+        // Nothing else closes a captured stream's open shard: its stream was deleted.
+        throw new LocalStreamGone();
+      } else throw raw;
     }
   }
+}
+
+async function streamDeleted(handle: DatabaseHandle, lease: CaptureLease): Promise<boolean> {
+  const live = await handle.query(sql`
+    select 1 from capture_sources c join streams st on st.id = c.stream_id
+     where c.id = ${lease.sourceId} and st.deleted_at is null`);
+  return live.length === 0;
 }
