@@ -58,19 +58,13 @@ export function queryLimitRules(limits: Pick<Limits, 'maxQueryDepth' | 'maxQuery
   ];
 }
 
-/** A literal for a variable's (coerced) value. */
+/**
+ * A literal for a variable's value, as far as the cost rule reads it: a number (a page size) is
+ * written in; anything else counts for nothing there and becomes null (no walk of its contents,
+ * which may nest deeper than a stack).
+ */
 function literal(value: unknown): ValueNode {
-  if (value === null || value === undefined) return { kind: Kind.NULL };
   if (typeof value === 'number') return Number.isInteger(value) ? { kind: Kind.INT, value: String(value) } : { kind: Kind.FLOAT, value: String(value) };
-  if (typeof value === 'boolean') return { kind: Kind.BOOLEAN, value };
-  if (typeof value === 'string') return { kind: Kind.STRING, value };
-  if (Array.isArray(value)) return { kind: Kind.LIST, values: value.map(literal) };
-  if (typeof value === 'object') {
-    return {
-      kind: Kind.OBJECT,
-      fields: Object.entries(value).map(([name, v]) => ({ kind: Kind.OBJECT_FIELD, name: { kind: Kind.NAME, value: name }, value: literal(v) })),
-    };
-  }
   return { kind: Kind.NULL };
 }
 
