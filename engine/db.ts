@@ -157,6 +157,7 @@ export async function openDatabase(options: OpenOptions): Promise<DatabaseHandle
       unlock();
       throw error;
     }
+    yieldBeforeStatements(client);
     db = drizzlePglite(client, { schema }) as unknown as Database;
     close = async () => {
       try {
@@ -187,6 +188,27 @@ export async function openDatabase(options: OpenOptions): Promise<DatabaseHandle
     ...(listen ? { listen } : {}),
   };
   return handle;
+}
+
+/**
+ * PGlite runs each statement synchronously on the engine's own thread and answers through
+ * promises alone, so a loop of statements (a lane working through a backlog, a replay) ran as
+ * one chain of microtasks: no timer, socket or HTTP request got in until it ended, and the API
+ * froze for as long as the backlog lasted. One macrotask hop before each statement (and each
+ * transaction) lets them in; it costs microseconds beside the statement.
+ */
+function yieldBeforeStatements(client: PGlite): void {
+  const hop = () => new Promise<void>((resolve) => setImmediate(resolve));
+  const query = client.query.bind(client);
+  const transaction = client.transaction.bind(client);
+  client.query = (async (...args: Parameters<PGlite['query']>) => {
+    await hop();
+    return query(...args);
+  }) as PGlite['query'];
+  client.transaction = (async (...args: Parameters<PGlite['transaction']>) => {
+    await hop();
+    return transaction(...args);
+  }) as PGlite['transaction'];
 }
 
 export { sql };

@@ -268,6 +268,29 @@ for (const backend of backends) {
       assert.equal(count.length, 2, 'the budget and the count, whichever ends the read first');
     });
 
+    it('lets timers and sockets in while a lane works through a backlog', async () => {
+      writeFileSync(join(functionsDir, 'backlog.mjs'), `
+        export const seen = { n: 0 };
+        export async function handler(event) { seen.n += event.Records.length; return null; }`);
+      await t.engine.catalog.create({ name: 'backlog', shardCount: 2 });
+      for (let i = 0; i < 12; i++) {
+        await t.engine.putRecords('backlog', Array.from({ length: 500 }, (_, j) => ({ partitionKey: `k${j}`, data: b64('x'.repeat(500)) })));
+      }
+      await t.engine.createFunction({ name: 'backlog-fn', module: 'backlog.mjs#handler' });
+      const module = await import(join(functionsDir, 'backlog.mjs'));
+      // A timer's ticks note how far the delivery was: ticks only before and after it would mean
+      // the delivery held the event loop (and with it every HTTP request) from start to end.
+      const seenAtTicks: number[] = [];
+      const ticker = setInterval(() => seenAtTicks.push(module.seen.n), 5);
+      try {
+        await t.engine.createMapping({ streamName: 'backlog', functionName: 'backlog-fn', startingPosition: 'TRIM_HORIZON', batchSize: 250 });
+        await waitFor(() => module.seen.n >= 6000, 'the backlog delivered', 30_000);
+      } finally {
+        clearInterval(ticker);
+      }
+      assert.ok(seenAtTicks.some((n) => n > 0 && n < 6000), `a tick while delivering (ticks saw ${JSON.stringify([...new Set(seenAtTicks)])})`);
+    });
+
     it('filters before batching: sparse matches fill a batch up to batchSize', async () => {
       const fn = await functionServer();
       try {
