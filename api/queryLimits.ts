@@ -5,15 +5,18 @@
  * limit and its setting, and nothing is executed.
  *
  * The cost rule multiplies by a page size only when it is written in the document: `first: $n`
- * would count as 1. So a request with variables has its cost counted again before it executes,
- * with the variables' values written into the document.
+ * would count as 1. So an operation with variables has its cost counted again before it runs,
+ * with the variables' values (or defaults) written into the document. Introspection, outside
+ * depth and cost, is held to one `__schema` per operation run.
  */
 import { costLimitRule } from '@escape.tech/graphql-armor-cost-limit';
 import { maxAliasesRule } from '@escape.tech/graphql-armor-max-aliases';
 import { maxDepthRule } from '@escape.tech/graphql-armor-max-depth';
 import {
-  type DocumentNode, GraphQLError, Kind, type ValidationContext, type ValidationRule, type ValueNode, type VariableDefinitionNode, validate, visit,
+  type DocumentNode, GraphQLError, Kind, type ValidationContext, type ValidationRule, type ValueNode, type VariableDefinitionNode,
+  getOperationAST, validate, visit,
 } from 'graphql';
+import { rootFields } from './rootFields.ts';
 import type { Limits } from '../engine/config.ts';
 
 type ArmorRule = (options: Record<string, unknown>) => ValidationRule;
@@ -33,28 +36,11 @@ function limitRule(rule: ArmorRule, options: Record<string, unknown>, setting: s
 const costRule = (limits: Pick<Limits, 'maxQueryCost'>) =>
   limitRule(costLimitRule as ArmorRule, { maxCost: limits.maxQueryCost, ignoreIntrospection: true }, 'SHARDLINE_MAX_QUERY_COST');
 
-/**
- * Introspection is outside the depth and cost limits (a client's introspection query is deep by
- * design), so it is bounded here instead: one `__schema` per request. Thirty aliases of it made
- * a 14 MB answer that held the server for seconds.
- */
-const oneSchemaIntrospection: ValidationRule = (context) => {
-  let seen = 0;
-  return {
-    Field(node) {
-      if (node.name.value === '__schema' && ++seen === 2) {
-        context.reportError(new GraphQLError('A request may introspect the schema (__schema) once.', { nodes: node, extensions: { code: 'LIMIT_EXCEEDED' } }));
-      }
-    },
-  };
-};
-
 export function queryLimitRules(limits: Pick<Limits, 'maxQueryDepth' | 'maxQueryCost' | 'maxAliases'>): ValidationRule[] {
   return [
     limitRule(maxDepthRule as ArmorRule, { n: limits.maxQueryDepth, ignoreIntrospection: true, flattenFragments: true }, 'SHARDLINE_MAX_QUERY_DEPTH'),
     costRule(limits),
     limitRule(maxAliasesRule as ArmorRule, { n: limits.maxAliases }, 'SHARDLINE_MAX_ALIASES'),
-    oneSchemaIntrospection,
   ];
 }
 
@@ -91,15 +77,28 @@ type Parse = (source: unknown, options?: unknown) => unknown;
 export function useQueryLimits(limits: Limits) {
   const rules = queryLimitRules(limits);
   const cost = costRule(limits);
-  type Args = { schema: Parameters<typeof validate>[0]; document: DocumentNode; variableValues?: Record<string, unknown> | null };
-  const costWithVariables = ({ args, setResultAndStopExecution }: { args: Args; setResultAndStopExecution: (r: never) => void }) => {
-    if (!args.variableValues || Object.keys(args.variableValues).length === 0) return;
-    const errors = validate(args.schema, withVariablesWritten(args.document, args.variableValues), [cost]);
+  type Args = { schema: Parameters<typeof validate>[0]; document: DocumentNode; operationName?: string | null; variableValues?: Record<string, unknown> | null };
+  const beforeRunning = ({ args, setResultAndStopExecution }: { args: Args; setResultAndStopExecution: (r: never) => void }) => {
+    const operation = getOperationAST(args.document, args.operationName);
+    if (!operation) return;
+    // Introspection is outside the depth and cost limits (a client's introspection query is
+    // deep by design), so it is bounded here: one __schema per operation run. Thirty aliases of
+    // it made a 14 MB answer that held the server for seconds.
+    const schemas = rootFields(operation.selectionSet, args.document).filter((f) => f.name.value === '__schema');
+    if (schemas.length > 1) {
+      setResultAndStopExecution({
+        errors: [new GraphQLError('An operation may introspect the schema (__schema) once.', { nodes: schemas[1], extensions: { code: 'LIMIT_EXCEEDED' } })],
+      } as never);
+      return;
+    }
+    // A variable (or its default) may hold a page size: costed again with the values written in.
+    if ((operation.variableDefinitions ?? []).length === 0) return;
+    const errors = validate(args.schema, withVariablesWritten(args.document, args.variableValues ?? {}), [cost]);
     if (errors.length > 0) setResultAndStopExecution({ errors } as never);
   };
   return {
-    onExecute: costWithVariables,
-    onSubscribe: costWithVariables,
+    onExecute: beforeRunning,
+    onSubscribe: beforeRunning,
     // graphql-js parses nested lists and objects recursively: a literal nested some thousands
     // deep exhausts the stack before any rule can count its depth. That is a limit, not a fault.
     onParse({ parseFn, setParseFn }: { parseFn: Parse; setParseFn: (fn: Parse) => void }) {

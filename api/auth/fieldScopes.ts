@@ -9,10 +9,10 @@
  * rather than writing the first and answering only the refusal (which a client would retry).
  */
 import {
-  type DocumentNode, type FieldNode, type GraphQLFieldResolver, type GraphQLObjectType, type GraphQLSchema, type SelectionSetNode,
-  GraphQLError, Kind, getArgumentValues, getOperationAST,
+  type GraphQLFieldResolver, type GraphQLObjectType, type GraphQLSchema, GraphQLError, getArgumentValues, getOperationAST, getVariableValues,
 } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
+import { rootFields } from '../rootFields.ts';
 import type { Engine } from '../../engine/engine.ts';
 import { hasScope, type Principal, type Scope } from '../../engine/auth/scopes.ts';
 import { ShardlineError } from '../../engine/errors.ts';
@@ -84,21 +84,6 @@ export function requireScopes(schema: GraphQLSchema): GraphQLSchema {
   return schema;
 }
 
-/** The root fields of a selection, through fragments (directives aside: a skipped field is checked too). */
-function rootFields(selectionSet: SelectionSetNode, document: DocumentNode, seen = new Set<string>()): FieldNode[] {
-  const fields: FieldNode[] = [];
-  for (const selection of selectionSet.selections) {
-    if (selection.kind === Kind.FIELD) fields.push(selection);
-    else if (selection.kind === Kind.INLINE_FRAGMENT) fields.push(...rootFields(selection.selectionSet, document, seen));
-    else if (!seen.has(selection.name.value)) {
-      seen.add(selection.name.value);
-      const fragment = document.definitions.find((d) => d.kind === Kind.FRAGMENT_DEFINITION && d.name.value === selection.name.value);
-      if (fragment?.kind === Kind.FRAGMENT_DEFINITION) fields.push(...rootFields(fragment.selectionSet, document, seen));
-    }
-  }
-  return fields;
-}
-
 /** The yoga plugin: a mutation runs only when its principal may run every one of its root fields. */
 export function useMutationScopes(): Plugin {
   return {
@@ -107,12 +92,16 @@ export function useMutationScopes(): Plugin {
       const type = args.schema.getMutationType();
       if (operation?.operation !== 'mutation' || !type) return;
       const context = args.contextValue as { principal?: Principal } | undefined;
+      // The variables as execution will see them (defaults applied); ones that do not coerce are
+      // left for execution to report at the variable.
+      const coerced = getVariableValues(args.schema, operation.variableDefinitions ?? [], args.variableValues ?? {});
+      if (coerced.errors) return;
       try {
         for (const node of rootFields(operation.selectionSet, args.document)) {
           const field = type.getFields()[node.name.value];
           if (!field) continue; // validation refused it already
           const rule = MUTATION_SCOPES[field.name] ?? 'admin';
-          const values = typeof rule === 'function' ? getArgumentValues(field, node, args.variableValues ?? undefined) : {};
+          const values = typeof rule === 'function' ? getArgumentValues(field, node, coerced.coerced) : {};
           const principal = context?.principal;
           if (!principal) throw new ShardlineError('UNAUTHENTICATED', 'Authentication required.');
           const scope = typeof rule === 'function' ? rule(values) : rule;

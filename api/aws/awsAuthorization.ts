@@ -35,8 +35,10 @@ export interface AwsAuthorization {
 const LOCAL: AwsAuthorization = { complete: () => LOCAL_PRINCIPAL };
 
 /**
- * Checks what the headers alone decide (the signature's key and date, the operation's scope),
- * before the body is read: a caller without a live token cannot make the server hold a body.
+ * Checks what the headers alone decide (the signature's key, date and signed headers) before
+ * the body is read: a caller without a live token cannot make the server hold a body. The
+ * operation's scope is decided only once the signature is verified, as AWS authenticates
+ * before it authorises: an access key id alone must not tell anyone the token's name or scopes.
  */
 export async function authorizeAwsHeaders(engine: Engine, headers: IncomingHttpHeaders, targetPrefix: string, operation: string): Promise<AwsAuthorization> {
   if (!(await engine.tokens.authRequired())) return LOCAL;
@@ -46,13 +48,13 @@ export async function authorizeAwsHeaders(engine: Engine, headers: IncomingHttpH
   const principal = key!.principal;
   const scope = operationScope(targetPrefix, operation);
   const service = targetPrefix.startsWith('DynamoDBStreams') ? 'dynamodb' : 'kinesis';
-  if (!hasScope(principal, scope)) {
-    throw new AwsError('AccessDeniedException',
-      `User: ${principal.name} is not authorized to perform: ${service}:${operation} (the token needs the "${scope}" scope).`, 400);
-  }
   return {
     complete(request) {
       verifySignature(request, claim, key!);
+      if (!hasScope(principal, scope)) {
+        throw new AwsError('AccessDeniedException',
+          `User: ${principal.name} is not authorized to perform: ${service}:${operation} (the token needs the "${scope}" scope).`, 400);
+      }
       // Only a verified call spends the token's write budget.
       if (scope === 'produce') {
         try {
