@@ -266,6 +266,15 @@ for (const backend of backends) {
       assert.deepEqual([one.map((r) => r.seq), one.cut], [[all[3]!.seq], true]);
       const count = await readLane(t.engine.handle, stream, shard!, lane, null, 3, undefined, 2500);
       assert.equal(count.length, 2, 'the budget and the count, whichever ends the read first');
+      // A DYNAMODB record's item size is a fraction of the JSON a read loads: the budget counts the JSON.
+      await t.engine.catalog.create({ name: 'budget-items', kind: 'DYNAMODB', shardCount: 1, viewType: 'NEW_IMAGE' });
+      await t.engine.writeItems('budget-items', Array.from({ length: 10 }, (_, i) => ({
+        keys: { id: { S: `i${i}` } }, newImage: { flags: { L: Array.from({ length: 2000 }, () => ({ BOOL: true })) } },
+      })));
+      const items = (await t.engine.catalog.find('budget-items'))!;
+      const [itemShard] = await t.engine.catalog.shards(items, 'ALL');
+      const json = await readLane(t.engine.handle, items, itemShard!, lane, null, 10, undefined, 60_000);
+      assert.ok(json.length <= 3 && json.cut, `${json.length} items of ~30 KB of JSON (about 4 KB of item size each) in a 60,000-byte read`);
     });
 
     it('lets timers and sockets in while a lane works through a backlog', async () => {

@@ -26,6 +26,7 @@
  * source, or it was stopped) ends the run without writing anything more; a stop aborts the
  * source calls in flight, so it never waits on one that gets no answer.
  */
+import { setMaxListeners } from 'node:events';
 import { sql } from 'drizzle-orm';
 import type { DatabaseHandle } from '../db.ts';
 import { coerceError } from '../errors.ts';
@@ -89,8 +90,16 @@ export function backoffMs(failures: number, minMs: number, maxMs: number): numbe
 export class SourceRun {
   readonly #readers = new Map<string, Promise<void>>();
   readonly #sleepers = new Set<() => void>();
-  /** Aborts the source calls in flight at a stop: one that gets no answer must not hold the stop up. */
-  readonly #abort = new AbortController();
+  /**
+   * Aborts the source calls in flight at a stop: one that gets no answer must not hold the stop
+   * up. Every call listens to it while in flight, so a source of many shards has more listeners
+   * than node's leak warning expects: the limit is off.
+   */
+  readonly #abort = (() => {
+    const controller = new AbortController();
+    setMaxListeners(0, controller.signal);
+    return controller;
+  })();
   #stopped = false;
   /** The state last decided here (undefined: its write failed). */
   #state: SourceSettings['state'] | undefined;

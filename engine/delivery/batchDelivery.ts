@@ -230,7 +230,7 @@ export async function deliverBatch(
         if (window && !closes && Buffer.byteLength(JSON.stringify(windowState ?? {})) > STATE_LIMIT_BYTES) {
           const ended = await closeWindow(deps, settings, {
             stream: batch.stream, shard: batch.shard, window: { start: window.start, end: window.end, state: windowState },
-            lastSeq: records[s.to - 1]!.seq, terminatedEarly: true,
+            lastSeq: records[s.to - 1]!.seq, terminatedEarly: true, pending: segments.length > 0,
           }, sink, stopped);
           if (ended !== 'DONE') return ended;
           windowState = {};
@@ -316,7 +316,11 @@ export async function deliverBatch(
 export async function closeWindow(
   deps: DeliveryDeps,
   settings: DeliverySettings,
-  target: { stream: StreamInfo; shard: ShardInfo; window: { start: Date; end: Date; state: unknown }; lastSeq: bigint; terminatedEarly?: boolean },
+  target: {
+    stream: StreamInfo; shard: ShardInfo; window: { start: Date; end: Date; state: unknown }; lastSeq: bigint;
+    /** Ended early (state over 1 MB) with `pending` records of its batch still to deliver after it. */
+    terminatedEarly?: boolean; pending?: boolean;
+  },
   sink: BatchSink,
   stopped: () => boolean | Promise<boolean>,
 ): Promise<DeliveryResult> {
@@ -347,6 +351,7 @@ export async function closeWindow(
     if (verdict?.verdict === 'SUCCESS') {
       const ok = await sink.commit({
         invocation: { ...base, outcome: 'OK', error: null }, done: null, failures: [], retrying: false, consecutiveFailures: 0, window: 'CLOSE',
+        pending: target.pending === true,
       });
       return ok ? 'DONE' : 'LOST';
     }

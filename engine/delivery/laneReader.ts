@@ -43,6 +43,9 @@ export async function readLane(
   // them for a little of the server's time, and spares the engine a copy of every payload and
   // its garbage (toStoredRecord then finds nothing to strip): replays ran ~30% faster.
   const dataExpr = stream.kind === 'KINESIS' ? sql`replace(encode(r.data, 'base64'), E'\n', '')` : sql`convert_from(r.data, 'UTF8')`;
+  // A DYNAMODB record's size_bytes is DynamoDB's item size, a fraction of the JSON it loads:
+  // the budget counts the stored JSON instead (as shardReads does).
+  const bytes = stream.kind === 'DYNAMODB' ? sql`octet_length(r.data)` : sql`r.size_bytes`;
   // Prepared: the text only varies with the stream kind and whether lanes or a window end apply.
   const rows = await handle.prepared<{
     seq: string; ordinal: unknown; arrived_ms: number; partition_key: string; data: string | null;
@@ -50,7 +53,7 @@ export async function readLane(
   }>(sql`
     select r.seq::text as seq, r.ordinal, (extract(epoch from r.arrived_at) * 1000)::float8 as arrived_ms,
            r.partition_key,
-           case when row_number() over w = 1 or sum(r.size_bytes) over w <= ${maxBytes}::bigint then ${dataExpr} end as data,
+           case when row_number() over w = 1 or sum(${bytes}) over w <= ${maxBytes}::bigint then ${dataExpr} end as data,
            r.size_bytes, r.event_name, r.event_id, r.origin::text as origin
       from records r
      where r.shard_key = ${shard.key} and r.seq > ${String(afterSeq ?? -1n)}::bigint

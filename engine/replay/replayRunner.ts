@@ -18,7 +18,6 @@
  *
  * States: STOPPED → (start) RUNNING → (stop) STOPPING → STOPPED.
  */
-import { setTimeout as delay } from 'node:timers/promises';
 import { and, asc, eq, sql } from 'drizzle-orm';
 import { type Database, type DatabaseHandle, isDatabaseUnavailable } from '../db.ts';
 import { type BatchSink, type DeliveryDeps, type Progress, closeWindow, deliverBatch } from '../delivery/batchDelivery.ts';
@@ -79,8 +78,21 @@ export class ReplayRunner {
    * stop() hands the jobs back without waiting them out, or when the run is halted.
    */
   #sleep(ms: number, halt: AbortSignal): Promise<void> {
-    const signal = this.#halting?.signal;
-    return signal ? delay(ms, undefined, { signal: AbortSignal.any([signal, halt]) }).catch(() => {}) : Promise.resolve();
+    const stopping = this.#halting?.signal;
+    if (!stopping || stopping.aborted || halt.aborted) return Promise.resolve();
+    // Listeners taken off again when the wait ends (AbortSignal.any would keep one per wait on
+    // the runner's signal for as long as the runner lives).
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        stopping.removeEventListener('abort', done);
+        halt.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      stopping.addEventListener('abort', done);
+      halt.addEventListener('abort', done);
+    });
   }
 
   async start(): Promise<void> {
