@@ -599,6 +599,36 @@ for (const backend of backends) {
       ]);
     });
 
+    it('ends first a window whose over-1 MB state was kept without its early end (the lane stopped in between)', async () => {
+      writeFileSync(join(functionsDir, 'window-kept-state.mjs'), `
+        export const calls = [];
+        export async function handler(event) {
+          calls.push({ records: event.Records.length, final: event.isFinalInvokeForWindow, early: event.isWindowTerminatedEarly, big: (event.state.pad ?? '').length });
+          return { state: {} };
+        }`);
+      await t.engine.catalog.create({ name: 'window-kept-state', shardCount: 1 });
+      await t.engine.createFunction({ name: 'window-kept-state-fn', module: 'window-kept-state.mjs#handler' });
+      await waitFor(() => Date.now() % 900_000 < 880_000, 'not at the end of a 900 s window', 21_000);
+      const mapping = await t.engine.createMapping({
+        streamName: 'window-kept-state', functionName: 'window-kept-state-fn', startingPosition: 'TRIM_HORIZON', tumblingWindowSeconds: 900,
+      });
+      await t.engine.putRecords('window-kept-state', [{ partitionKey: 'w', data: b64('first') }]);
+      const module = await import(join(functionsDir, 'window-kept-state.mjs'));
+      await waitFor(() => module.calls.length >= 1, 'the first batch', 10_000);
+      await waitFor(async () => (await t.engine.lag(mapping.id))[0]?.recordsBehind === 0, 'its checkpoint');
+      // As a lane that stopped right after a batch answered a state over 1 MB leaves its lease.
+      await t.engine.updateMapping(mapping.id, { enabled: false });
+      await t.engine.handle.query(sql`update leases set window_state = ${JSON.stringify({ pad: 'x'.repeat(1100 * 1024) })}::jsonb
+                                       where mapping_id = ${mapping.id}`);
+      await t.engine.putRecords('window-kept-state', [{ partitionKey: 'w', data: b64('second') }]);
+      await t.engine.updateMapping(mapping.id, { enabled: true });
+      await waitFor(() => module.calls.length >= 3, 'the early end, then the second record', 10_000);
+      assert.deepEqual(module.calls.slice(1, 3), [
+        { records: 0, final: true, early: true, big: 1100 * 1024 },
+        { records: 1, final: false, early: false, big: 0 },
+      ]);
+    });
+
     it('does not hold a window\'s final invocation for maximumBatchingWindowSeconds', async () => {
       writeFileSync(join(functionsDir, 'window-batching.mjs'), `
         export const finals = [];

@@ -29,7 +29,7 @@ import { judgeResponse } from './batchResponse.ts';
 import { buildEvent } from './eventShapes.ts';
 import type { LaneRecord } from './laneReader.ts';
 import { buildOnFailureRecord, functionArnOf } from './onFailureRecord.ts';
-import { STATE_LIMIT_BYTES } from './tumblingWindows.ts';
+import { STATE_LIMIT_BYTES, stateBytes } from './tumblingWindows.ts';
 
 export type InvocationOutcome = 'OK' | 'PARTIAL_FAILURE' | 'FUNCTION_ERROR' | 'TIMEOUT' | 'THROTTLED';
 export type FailureKind = 'FUNCTION_ERROR' | 'TIMEOUT' | 'PARTIAL_FAILURE' | 'BISECTED' | 'RETRIES_EXHAUSTED' | 'RECORD_EXPIRED';
@@ -227,7 +227,7 @@ export async function deliverBatch(
         if (!ok) return 'LOST';
         consecutiveFailures = 0;
         segments.shift();
-        if (window && !closes && Buffer.byteLength(JSON.stringify(windowState ?? {})) > STATE_LIMIT_BYTES) {
+        if (window && !closes && stateBytes(windowState) > STATE_LIMIT_BYTES) {
           const ended = await closeWindow(deps, settings, {
             stream: batch.stream, shard: batch.shard, window: { start: window.start, end: window.end, state: windowState },
             lastSeq: records[s.to - 1]!.seq, terminatedEarly: true, pending: segments.length > 0,

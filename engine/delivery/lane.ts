@@ -26,7 +26,7 @@ import { compileFilterPatterns } from './filterPatterns.ts';
 import { type LaneRecord, readLane } from './laneReader.ts';
 import type { Lease, LeaseState, LeaseTable } from './leaseTable.ts';
 import { commitStep } from './stepCommit.ts';
-import { firstWindow, stateReserveBytes, windowStartOf } from './tumblingWindows.ts';
+import { STATE_LIMIT_BYTES, firstWindow, stateBytes, stateReserveBytes, windowStartOf } from './tumblingWindows.ts';
 import { toShardInfo } from '../streams/streamCatalog.ts';
 import { shards } from '../schema.ts';
 import { eq } from 'drizzle-orm';
@@ -193,11 +193,14 @@ export class Lane {
         const openEnd = open.getTime() + tumblingMs;
         const nextIsLater = page.length > 0 && windowStartOf(page[0]!.arrivalMs, tumblingMs) > open.getTime();
         const endedIdle = page.length === 0 && (Date.now() >= openEnd + WINDOW_CLOSE_GRACE_MS || shard.closedAt !== null);
-        if (nextIsLater || endedIdle) {
+        // A state over 1 MB whose early end did not run (the lane stopped or lost its lease
+        // between the batch that answered it and the final invocation): the window ends first.
+        const overgrown = stateBytes(this.#lease.windowState) > STATE_LIMIT_BYTES;
+        if (nextIsLater || endedIdle || overgrown) {
           if (!(await this.#save({ state: 'PROCESSING', durable: false }))) return;
           const result = await closeWindow(this.#deliveryDeps, settings, {
             stream, shard, window: { start: open, end: new Date(openEnd), state: this.#lease.windowState },
-            lastSeq: this.#lease.checkpointSeq ?? 0n,
+            lastSeq: this.#lease.checkpointSeq ?? 0n, terminatedEarly: overgrown,
           }, this.#sink(mapping.parallelizationFactor), this.#stoppedOrChanged(mapping));
           if (result === 'LOST') return;
           continue;

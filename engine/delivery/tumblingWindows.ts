@@ -17,7 +17,10 @@ export const STATE_LIMIT_BYTES = 1024 * 1024;
 /** A batch leaves that much of the 6 MB payload to the state. */
 export const STATE_RESERVE_BYTES = STATE_LIMIT_BYTES;
 
+/** A window state's size as JSON, the form it travels and is kept in. */
+export const stateBytes = (state: unknown): number => Buffer.byteLength(JSON.stringify(state ?? {}));
+
 /** The payload room a window's state takes: its size, and at least what AWS allows it. */
 export function stateReserveBytes(state: unknown): number {
-  return Math.max(STATE_RESERVE_BYTES, Buffer.byteLength(JSON.stringify(state ?? {})));
+  return Math.max(STATE_RESERVE_BYTES, stateBytes(state));
 }
