@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import {
-  CreateStreamCommand, DeleteStreamCommand, DescribeStreamSummaryCommand, KinesisClient, MergeShardsCommand, PutRecordsCommand,
+  CreateStreamCommand, KinesisClient, MergeShardsCommand, PutRecordsCommand,
   ResourceInUseException, SplitShardCommand,
 } from '@aws-sdk/client-kinesis';
 import { type App, buildApp } from '../api/app.ts';
@@ -20,7 +20,7 @@ import type { Engine } from '../engine/engine.ts';
 import { DEFAULT_ENGINE_OPTIONS, Engine as EngineClass } from '../engine/engine.ts';
 import type { StoredRecord } from '../engine/records/readRecords.ts';
 import { type TestEngine, backends, bounded, openTestEngine, rejectsWith, waitFor } from './harness.ts';
-import { type Kinesalite, activeStream, startKinesalite } from './kinesaliteServer.ts';
+import { type Kinesalite, activeStream, recreateStream, startKinesalite } from './kinesaliteServer.ts';
 import { startSourceProxy } from './sourceProxy.ts';
 
 // Capture reads credentials from the SDK's default provider chain: the environment here.
@@ -324,18 +324,7 @@ for (const backend of backends) {
       await putSource(k, name, ['first']);
       const started = await t.engine.startCapture({ endpoint: k.endpoint, stream: name, into });
       await captured(started.id, 1, 'the first record captured');
-      await k.client.send(new DeleteStreamCommand({ StreamName: name }));
-      await waitFor(async () => {
-        try {
-          await k.client.send(new DescribeStreamSummaryCommand({ StreamName: name }));
-          return false;
-        } catch {
-          return true;
-        }
-      }, 'the source stream deleted', 10_000);
-      await new Promise((resolve) => setTimeout(resolve, 1100)); // its creation time must differ (seconds)
-      await k.client.send(new CreateStreamCommand({ StreamName: name, ShardCount: 1 }));
-      await activeStream(k.client, name);
+      await recreateStream(k.client, name, 1);
       await putSource(k, name, ['second']);
       const stopped = await waitFor(async () => {
         const s = await source(started.id);
@@ -399,18 +388,7 @@ for (const backend of backends) {
         // Discovery lists the source once, at the start: only the readers can tell the stream is new.
         await own.start({ discoveryMs: 60_000 });
         await waitFor(async () => (await state()).recordsCaptured === 2, 'the original records captured', 10_000);
-        await k.client.send(new DeleteStreamCommand({ StreamName: name }));
-        await waitFor(async () => {
-          try {
-            await k.client.send(new DescribeStreamSummaryCommand({ StreamName: name }));
-            return false;
-          } catch {
-            return true;
-          }
-        }, 'the source stream deleted', 10_000);
-        await new Promise((resolve) => setTimeout(resolve, 1100)); // its creation time must differ (seconds)
-        await k.client.send(new CreateStreamCommand({ StreamName: name, ShardCount: 2 }));
-        await activeStream(k.client, name);
+        await recreateStream(k.client, name, 2);
         await put(['second-0'], '0');
         await put(['second-1'], '340282366920938463463374607431768211455');
         const ended = await waitFor(async () => {

@@ -4,7 +4,7 @@
  * it. It speaks HTTP/1.1 only, so its client uses a NodeHttpHandler.
  */
 import type { AddressInfo } from 'node:net';
-import { DescribeStreamSummaryCommand, KinesisClient } from '@aws-sdk/client-kinesis';
+import { CreateStreamCommand, DeleteStreamCommand, DescribeStreamSummaryCommand, KinesisClient } from '@aws-sdk/client-kinesis';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import kinesalite from 'kinesalite';
 
@@ -37,4 +37,24 @@ export async function activeStream(client: KinesisClient, name: string): Promise
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
   throw new Error(`kinesalite stream ${name} did not become ACTIVE`);
+}
+
+/**
+ * Deletes a kinesalite stream and creates it again under its name with `shardCount` shards,
+ * ACTIVE: a stream a capture no longer follows, though its shard ids are the old ones'.
+ */
+export async function recreateStream(client: KinesisClient, name: string, shardCount: number): Promise<void> {
+  await client.send(new DeleteStreamCommand({ StreamName: name }));
+  for (let i = 0; ; i++) {
+    try {
+      await client.send(new DescribeStreamSummaryCommand({ StreamName: name }));
+    } catch {
+      break;
+    }
+    if (i >= 1000) throw new Error(`kinesalite stream ${name} was not deleted`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  await new Promise((resolve) => setTimeout(resolve, 1100)); // its creation time must differ (seconds)
+  await client.send(new CreateStreamCommand({ StreamName: name, ShardCount: shardCount }));
+  await activeStream(client, name);
 }

@@ -46,11 +46,16 @@ function forbidden(principal: Principal, field: string, scope: Scope): Shardline
     `${field} needs the "${scope}" scope; token "${principal.name}" has ${principal.scopes.map((s) => `"${s}"`).join(', ')}.`);
 }
 
-function check(context: { principal?: Principal; engine?: Engine } | undefined, field: string, rule: Rule, args: Record<string, any>): void {
-  const principal = context?.principal;
+/** The principal and the scope the field needs of it, or the error of a request without them. */
+function requireScope(principal: Principal | undefined, field: string, rule: Rule, args: Record<string, any>): { principal: Principal; scope: Scope } {
   if (!principal) throw new ShardlineError('UNAUTHENTICATED', 'Authentication required.');
   const scope = typeof rule === 'function' ? rule(args) : rule;
   if (!hasScope(principal, scope)) throw forbidden(principal, field, scope);
+  return { principal, scope };
+}
+
+function check(context: { principal?: Principal; engine?: Engine } | undefined, field: string, rule: Rule, args: Record<string, any>): void {
+  const { principal, scope } = requireScope(context?.principal, field, rule, args);
   // Record writes take from the token's write rate limit (engine/auth/writeRateLimiter.ts).
   if (scope === 'produce') context!.engine?.writeLimiter.take(principal);
 }
@@ -102,10 +107,7 @@ export function useMutationScopes(): Plugin {
           if (!field) continue; // validation refused it already
           const rule = MUTATION_SCOPES[field.name] ?? 'admin';
           const values = typeof rule === 'function' ? getArgumentValues(field, node, coerced.coerced) : {};
-          const principal = context?.principal;
-          if (!principal) throw new ShardlineError('UNAUTHENTICATED', 'Authentication required.');
-          const scope = typeof rule === 'function' ? rule(values) : rule;
-          if (!hasScope(principal, scope)) throw forbidden(principal, `Mutation.${field.name}`, scope);
+          requireScope(context?.principal, `Mutation.${field.name}`, rule, values);
         }
       } catch (error) {
         if (!(error instanceof ShardlineError)) throw error;

@@ -39,6 +39,8 @@ type JobRow = typeof replayJobs.$inferSelect;
 type HaltReason = 'LEFT' | 'STREAM_DELETED';
 /** What a run needs to know of its job's row to go on. */
 interface JobLook { state: string; owner: string | null; epoch: unknown; stream_live: boolean }
+/** The columns of a JobLook, of `replay_jobs j`. */
+const JOB_LOOK = sql`j.state, j.owner, j.epoch, exists (select 1 from streams s where s.id = j.stream_id and s.deleted_at is null) as stream_live`;
 /** A range's open tumbling window as committed so far, and the last record done with. */
 interface RangeWindow { open: { start: Date; state: unknown } | null; lastSeq: bigint }
 type CursorRow = typeof replayCursors.$inferSelect;
@@ -131,7 +133,7 @@ export class ReplayRunner {
       const renewed = await this.handle.query<JobLook & { id: string }>(sql`
         update replay_jobs j set expires_at = now() + make_interval(secs => ${ttl}::float8)
          where owner = ${this.owner} and state = 'RUNNING' and id = any(${sql.param(running.map(([id]) => id))}::text[])
-        returning j.id, j.state, j.owner, j.epoch, exists (select 1 from streams s where s.id = j.stream_id and s.deleted_at is null) as stream_live`);
+        returning j.id, ${JOB_LOOK}`);
       for (const [id, entry] of running) this.#judge(entry.halt, entry.epoch, renewed.find((r) => r.id === id));
     }
     const room = this.options.maxJobs - this.#running.size;
@@ -177,8 +179,7 @@ export class ReplayRunner {
 
   async #look(id: string): Promise<JobLook | undefined> {
     const [row] = await this.handle.query<JobLook>(sql`
-      select j.state, j.owner, j.epoch, exists (select 1 from streams s where s.id = j.stream_id and s.deleted_at is null) as stream_live
-        from replay_jobs j where j.id = ${id}`);
+      select ${JOB_LOOK} from replay_jobs j where j.id = ${id}`);
     return row;
   }
 
