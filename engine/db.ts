@@ -33,6 +33,12 @@ export interface DatabaseHandle {
   /** Runs fn in a transaction, retrying serialization failures and deadlocks a few times. */
   transaction<T>(fn: (tx: Database) => Promise<T>): Promise<T>;
   /**
+   * Postgres only: runs fn in a transaction of its own connection, where a COPY FROM STDIN can
+   * stream rows (drizzle has no COPY). Retries serialization failures and deadlocks as
+   * transaction() does.
+   */
+  copyTransaction?<T>(fn: (tx: CopySession) => Promise<T>): Promise<T>;
+  /**
    * Postgres only: LISTEN on a channel over a dedicated connection that reconnects by itself.
    * `onListen` runs each time the LISTEN is in place: first, and again after every reconnect
    * (notifications sent while it was down are lost). Resolves with a function that stops
@@ -40,6 +46,14 @@ export interface DatabaseHandle {
    */
   listen?(channel: string, onPayload: (payload: string) => void, onListen?: () => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
+}
+
+/** A transaction that can stream COPY data (DatabaseHandle.copyTransaction). */
+export interface CopySession {
+  /** A prepared statement's rows (as DatabaseHandle.prepared). */
+  prepared<T = Record<string, unknown>>(statement: SQL): Promise<T[]>;
+  /** Sends data to `statement` (a COPY … FROM STDIN) and resolves once Postgres has taken all of it. */
+  copyFrom(statement: string, data: Buffer): Promise<void>;
 }
 
 export interface OpenOptions {
@@ -127,6 +141,7 @@ export async function openDatabase(options: OpenOptions): Promise<DatabaseHandle
   let close: () => Promise<void>;
   let kind: DriverKind;
   let listen: DatabaseHandle['listen'];
+  let copyTransaction: DatabaseHandle['copyTransaction'];
   if (options.databaseUrl) {
     const client = postgres(options.databaseUrl, {
       max: options.maxConnections ?? 10,
@@ -142,6 +157,21 @@ export async function openDatabase(options: OpenOptions): Promise<DatabaseHandle
     db = drizzlePostgres(client, { schema }) as unknown as Database;
     close = () => client.end({ timeout: 5 });
     kind = 'postgres';
+    const { dialect } = db as unknown as DrizzleInternals;
+    copyTransaction = <T>(fn: (tx: CopySession) => Promise<T>) => retryingConflicts(() => client.begin((tx) => fn({
+      async prepared<R>(statement: SQL) {
+        const query = dialect.sqlToQuery(statement);
+        return [...await tx.unsafe(query.sql, query.params as never[], { prepare: true })] as R[];
+      },
+      async copyFrom(statement: string, data: Buffer) {
+        const writable = await tx.unsafe(statement).writable();
+        await new Promise<void>((resolve, reject) => {
+          writable.once('error', reject);
+          writable.once('finish', resolve);
+          writable.end(data);
+        });
+      },
+    })) as Promise<T>);
     listen = async (channel, onPayload, onListen) => {
       const request = await client.listen(channel, onPayload, onListen);
       return () => request.unlisten();
@@ -186,6 +216,7 @@ export async function openDatabase(options: OpenOptions): Promise<DatabaseHandle
     },
     close,
     ...(listen ? { listen } : {}),
+    ...(copyTransaction ? { copyTransaction } : {}),
   };
   return handle;
 }

@@ -5,10 +5,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { sql } from 'drizzle-orm';
-import { type PendingRecord, ShardMovedError } from '../engine/records/appendRecords.ts';
+import { randomBytes } from 'node:crypto';
+import { COPY_MIN_ROWS, type PendingRecord, ShardMovedError, appendRecordsPlaced } from '../engine/records/appendRecords.ts';
 import { RecentRecords } from '../engine/records/recentRecords.ts';
 import { COMBINE_LIMITS, ShardAppender } from '../engine/records/shardAppender.ts';
-import { type TestEngine, b64, backends, openTestEngine } from './harness.ts';
+import { type TestEngine, b64, backends, bounded, openTestEngine } from './harness.ts';
 
 for (const backend of backends) {
   describe(`shard appender (${backend.name})`, () => {
@@ -84,24 +85,79 @@ for (const backend of backends) {
       assert.equal((await stored(shard.key)).length, 18);
     });
 
-    it('when Postgres refuses one append\'s value, fails that append alone', async () => {
-      const shard = await openShard('refused');
-      const appender = new ShardAppender(t.engine.handle);
-      const appends = [rowsOf(shard.key, 'ok0', 2), rowsOf(shard.key, 'bad\u0000key', 1), rowsOf(shard.key, 'ok2', 2), rowsOf(shard.key, 'ok3', 1)];
-      const outcomes = await Promise.allSettled(appends.map((rows) => appender.append(STREAM, rows)));
-      assert.deepEqual(outcomes.map((o) => o.status), ['fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
-      assert.deepEqual([...new Set((await stored(shard.key)).map((r) => r.partition_key))], ['ok0', 'ok2', 'ok3']);
+    // From COPY_MIN_ROWS rows, Postgres takes a statement's rows as a binary COPY (recordsCopy.ts).
+    for (const [size, per] of [['small', 1], ['COPY-sized', COPY_MIN_ROWS]] as const) {
+      it(`when Postgres refuses one append's value, fails that append alone (${size} appends)`, async () => {
+        const shard = await openShard(`refused-${per}`);
+        const appender = new ShardAppender(t.engine.handle);
+        const appends = [rowsOf(shard.key, 'ok0', 2 * per), rowsOf(shard.key, 'bad\u0000key', per), rowsOf(shard.key, 'ok2', 2 * per), rowsOf(shard.key, 'ok3', per)];
+        const outcomes = await bounded(Promise.allSettled(appends.map((rows) => appender.append(STREAM, rows))), 'the appends');
+        assert.deepEqual(outcomes.map((o) => o.status), ['fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
+        assert.deepEqual([...new Set((await stored(shard.key)).map((r) => r.partition_key))], ['ok0', 'ok2', 'ok3']);
+        assert.equal((await stored(shard.key)).length, 5 * per);
+        // The refused one alone again: nothing written, and the shard takes the next append.
+        await assert.rejects(bounded(appender.append(STREAM, rowsOf(shard.key, 'bad\u0000again', per)), 'the refused append'));
+        assert.equal((await appender.append(STREAM, rowsOf(shard.key, 'after', per))).length, per);
+        const rows = await stored(shard.key);
+        assert.equal(rows.length, 6 * per);
+        assert.deepEqual(rows.map((r) => Number(r.ordinal)), rows.map((_, i) => i + 1), 'dense ordinals: a refused statement took none');
+      });
+    }
+
+    it('stores a COPY-sized statement as it stores a small one: every column, byte for byte', async () => {
+      const shard = await openShard('columns');
+      const payloads = ['', 'AA==', b64('x'), randomBytes(1000).toString('base64'), Buffer.from([0, 255, 10, 92]).toString('base64')];
+      const rowsFor = (tag: string, n: number): PendingRecord[] => Array.from({ length: n }, (_, i) => ({
+        shardKey: shard.key,
+        partitionKey: `${tag}-ключ-😀-${i}`,
+        dataBase64: payloads[i % payloads.length]!,
+        sizeBytes: 1000 + i,
+        eventName: i % 3 === 0 ? null : `INSERT${i}`,
+        eventId: i % 4 === 0 ? undefined : `id-\\-"${i}"`,
+        origin: i % 2 === 0 ? null : { sequenceNumber: String(i), nested: { quote: 'a"b', unicode: 'é😀', n: i } },
+      }));
+      const small = rowsFor('s', COPY_MIN_ROWS - 1);
+      const large = rowsFor('l', COPY_MIN_ROWS);
+      const first = await appendRecordsPlaced(t.engine.handle, undefined, small);
+      const second = await appendRecordsPlaced(t.engine.handle, undefined, large);
+      assert.equal(second.seqs.length, large.length);
+      assert.ok(second.seqs[0]! > first.seqs.at(-1)!, 'numbers keep rising');
+      assert.deepEqual(second.placed.map((p) => [p.shardKey, p.ordinalBefore]), [[shard.key, small.length]]);
+      const rows = await t.engine.handle.query<{
+        seq: string; ordinal: string; arrived_us: string; partition_key: string; data: string; size_bytes: number;
+        event_name: string | null; event_id: string | null; origin: string | null;
+      }>(sql`select seq::text, ordinal::text, (extract(epoch from arrived_at) * 1000000)::int8::text as arrived_us, partition_key,
+                    encode(data, 'hex') as data, size_bytes, event_name, event_id, origin::text as origin
+               from records where shard_key = ${shard.key} order by seq`);
+      assert.equal(rows.length, small.length + large.length);
+      const written = [...small, ...large];
+      const seqs = [...first.seqs, ...second.seqs];
+      rows.forEach((row, i) => {
+        const input = written[i]!;
+        const place = i < small.length ? first.placed[0]! : second.placed[0]!;
+        assert.deepEqual({ ...row, origin: row.origin === null ? null : JSON.parse(row.origin) }, {
+          seq: seqs[i]!.toString(),
+          ordinal: String(i + 1),
+          arrived_us: String(place.arrivedUs),
+          partition_key: input.partitionKey,
+          data: Buffer.from(input.dataBase64, 'base64').toString('hex'),
+          size_bytes: input.sizeBytes,
+          event_name: input.eventName ?? null,
+          event_id: input.eventId ?? null,
+          origin: input.origin ?? null,
+        }, `row ${i}`);
+      });
     });
 
-    it('fails every append of a statement whose shard closed, and only those', async () => {
-      const shard = await openShard('closing');
-      const other = await openShard('staying');
+    for (const [size, per] of [['small', 1], ['COPY-sized', COPY_MIN_ROWS]] as const) it(`fails every append of a statement whose shard closed, and only those (${size} appends)`, async () => {
+      const shard = await openShard(`closing-${per}`);
+      const other = await openShard(`staying-${per}`);
       const appender = new ShardAppender(t.engine.handle);
       await appender.append(STREAM, rowsOf(shard.key, 'before', 2));
       await t.engine.handle.query(sql`update shards set closed_at = now(), ending_seq = 0 where key = ${shard.key}`);
       const outcomes = await Promise.allSettled([
-        ...Array.from({ length: 4 }, (_, a) => appender.append(STREAM, rowsOf(shard.key, `c${a}`, 3))),
-        appender.append(STREAM, rowsOf(other.key, 'other', 3)),
+        ...Array.from({ length: 4 }, (_, a) => appender.append(STREAM, rowsOf(shard.key, `c${a}`, 3 * per))),
+        appender.append(STREAM, rowsOf(other.key, 'other', 3 * per)),
       ]);
       for (const outcome of outcomes.slice(0, 4)) {
         assert.equal(outcome.status, 'rejected');

@@ -22,6 +22,7 @@ import type { Database, DatabaseHandle } from '../db.ts';
 import type { ShardInfo, StreamInfo } from '../streams/model.ts';
 import type { StreamCatalog } from '../streams/streamCatalog.ts';
 import { ensurePartitionsForDatabaseTime, isMissingPartition } from './partitions.ts';
+import { COPY_COLUMNS, encodeRecordsCopy } from './recordsCopy.ts';
 
 export interface PendingRecord {
   shardKey: number;
@@ -65,26 +66,17 @@ export async function appendRecordsPlaced(
     return rank;
   });
   const keys = [...counts.keys()].sort((a, b) => a - b);
-  const [result] = await handle.prepared<{ seqs: string[] | string | null; placed: [number | string, number | string, string][] | string | null }>(sql`
-    with locked as (
-      select key from shards where key = any(${sql.param(keys)}::bigint[]) order by key for update
-    ), grown as (
-      update shards s
-         set last_arrival = greatest(coalesce(s.last_arrival, clock_timestamp()), clock_timestamp()),
-             record_count = s.record_count + c.n
-        from locked
-        join unnest(${sql.param(keys)}::bigint[], ${sql.param(keys.map((k) => counts.get(k)!))}::int[]) as c(k, n) on c.k = locked.key
-       where s.key = locked.key and s.closed_at is null
-         and exists (select 1 from streams st where st.id = s.stream_id and st.deleted_at is null)
-      returning s.key, s.record_count - c.n as before, s.last_arrival
-    ), seqs as (
-      -- The one-time filter waits for every shard row of grown (so for its lock) before the
-      -- first nextval; sorted, the numbers go to the rows in order.
-      select array_agg(v order by v) as v from (
-        select nextval('record_seq') as v from generate_series(1, ${rows.length}::int)
-         where (select count(*) from grown) = ${keys.length}::int
-      ) taken
-    ), input as (
+  if (!executor && handle.copyTransaction && rows.length >= COPY_MIN_ROWS) {
+    return handle.copyTransaction(async (tx) => {
+      const [reserved] = await tx.prepared<ReservedRow>(reserveStatement(keys, counts, rows.length));
+      const { seqs, placed } = reservedOf(reserved, rows.length);
+      const placements = new Map(placed.map((p) => [p.shardKey, p]));
+      await tx.copyFrom(COPY_STATEMENT, encodeRecordsCopy(rows, seqs, ranks, placements));
+      return { seqs, placed };
+    });
+  }
+  const [result] = await handle.prepared<ReservedRow>(sql`
+    with ${reserveCtes(keys, counts, rows.length)}, input as (
       select * from unnest(
           ${sql.param(rows.map((r) => r.shardKey))}::bigint[],
           ${sql.param(rows.map((r) => r.partitionKey))}::text[],
@@ -102,11 +94,58 @@ export async function appendRecordsPlaced(
        where seqs.v is not null
       returning 1
     )
-    select (select v::text[] from seqs) as seqs, (select count(*) from inserted)::int as n,
-           (select json_agg(json_build_array(key, before, (extract(epoch from last_arrival) * 1000000)::int8::text)) from grown) as placed`, executor);
+    ${RESERVED_COLUMNS}`, executor);
+  return reservedOf(result, rows.length);
+}
+
+/**
+ * From this many rows a write outside a transaction goes to Postgres as a binary COPY
+ * (recordsCopy.ts): it costs Postgres less per row, but its transaction takes four round trips
+ * where the one statement takes one, which a handful of rows would feel.
+ */
+export const COPY_MIN_ROWS = 64;
+const COPY_STATEMENT = `copy records (${COPY_COLUMNS}) from stdin (format binary)`;
+
+type ReservedRow = { seqs: string[] | string | null; placed: [number | string, number | string, string][] | string | null };
+
+/**
+ * Steps (1) and (2) of the header: the locked, grown shard rows and the sequence numbers, as the
+ * CTEs `locked`, `grown` and `seqs` (v: the numbers in order, null when a target shard closed).
+ */
+function reserveCtes(keys: number[], counts: Map<number, number>, n: number) {
+  return sql`locked as (
+      select key from shards where key = any(${sql.param(keys)}::bigint[]) order by key for update
+    ), grown as (
+      update shards s
+         set last_arrival = greatest(coalesce(s.last_arrival, clock_timestamp()), clock_timestamp()),
+             record_count = s.record_count + c.n
+        from locked
+        join unnest(${sql.param(keys)}::bigint[], ${sql.param(keys.map((k) => counts.get(k)!))}::int[]) as c(k, n) on c.k = locked.key
+       where s.key = locked.key and s.closed_at is null
+         and exists (select 1 from streams st where st.id = s.stream_id and st.deleted_at is null)
+      returning s.key, s.record_count - c.n as before, s.last_arrival
+    ), seqs as (
+      -- The one-time filter waits for every shard row of grown (so for its lock) before the
+      -- first nextval; sorted, the numbers go to the rows in order.
+      select array_agg(v order by v) as v from (
+        select nextval('record_seq') as v from generate_series(1, ${n}::int)
+         where (select count(*) from grown) = ${keys.length}::int
+      ) taken
+    )`;
+}
+
+const RESERVED_COLUMNS = sql`select (select v::text[] from seqs) as seqs,
+           (select json_agg(json_build_array(key, before, (extract(epoch from last_arrival) * 1000000)::int8::text)) from grown) as placed`;
+
+/** The COPY path's first statement: the shards grown and the numbers taken, nothing inserted yet. */
+function reserveStatement(keys: number[], counts: Map<number, number>, n: number) {
+  return sql`with ${reserveCtes(keys, counts, n)} ${RESERVED_COLUMNS}`;
+}
+
+function reservedOf(result: ReservedRow | undefined, n: number): { seqs: bigint[]; placed: ShardPlacement[] } {
   const raw = result?.seqs ?? null;
   const seqs = typeof raw === 'string' ? parseTextArray(raw) : raw;
-  if (!seqs || seqs.length !== rows.length) throw new ShardMovedError('A target shard closed; routing again.');
+  if (!seqs || seqs.length !== n) throw new ShardMovedError('A target shard closed; routing again.');
   const placed = typeof result!.placed === 'string' ? JSON.parse(result!.placed) as [number, number, string][] : result!.placed ?? [];
   return {
     seqs: seqs.map((v) => BigInt(v)),
