@@ -2,7 +2,10 @@
  * The newest records of each shard that this process appended, kept in memory, so that tail
  * reads (Kinesis GetRecords: consumers mostly read just behind the writers) need no query.
  * Each record is kept as the member of a GetRecords `Records` array that Postgres would write
- * for it (readShardKinesisJson), built once when its statement commits.
+ * for it (readShardKinesisJson), built once when its statement commits. A statement's members
+ * are held as one string (joined with commas, with each member's end), not a string each: a
+ * long string is allocated outside the young generation, so the garbage collector neither
+ * copies nor promotes the records one by one, and a page is a few slices of it.
  *
  * What a shard keeps: one run of records with consecutive ordinals, added statement by
  * statement after each commits (ShardAppender: one statement per shard at a time, so in
@@ -34,17 +37,20 @@ export const WANTED_MS = 10 * 60_000;
 
 /** Records older than this are left to Postgres: retention (24 h at least) may have removed them. */
 export const RECENT_WINDOW_MS = 23 * 3_600_000;
-const EMPTY: never[] = [];
+const NO_SEQS = new BigInt64Array(0);
+const NO_NUMBERS = new Uint32Array(0);
 
 /** One statement's rows of one shard: they share an arrival time. */
 interface Chunk {
   shardKey: number;
   firstOrdinal: number;
-  seqs: bigint[];
-  /** Each record's GetRecords member JSON. */
-  json: string[];
+  seqs: BigInt64Array;
+  /** The records' GetRecords member JSON, in order, joined with commas. */
+  text: string;
+  /** Where each record's member ends in text (exclusive); the next one starts a comma later. */
+  ends: Uint32Array;
   /** Each record's data plus partition key bytes (what read throughput charges). */
-  sizes: number[];
+  sizes: Uint32Array;
   arrivedUs: number;
   /** Characters held (the budget's unit: close to bytes for base64 and most keys). */
   chars: number;
@@ -119,20 +125,26 @@ export class RecentRecords {
     }
     if (!run) this.#runs.set(shardKey, run = { chunks: [], lastOrdinal: firstOrdinal - 1 });
     const arrival = kinesisTimestamp(arrivedUs);
-    const json = new Array<string>(rows.length);
-    const sizes = new Array<number>(rows.length);
-    let chars = 0;
+    const members = new Array<string>(rows.length);
+    const ends = new Uint32Array(rows.length);
+    const sizes = new Uint32Array(rows.length);
+    let at = 0;
     for (let i = 0; i < rows.length; i++) {
       const row = rows[i]!;
-      json[i] = `{"SequenceNumber":"${formatSequenceNumber(seqs[i]!)}","ApproximateArrivalTimestamp":${arrival},"Data":"${canonicalBase64(row.dataBase64)}","PartitionKey":${JSON.stringify(asStored(row.partitionKey))}}`;
+      members[i] = `{"SequenceNumber":"${formatSequenceNumber(seqs[i]!)}","ApproximateArrivalTimestamp":${arrival},"Data":"${canonicalBase64(row.dataBase64)}","PartitionKey":${JSON.stringify(asStored(row.partitionKey))}}`;
+      at += members[i]!.length;
+      ends[i] = at;
+      at += 1; // the comma
       sizes[i] = row.sizeBytes;
-      chars += json[i]!.length;
     }
-    const chunk: Chunk = { shardKey, firstOrdinal, seqs, json, sizes, arrivedUs, chars, live: true };
+    const text = members.join(',');
+    const chunk: Chunk = {
+      shardKey, firstOrdinal, seqs: BigInt64Array.from(seqs), text, ends, sizes, arrivedUs, chars: text.length, live: true,
+    };
     run.chunks.push(chunk);
     run.lastOrdinal = firstOrdinal + rows.length - 1;
     this.#order.push(chunk);
-    this.#chars += chars;
+    this.#chars += chunk.chars;
     while (this.#chars > this.budgetChars && this.#orderHead < this.#order.length) {
       const oldest = this.#order[this.#orderHead]!;
       this.#order[this.#orderHead++] = undefined;
@@ -185,19 +197,31 @@ export class RecentRecords {
     if (c === chunks.length) return undefined;
     if (chunks[c]!.arrivedUs < (nowMs - RECENT_WINDOW_MS) * 1000) return undefined;
 
+    // Each chunk gives one slice: its records from i up to where the page ends.
     const parts: string[] = [];
+    let count = 0;
     let bytes = 0;
     let last: Chunk | undefined;
     let lastIndex = 0;
-    while (c < chunks.length) {
+    let full = false;
+    while (c < chunks.length && !full) {
       const chunk = chunks[c]!;
-      const size = chunk.sizes[i]!;
-      if (parts.length > 0 && (parts.length >= limit || bytes + size > maxBytes)) break;
-      parts.push(chunk.json[i]!);
-      bytes += size;
-      last = chunk;
-      lastIndex = i;
-      if (++i === chunk.seqs.length) {
+      const first = i;
+      for (; i < chunk.sizes.length; i++) {
+        const size = chunk.sizes[i]!;
+        if (count > 0 && (count >= limit || bytes + size > maxBytes)) {
+          full = true;
+          break;
+        }
+        count++;
+        bytes += size;
+      }
+      if (i > first) {
+        parts.push(chunk.text.slice(first === 0 ? 0 : chunk.ends[first - 1]! + 1, chunk.ends[i - 1]!));
+        last = chunk;
+        lastIndex = i - 1;
+      }
+      if (i === chunk.sizes.length) {
         c++;
         i = 0;
       }
@@ -213,7 +237,7 @@ export class RecentRecords {
       // taken before, stands either way.
     }
     this.#hits++;
-    return { recordsJson: parts, count: parts.length, sizeBytes: bytes, next, nextArrival };
+    return { recordsJson: parts, count, sizeBytes: bytes, next, nextArrival };
   }
 
   /** Forgets everything held. */
@@ -230,9 +254,10 @@ export class RecentRecords {
     chunk.live = false;
     this.#chars -= chunk.chars;
     // Whatever still refers to the chunk, its records are let go.
-    chunk.seqs = EMPTY;
-    chunk.json = EMPTY;
-    chunk.sizes = EMPTY;
+    chunk.seqs = NO_SEQS;
+    chunk.text = '';
+    chunk.ends = NO_NUMBERS;
+    chunk.sizes = NO_NUMBERS;
   }
 }
 
