@@ -39,7 +39,7 @@ import { AlertRules } from './alerts/alertRules.ts';
 import type { ShardInfo, StreamInfo, StreamKind, ViewType } from './streams/model.ts';
 import { importRecords } from './records/importRecords.ts';
 import { type PutRecordInput, putRecords } from './records/putRecords.ts';
-import { COMBINE_LIMITS, ShardAppender } from './records/shardAppender.ts';
+import { COMBINE_LIMITS, StreamAppender } from './records/streamAppender.ts';
 import { RecentRecords } from './records/recentRecords.ts';
 import { type KinesisJsonRead, type ShardPosition, readShardKinesisJson } from './records/shardReads.ts';
 import { RecordReader } from './records/readRecords.ts';
@@ -109,7 +109,7 @@ export class Engine {
   readonly throughput: ShardThroughput;
   readonly #onError: (error: Error) => void;
   /** putRecords' appends, concurrent calls' rows for a shard sharing a statement. */
-  readonly #appender: ShardAppender;
+  readonly #appender: StreamAppender;
   /** The newest records this process wrote to each shard, for tail reads. */
   readonly recentRecords: RecentRecords;
   /** Subscribers per feed in this process, and the events dropped for those that fell behind. */
@@ -125,7 +125,7 @@ export class Engine {
     });
     this.catalog = new StreamCatalog(handle, options);
     this.recentRecords = new RecentRecords(options.recentRecordsBytes ?? DEFAULT_RECENT_RECORDS_BYTES);
-    this.#appender = new ShardAppender(handle, COMBINE_LIMITS, this.recentRecords);
+    this.#appender = new StreamAppender(handle, COMBINE_LIMITS, this.recentRecords);
     this.resharding = new Resharding(handle, this.catalog, (stream) =>
       this.events.emit('shards', { streamId: stream.id, streamName: stream.name }));
     this.reader = new RecordReader(handle, this.catalog);

@@ -4,12 +4,12 @@
  * most 1 MiB. AWS rejects a call that breaks a field constraint as a whole, so these are
  * whole-request errors and nothing is written.
  *
- * A valid call is written as one statement per target shard (its own transaction), run side
- * by side; the rows concurrent calls send to one shard share a statement (ShardAppender), so
- * calls never wait on each other's shard locks and Postgres commits once for all of them.
- * Like AWS PutRecords the call is not atomic across records: a shard whose write fails leaves
- * its records with a per-record errorCode (InternalFailure) and failedRecordCount counts them,
- * while records with the same partition key always share a shard and keep their order.
+ * A valid call is written as one statement (its own transaction) for all its target shards;
+ * the rows concurrent calls send to one stream share a statement (StreamAppender), so calls
+ * never wait on each other's shard locks and Postgres commits once for all of them. Like AWS
+ * PutRecords the call is not atomic across records: a write that fails leaves its records with
+ * a per-record errorCode (InternalFailure) and failedRecordCount counts them, while records
+ * with the same partition key always share a shard and keep their order.
  * On a stream that enforces throughput, admitWrites admits a prefix of each shard's records and
  * the rest fail with ProvisionedThroughputExceededException (streams/shardThroughput.ts).
  */
@@ -24,7 +24,7 @@ import type { StreamCatalog } from '../streams/streamCatalog.ts';
 import { type PendingRecord, ShardMovedError } from './appendRecords.ts';
 import { base64Length, isBase64 } from './base64.ts';
 import { ensurePartitionsForDatabaseTime, isMissingPartition } from './partitions.ts';
-import type { ShardAppender } from './shardAppender.ts';
+import type { StreamAppender } from './streamAppender.ts';
 
 export const PUT_LIMITS = {
   maxRecords: 500,
@@ -147,7 +147,7 @@ const INTERNAL_FAILURE = { errorCode: 'InternalFailure', errorMessage: 'Internal
 
 export async function putRecords(
   handle: DatabaseHandle,
-  appender: ShardAppender,
+  appender: StreamAppender,
   catalog: StreamCatalog,
   events: EngineEvents,
   streamName: string,
@@ -173,36 +173,42 @@ export async function putRecords(
       if (group) group.push(i);
       else groups.set(shard, [i]);
     }
-    const retry: number[] = [];
-    await Promise.all([...groups].map(async ([shard, indexes]) => {
+    const written: number[] = [];
+    const rows: PendingRecord[] = [];
+    const shardOf: ShardInfo[] = [];
+    for (let [shard, indexes] of groups) {
       if (admitWrites && stream.enforceThroughput) {
         const admitted = admitWrites(stream, shard, indexes.map((i) => valid[i]!.size));
         for (const i of indexes.slice(admitted)) entries[i] = writeThrottled(stream, shard);
         indexes = indexes.slice(0, admitted);
-        if (indexes.length === 0) return;
       }
-      const rows: PendingRecord[] = indexes.map((i) => ({
-        shardKey: shard.key, partitionKey: valid[i]!.partitionKey, dataBase64: valid[i]!.data, sizeBytes: valid[i]!.size,
-      }));
+      for (const i of indexes) {
+        written.push(i);
+        shardOf.push(shard);
+        rows.push({ shardKey: shard.key, partitionKey: valid[i]!.partitionKey, dataBase64: valid[i]!.data, sizeBytes: valid[i]!.size });
+      }
+    }
+    let retry: number[] = [];
+    if (rows.length > 0) {
       try {
-        // One statement per shard, atomic on its own (appendRecords): no transaction around it;
-        // concurrent calls' rows for the shard share it (ShardAppender).
+        // One statement for all target shards, atomic on its own (appendRecords): no
+        // transaction around it; concurrent calls' rows for the stream share it (StreamAppender).
         const seqs = await appender.append(stream.id, rows);
-        indexes.forEach((i, j) => {
-          entries[i] = { shardId: shard.shardId, sequenceNumber: formatSequenceNumber(seqs[j]!), errorCode: null, errorMessage: null };
+        written.forEach((i, j) => {
+          entries[i] = { shardId: shardOf[j]!.shardId, sequenceNumber: formatSequenceNumber(seqs[j]!), errorCode: null, errorMessage: null };
         });
       } catch (raw) {
         if (raw instanceof ShardMovedError) {
-          retry.push(...indexes);
+          retry = written;
         } else if (isMissingPartition(raw)) {
           await ensurePartitionsForDatabaseTime(handle);
-          retry.push(...indexes);
+          retry = written;
         } else {
           onShardError(coerceError(raw));
-          for (const i of indexes) entries[i] = { shardId: null, sequenceNumber: null, ...INTERNAL_FAILURE };
+          for (const i of written) entries[i] = { shardId: null, sequenceNumber: null, ...INTERNAL_FAILURE };
         }
       }
-    }));
+    }
     pending = retry.sort((a, b) => a - b);
   }
   if (pending.length > 0) {

@@ -8,7 +8,7 @@
  * copies nor promotes the records one by one, and a page is a few slices of it.
  *
  * What a shard keeps: one run of records with consecutive ordinals, added statement by
- * statement after each commits (ShardAppender: one statement per shard at a time, so in
+ * statement after each commits (StreamAppender: one statement per stream at a time, so in
  * order). Rows written by another process or another write path leave a gap in the ordinals;
  * the next rows added then start a new run. Records never change once written, only leave with
  * retention, which keeps every record for at least 24 hours: memory answers only for records

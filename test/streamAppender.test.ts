@@ -1,6 +1,7 @@
 /**
- * ShardAppender: concurrent appends to one shard share a statement, each keeping its rows
- * contiguous and in order; a statement's failure reaches every append in it and nothing else.
+ * StreamAppender: concurrent appends to one stream share a statement, each keeping its rows
+ * contiguous and in order in each shard; a statement's failure reaches every append in it and
+ * nothing else.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -8,11 +9,11 @@ import { sql } from 'drizzle-orm';
 import { randomBytes } from 'node:crypto';
 import { COPY_MIN_ROWS, type PendingRecord, ShardMovedError, appendRecordsPlaced } from '../engine/records/appendRecords.ts';
 import { RecentRecords } from '../engine/records/recentRecords.ts';
-import { COMBINE_LIMITS, ShardAppender } from '../engine/records/shardAppender.ts';
+import { COMBINE_LIMITS, StreamAppender } from '../engine/records/streamAppender.ts';
 import { type TestEngine, b64, backends, bounded, openTestEngine } from './harness.ts';
 
 for (const backend of backends) {
-  describe(`shard appender (${backend.name})`, () => {
+  describe(`stream appender (${backend.name})`, () => {
     let t: TestEngine;
     before(async () => {
       t = await openTestEngine(backend);
@@ -40,7 +41,7 @@ for (const backend of backends) {
       const shard = await openShard('combined');
       const recent = new RecentRecords(1 << 24);
       recent.want(STREAM);
-      const appender = new ShardAppender(t.engine.handle, COMBINE_LIMITS, recent);
+      const appender = new StreamAppender(t.engine.handle, COMBINE_LIMITS, recent);
       const appends = Array.from({ length: 12 }, (_, a) => rowsOf(shard.key, `a${a}`, 1 + (a % 5) * 7));
       let heldWhenResolved = 0;
       const results = await Promise.all(appends.map((rows) => appender.append(STREAM, rows).then(async (seqs) => {
@@ -76,9 +77,35 @@ for (const backend of backends) {
       });
     });
 
+    it('writes an append to several shards of a stream in one statement, in order in each shard', async () => {
+      const stream = await t.engine.catalog.create({ name: 'spread', shardCount: 3 });
+      const shards = await t.engine.catalog.shards(stream, 'OPEN');
+      const recent = new RecentRecords(1 << 24);
+      recent.want(stream.id);
+      const appender = new StreamAppender(t.engine.handle, COMBINE_LIMITS, recent);
+      // Two calls at once, each with rows for every shard, interleaved; COPY-sized and small.
+      const callRows = (tag: string, n: number) => Array.from({ length: n }, (_, i) => {
+        const shardKey = shards[i % shards.length]!.key;
+        return { shardKey, partitionKey: `${tag}`, dataBase64: b64(`${tag}/${i}`), sizeBytes: 8 };
+      });
+      const calls = [callRows('x', 3 * COPY_MIN_ROWS), callRows('y', 5)];
+      const results = await Promise.all(calls.map((rows) => appender.append(stream.id, rows)));
+      assert.equal(appender.statements, 2, 'one statement per call (the second waited for the first)');
+      for (const shard of shards) {
+        const rows = await stored(shard.key);
+        assert.deepEqual(rows.map((r) => Number(r.ordinal)), rows.map((_, i) => i + 1), `${shard.shardId}: dense ordinals`);
+        const expected = calls.flatMap((rowsIn, c) => rowsIn.flatMap((row, i) => (row.shardKey === shard.key
+          ? [{ seq: results[c]![i]!.toString(), data: `${row.partitionKey}/${i}` }] : [])));
+        assert.deepEqual(rows.map((r) => ({ seq: r.seq, data: r.data })), expected, `${shard.shardId}: the calls' rows in order`);
+        // Each shard's rows are held in memory for tail reads, with the same pages.
+        const read = await recent.read(shard.key, { after: -1n, lowMs: 0 }, 10_000, 1 << 24, Date.now(), async () => rows.length);
+        assert.equal(read?.count, rows.length, `${shard.shardId}: every row held`);
+      }
+    });
+
     it('keeps a combined statement within its row limit', async () => {
       const shard = await openShard('limited');
-      const appender = new ShardAppender(t.engine.handle, { maxRows: 5, maxChars: 1 << 20 });
+      const appender = new StreamAppender(t.engine.handle, { maxRows: 5, maxChars: 1 << 20 });
       await Promise.all(Array.from({ length: 6 }, (_, a) => appender.append(STREAM, rowsOf(shard.key, `l${a}`, 3))));
       // The first runs alone; the five queued behind it can only go one by one (3 + 3 > 5).
       assert.equal(appender.statements, 6);
@@ -89,7 +116,7 @@ for (const backend of backends) {
     for (const [size, per] of [['small', 1], ['COPY-sized', COPY_MIN_ROWS]] as const) {
       it(`when Postgres refuses one append's value, fails that append alone (${size} appends)`, async () => {
         const shard = await openShard(`refused-${per}`);
-        const appender = new ShardAppender(t.engine.handle);
+        const appender = new StreamAppender(t.engine.handle);
         const appends = [rowsOf(shard.key, 'ok0', 2 * per), rowsOf(shard.key, 'bad\u0000key', per), rowsOf(shard.key, 'ok2', 2 * per), rowsOf(shard.key, 'ok3', per)];
         const outcomes = await bounded(Promise.allSettled(appends.map((rows) => appender.append(STREAM, rows))), 'the appends');
         assert.deepEqual(outcomes.map((o) => o.status), ['fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
@@ -152,7 +179,7 @@ for (const backend of backends) {
     for (const [size, per] of [['small', 1], ['COPY-sized', COPY_MIN_ROWS]] as const) it(`fails every append of a statement whose shard closed, and only those (${size} appends)`, async () => {
       const shard = await openShard(`closing-${per}`);
       const other = await openShard(`staying-${per}`);
-      const appender = new ShardAppender(t.engine.handle);
+      const appender = new StreamAppender(t.engine.handle);
       await appender.append(STREAM, rowsOf(shard.key, 'before', 2));
       await t.engine.handle.query(sql`update shards set closed_at = now(), ending_seq = 0 where key = ${shard.key}`);
       const outcomes = await Promise.allSettled([
