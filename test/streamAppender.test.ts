@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { COPY_MIN_ROWS, type PendingRecord, ShardMovedError, appendRecordsPlaced } from '../engine/records/appendRecords.ts';
 import { RecentRecords } from '../engine/records/recentRecords.ts';
 import { COMBINE_LIMITS, StreamAppender } from '../engine/records/streamAppender.ts';
-import { type TestEngine, b64, backends, bounded, openTestEngine } from './harness.ts';
+import { type TestEngine, b64, backends, bounded, openTestEngine, waitFor } from './harness.ts';
 
 for (const backend of backends) {
   describe(`stream appender (${backend.name})`, () => {
@@ -102,6 +102,45 @@ for (const backend of backends) {
         assert.equal(read?.count, rows.length, `${shard.shardId}: every row held`);
       }
     });
+
+    // Two connections are needed to deadlock; PGlite has one.
+    if (backend.name === 'postgres') {
+      for (const [size, per] of [['small', 1], ['COPY-sized', COPY_MIN_ROWS]] as const) {
+        it(`an append that loses a deadlock runs again and is written once (${size})`, async () => {
+          const stream = await t.engine.catalog.create({ name: `deadlock-${per}`, shardCount: 2 });
+          const [first, second] = (await t.engine.catalog.shards(stream, 'OPEN')).sort((a, b) => a.key - b.key);
+          const rows = [...rowsOf(first!.key, 'one', per), ...rowsOf(second!.key, 'two', per)];
+          let release!: () => void;
+          const released = new Promise<void>((resolve) => (release = resolve));
+          let holds!: () => void;
+          const holding = new Promise<void>((resolve) => (holds = resolve));
+          let attempts = 0;
+          // Another writer locks the second shard, waits until the append holds the first and waits
+          // for the second, then asks for the first: whoever waited first (the append) is aborted.
+          const other = t.engine.handle.transaction(async (tx) => {
+            if (++attempts > 1) return;
+            await t.engine.handle.query(sql`select key from shards where key = ${second!.key} for update`, tx);
+            holds();
+            await released;
+            await t.engine.handle.query(sql`select key from shards where key = ${first!.key} for update`, tx);
+          });
+          await bounded(holding, 'the other writer holding the second shard');
+          const append = appendRecordsPlaced(t.engine.handle, undefined, rows);
+          await waitFor(async () => (await t.engine.handle.query<{ n: number }>(sql`
+            select count(*)::int as n from pg_stat_activity
+             where datname = current_database() and wait_event_type = 'Lock'`))[0]!.n > 0, 'the append waiting for the lock');
+          release();
+          const { seqs } = await bounded(append, 'the append', 20_000);
+          await bounded(other, 'the other writer', 20_000);
+          assert.equal(seqs.length, rows.length);
+          for (const [shard, tag] of [[first!, 'one'], [second!, 'two']] as const) {
+            const stored_ = await stored(shard.key);
+            assert.deepEqual(stored_.map((r) => r.partition_key), Array(per).fill(tag), `${tag}: written once`);
+            assert.deepEqual(stored_.map((r) => Number(r.ordinal)), stored_.map((_, i) => i + 1));
+          }
+        });
+      }
+    }
 
     it('keeps a combined statement within its row limit', async () => {
       const shard = await openShard('limited');

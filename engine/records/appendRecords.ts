@@ -18,7 +18,7 @@
  * trailing comma and slice keep empty payloads (string_to_array('') is an empty array).
  */
 import { sql } from 'drizzle-orm';
-import type { Database, DatabaseHandle } from '../db.ts';
+import { type Database, type DatabaseHandle, retryingConflicts } from '../db.ts';
 import type { ShardInfo, StreamInfo } from '../streams/model.ts';
 import type { StreamCatalog } from '../streams/streamCatalog.ts';
 import { ensurePartitionsForDatabaseTime, isMissingPartition } from './partitions.ts';
@@ -75,7 +75,9 @@ export async function appendRecordsPlaced(
       return { seqs, placed };
     });
   }
-  const [result] = await handle.prepared<ReservedRow>(sql`
+  // Alone (no executor) the statement is its own transaction: a deadlock with a writer that
+  // locked shards in another order aborted all of it, so it can run again.
+  const statement = sql`
     with ${reserveCtes(keys, counts, rows.length)}, input as (
       select * from unnest(
           ${sql.param(rows.map((r) => r.shardKey))}::bigint[],
@@ -94,7 +96,10 @@ export async function appendRecordsPlaced(
        where seqs.v is not null
       returning 1
     )
-    ${RESERVED_COLUMNS}`, executor);
+    ${RESERVED_COLUMNS}`;
+  const [result] = executor
+    ? await handle.prepared<ReservedRow>(statement, executor)
+    : await retryingConflicts(() => handle.prepared<ReservedRow>(statement));
   return reservedOf(result, rows.length);
 }
 
