@@ -35,15 +35,15 @@ export class InvalidPayloadError extends Error {
  * Ranks are each row's 1-based place among its shard's rows in this statement.
  */
 export function encodeRecordsCopy(rows: PendingRecord[], seqs: bigint[], ranks: number[], placements: Map<number, CopyPlacement>): Buffer {
-  const keys: Buffer[] = new Array(rows.length);
+  const keyBytes = new Uint32Array(rows.length);
   const origins: (Buffer | null)[] = new Array(rows.length);
   let size = SIGNATURE.length + 8 + 2;
   for (let i = 0; i < rows.length; i++) {
     const row = rows[i]!;
-    keys[i] = Buffer.from(row.partitionKey, 'utf8');
+    keyBytes[i] = Buffer.byteLength(row.partitionKey, 'utf8');
     const origin = row.origin === undefined || row.origin === null ? null : Buffer.from(`\x01${JSON.stringify(row.origin)}`, 'utf8');
     origins[i] = origin;
-    size += 2 + FIELDS * 4 + 8 * 4 + 4 + keys[i]!.length + base64Length(row.dataBase64)
+    size += 2 + FIELDS * 4 + 8 * 4 + 4 + keyBytes[i]! + base64Length(row.dataBase64)
       + textBytes(row.eventName) + textBytes(row.eventId) + (origin?.length ?? 0);
   }
   const out = Buffer.allocUnsafe(size);
@@ -59,7 +59,8 @@ export function encodeRecordsCopy(rows: PendingRecord[], seqs: bigint[], ranks: 
     at = out.writeBigInt64BE(seqs[i]!, at);
     at = int8(out, at, placement.ordinalBefore + ranks[i]!);
     at = int8(out, at, placement.arrivedUs - POSTGRES_EPOCH_US);
-    at = bytes(out, at, keys[i]!);
+    at = out.writeInt32BE(keyBytes[i]!, at);
+    at += out.write(row.partitionKey, at, keyBytes[i]!, 'utf8');
     const length = base64Length(row.dataBase64);
     at = out.writeInt32BE(length, at);
     if (out.write(row.dataBase64, at, length, 'base64') !== length) {
