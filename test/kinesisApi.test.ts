@@ -430,6 +430,13 @@ for (const backend of backends) {
       assert.deepEqual((await raw('Kinesis_20131202.DescribeStream', '{"StreamName": 5}')).body.__type, 'SerializationException');
       assert.deepEqual((await raw('Kinesis_20131202.DescribeStream', '{nope')).body.__type, 'SerializationException');
       assert.deepEqual((await raw('Kinesis_20131202.PutRecord', '{"StreamName": "orders", "PartitionKey": "k", "Data": "not base64!"}')).body.__type, 'SerializationException');
+      // A raw control character is not JSON, whether the body is otherwise read from its bytes
+      // (plainJson.ts) or not: the same refusal as JSON.parse's.
+      const notJson = { type: 'SerializationException', message: 'Start of structure or map found where not expected.' };
+      for (const [where, record] of [['data', '{"Data":"QQ\u0001==","PartitionKey":"k"}'], ['partition key', '{"Data":"QQ==","PartitionKey":"k\u0001"}']]) {
+        const refused = await raw('Kinesis_20131202.PutRecords', `{"StreamName":"orders","Records":[{"Data":"QQ==","PartitionKey":"k"},${record}]}`);
+        assert.deepEqual([refused.status, refused.body.__type, refused.body.message], [400, notJson.type, notJson.message], `a control character in the ${where}`);
+      }
       // A body of null is a request with no members: 400 naming what is missing, never a 500.
       for (const target of ['Kinesis_20131202.PutRecord', 'Kinesis_20131202.GetRecords', 'Kinesis_20131202.ListStreams']) {
         const nothing = await raw(target, 'null');

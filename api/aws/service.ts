@@ -14,10 +14,30 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Engine } from '../../engine/engine.ts';
 import { authorizeAwsHeaders } from './awsAuthorization.ts';
 import { type AwsApiOptions, type AwsContext, awsContext } from './context.ts';
+import { parsePlainJson } from './plainJson.ts';
 import { DYNAMODB_STREAMS_SERVICE } from './dynamodbStreams/operations.ts';
 import { KINESIS_SERVICE } from './kinesis/operations.ts';
 import { type StructureShape, parseInput } from './validation.ts';
 import { AwsError, CONTENT_TYPES, type WireFormat, decodeBody, encodeBody, errorBody } from './wire.ts';
+
+/**
+ * The request's input: read straight from the bytes when they are plain JSON (plainJson.ts),
+ * and otherwise, or when the request check refuses that reading, through decodeBody, so that
+ * every refusal is the one JSON.parse's reading gets.
+ */
+function parseRequest<T>(shape: StructureShape, body: Buffer, format: WireFormat): T {
+  if (format === 'json') {
+    const plain = parsePlainJson(body, shape);
+    if (plain !== undefined) {
+      try {
+        return parseInput<T>(shape, plain, format);
+      } catch {
+        // read again below
+      }
+    }
+  }
+  return parseInput<T>(shape, decodeBody(body, format), format);
+}
 
 export interface Operation {
   shape: StructureShape;
@@ -123,7 +143,7 @@ export function awsApi(engine: Engine, options: AwsApiOptions, logError: (error:
         return; // the client went away while sending its body: nobody to answer
       }
       const principal = authorization.complete({ method: req.method, url: req.url ?? '/', headers: req.headers, body });
-      const input = parseInput(operation.shape, decodeBody(body, format), format);
+      const input = parseRequest(operation.shape, body, format);
       const output = await operation.run({ ...ctx, principal, format }, input);
       send(res, 200, output === undefined ? Buffer.alloc(0) : encodeBody(output, format), responseType);
     } catch (raw) {
