@@ -33,11 +33,13 @@ export interface DatabaseHandle {
   /** Runs fn in a transaction, retrying serialization failures and deadlocks a few times. */
   transaction<T>(fn: (tx: Database) => Promise<T>): Promise<T>;
   /**
-   * Postgres only: runs fn in a transaction of its own connection, where a COPY FROM STDIN can
-   * stream rows (drizzle has no COPY). Retries serialization failures and deadlocks as
-   * transaction() does.
+   * Postgres only: in one transaction of its own connection, runs `first` (prepared, as
+   * prepared()), then streams to `copy` (a COPY … FROM STDIN; drizzle has no COPY) the data
+   * that `data` makes of first's rows, and commits; resolves with data's result. When data
+   * throws, nothing is written and the error is thrown. Retries serialization failures and
+   * deadlocks as transaction() does.
    */
-  copyTransaction?<T>(fn: (tx: CopySession) => Promise<T>): Promise<T>;
+  copyTransaction?<T, R = Record<string, unknown>>(first: SQL, copy: string, data: (rows: R[]) => { data: Buffer; result: T }): Promise<T>;
   /**
    * Postgres only: LISTEN on a channel over a dedicated connection that reconnects by itself.
    * `onListen` runs each time the LISTEN is in place: first, and again after every reconnect
@@ -46,14 +48,6 @@ export interface DatabaseHandle {
    */
   listen?(channel: string, onPayload: (payload: string) => void, onListen?: () => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
-}
-
-/** A transaction that can stream COPY data (DatabaseHandle.copyTransaction). */
-export interface CopySession {
-  /** A prepared statement's rows (as DatabaseHandle.prepared). */
-  prepared<T = Record<string, unknown>>(statement: SQL): Promise<T[]>;
-  /** Sends data to `statement` (a COPY … FROM STDIN) and resolves once Postgres has taken all of it. */
-  copyFrom(statement: string, data: Buffer): Promise<void>;
 }
 
 export interface OpenOptions {
@@ -158,35 +152,39 @@ export async function openDatabase(options: OpenOptions): Promise<DatabaseHandle
     close = () => client.end({ timeout: 5 });
     kind = 'postgres';
     const { dialect } = db as unknown as DrizzleInternals;
-    copyTransaction = <T>(fn: (tx: CopySession) => Promise<T>) => retryingConflicts(async () => {
+    copyTransaction = <T, R>(first: SQL, copy: string, data: (rows: R[]) => { data: Buffer; result: T }) => retryingConflicts(async () => {
       const connection = await client.reserve();
-      // BEGIN goes out with the transaction's first statement (the driver pipelines a reserved
-      // connection's queries), where sql.begin waits for it: a round trip fewer per COPY.
-      const begun = connection.unsafe('begin').execute();
       try {
-        const result = await fn({
-          async prepared<R>(statement: SQL) {
-            const query = dialect.sqlToQuery(statement);
-            const [, rows] = await Promise.all([begun, connection.unsafe(query.sql, query.params as never[], { prepare: true }).execute()]);
-            return [...rows] as R[];
-          },
-          async copyFrom(statement: string, data: Buffer) {
-            await begun;
-            const writable = await connection.unsafe(statement).writable();
-            await new Promise<void>((resolve, reject) => {
-              writable.once('error', reject);
-              writable.once('finish', resolve);
-              writable.end(data);
-            });
-          },
-        });
-        await begun;
+        // BEGIN, the statement and the COPY's start go out together (the driver pipelines a
+        // reserved connection's queries): the data waits for the statement's rows only.
+        const query = dialect.sqlToQuery(first);
+        const begun = connection.unsafe('begin').execute();
+        const rows = connection.unsafe(query.sql, query.params as never[], { prepare: true }).execute();
+        const started = connection.unsafe(copy).writable();
+        let result: T;
+        try {
+          const [, firstRows, writable] = await Promise.all([begun, rows, started]);
+          let made: { data: Buffer; result: T };
+          try {
+            made = data([...firstRows] as R[]);
+          } catch (error) {
+            writable.on('error', () => {}); // the error is the one thrown here
+            writable.destroy(error as Error); // CopyFail: Postgres ends the COPY with an error
+            throw error;
+          }
+          result = made.result;
+          await new Promise<void>((resolve, reject) => {
+            writable.once('error', reject);
+            writable.once('finish', resolve);
+            writable.end(made.data);
+          });
+        } catch (error) {
+          await Promise.allSettled([begun, rows, started]);
+          await connection.unsafe('rollback').catch(() => {});
+          throw error;
+        }
         await connection.unsafe('commit');
         return result;
-      } catch (error) {
-        await begun.catch(() => {});
-        await connection.unsafe('rollback').catch(() => {});
-        throw error;
       } finally {
         connection.release();
       }

@@ -67,13 +67,12 @@ export async function appendRecordsPlaced(
   });
   const keys = [...counts.keys()].sort((a, b) => a - b);
   if (!executor && handle.copyTransaction && rows.length >= COPY_MIN_ROWS) {
-    return handle.copyTransaction(async (tx) => {
-      const [reserved] = await tx.prepared<ReservedRow>(reserveStatement(keys, counts, rows.length));
-      const { seqs, placed } = reservedOf(reserved, rows.length);
-      const placements = new Map(placed.map((p) => [p.shardKey, p]));
-      await tx.copyFrom(COPY_STATEMENT, encodeRecordsCopy(rows, seqs, ranks, placements));
-      return { seqs, placed };
-    });
+    return handle.copyTransaction<{ seqs: bigint[]; placed: ShardPlacement[] }, ReservedRow>(
+      reserveStatement(keys, counts, rows.length), COPY_STATEMENT, ([reserved]) => {
+        const result = reservedOf(reserved, rows.length);
+        const placements = new Map(result.placed.map((p) => [p.shardKey, p]));
+        return { data: encodeRecordsCopy(rows, result.seqs, ranks, placements), result };
+      });
   }
   // Alone (no executor) the statement is its own transaction: a deadlock with a writer that
   // locked shards in another order aborted all of it, so it can run again.
