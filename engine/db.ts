@@ -36,10 +36,12 @@ export interface DatabaseHandle {
    * Postgres only: in one transaction of its own connection, runs `first` (prepared, as
    * prepared()), then streams to `copy` (a COPY … FROM STDIN; drizzle has no COPY) the data
    * that `data` makes of first's rows, and commits; resolves with data's result. When data
-   * throws, nothing is written and the error is thrown. Retries serialization failures and
-   * deadlocks as transaction() does.
+   * throws, nothing is written and the error is thrown. onCommit is told when the COPY is done
+   * and the COMMIT goes out. Retries serialization failures and deadlocks as transaction() does.
    */
-  copyTransaction?<T, R = Record<string, unknown>>(first: SQL, copy: string, data: (rows: R[]) => { data: Buffer; result: T }): Promise<T>;
+  copyTransaction?<T, R = Record<string, unknown>>(
+    first: SQL, copy: string, data: (rows: R[]) => { data: Buffer; result: T }, onCommit?: () => void,
+  ): Promise<T>;
   /**
    * Postgres only: LISTEN on a channel over a dedicated connection that reconnects by itself.
    * `onListen` runs each time the LISTEN is in place: first, and again after every reconnect
@@ -152,7 +154,7 @@ export async function openDatabase(options: OpenOptions): Promise<DatabaseHandle
     close = () => client.end({ timeout: 5 });
     kind = 'postgres';
     const { dialect } = db as unknown as DrizzleInternals;
-    copyTransaction = <T, R>(first: SQL, copy: string, data: (rows: R[]) => { data: Buffer; result: T }) => retryingConflicts(async () => {
+    copyTransaction = <T, R>(first: SQL, copy: string, data: (rows: R[]) => { data: Buffer; result: T }, onCommit?: () => void) => retryingConflicts(async () => {
       const connection = await client.reserve();
       try {
         // BEGIN, the statement and the COPY's start go out together (the driver pipelines a
@@ -183,7 +185,9 @@ export async function openDatabase(options: OpenOptions): Promise<DatabaseHandle
           await connection.unsafe('rollback').catch(() => {});
           throw error;
         }
-        await connection.unsafe('commit');
+        const committed = connection.unsafe('commit').execute();
+        onCommit?.();
+        await committed;
         return result;
       } finally {
         connection.release();

@@ -35,16 +35,23 @@ for (const backend of backends) {
     const stored = (shardKey: number) =>
       t.engine.handle.query<{ seq: string; ordinal: string; partition_key: string; data: string }>(sql`
         select seq::text, ordinal::text, partition_key, encode(data, 'escape') as data
-          from records where shard_key = ${shardKey} order by seq`);
+          from records where shard_key = ${shardKey} order by records.seq`); // the number, not its text
 
-    it('combines concurrent appends into fewer statements; each keeps its rows together and in order', async () => {
-      const shard = await openShard('combined');
+    // COPY-sized appends also come one by one, so that some arrive while a statement commits
+    // and start beside it.
+    for (const [size, per, spaced] of [['small', 1, false], ['COPY-sized, arriving one by one', COPY_MIN_ROWS, true]] as const) it(`combines concurrent appends into fewer statements; each keeps its rows together and in order (${size})`, async () => {
+      const shard = await openShard(`combined-${per}`);
       const recent = new RecentRecords(1 << 24);
       recent.want(STREAM);
       const appender = new StreamAppender(t.engine.handle, COMBINE_LIMITS, recent);
-      const appends = Array.from({ length: 12 }, (_, a) => rowsOf(shard.key, `a${a}`, 1 + (a % 5) * 7));
+      const appends = Array.from({ length: 12 }, (_, a) => rowsOf(shard.key, `a${a}`, per * (1 + (a % 5) * 7)));
       let heldWhenResolved = 0;
-      const results = await Promise.all(appends.map((rows) => appender.append(STREAM, rows).then(async (seqs) => {
+      const pending: Promise<bigint[]>[] = [];
+      for (const rows of appends) {
+        pending.push(appender.append(STREAM, rows));
+        if (spaced) await new Promise((resolve) => setImmediate(resolve));
+      }
+      const results = await Promise.all(pending.map((appended) => appended.then(async (seqs) => {
         // Held in memory before the caller hears of its rows: a one-record page at the first of
         // them is answered from memory (with more rows after it, it never needs the count).
         if (seqs.length > 1) {
@@ -54,7 +61,8 @@ for (const backend of backends) {
         return seqs;
       })));
       assert.equal(heldWhenResolved, appends.filter((rows) => rows.length > 1).length);
-      assert.ok(appender.statements < appends.length, `${appender.statements} statements for ${appends.length} appends`);
+      // (Spaced, each may have its statement to itself: PGlite answers before the next arrives.)
+      if (!spaced) assert.ok(appender.statements < appends.length, `${appender.statements} statements for ${appends.length} appends`);
       assert.ok(appender.statements >= 2, 'the first append does not wait for the others');
 
       const rows = await stored(shard.key);

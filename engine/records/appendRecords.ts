@@ -55,6 +55,8 @@ export interface ShardPlacement {
 /** appendRecords, also saying where each target shard's rows went (for RecentRecords). */
 export async function appendRecordsPlaced(
   handle: DatabaseHandle, executor: Database | undefined, rows: PendingRecord[],
+  /** Told when nothing is left of the write but its commit (the COPY path only). */
+  onCommit?: () => void,
 ): Promise<{ seqs: bigint[]; placed: ShardPlacement[] }> {
   if (rows.length === 0) return { seqs: [], placed: [] };
   // Each row's place among its shard's rows (1-based), given here rather than ranked in SQL,
@@ -72,7 +74,7 @@ export async function appendRecordsPlaced(
         const result = reservedOf(reserved, rows.length);
         const placements = new Map(result.placed.map((p) => [p.shardKey, p]));
         return { data: encodeRecordsCopy(rows, result.seqs, ranks, placements), result };
-      });
+      }, onCommit);
   }
   // Alone (no executor) the statement is its own transaction: a deadlock with a writer that
   // locked shards in another order aborted all of it, so it can run again.

@@ -8,9 +8,13 @@
  * and no connection sits waiting on a lock. Each call's rows keep their order within each shard
  * and stay contiguous there; calls go in the order they arrived.
  *
- * Per stream: idle (no entry) → writing (one statement in flight; later appends queue) → when
- * it settles, the queue (up to the row and byte limits) is the next statement, or the stream
- * is idle again. A statement's outcome is every one of its callers' outcome: each gets its own
+ * Per stream: idle (no entry) → open (a statement in flight; later appends queue) → when it
+ * has nothing left but its commit (or settles), the queue (up to the row and byte limits) is
+ * the next statement, open in turn, or the stream is committing: the next append starts a
+ * statement at once. A statement started beside a commit waits in Postgres for the shard locks
+ * that commit releases, so its numbers still come after the committing statement's, and the
+ * round trip that starts it overlaps the commit's flush. Idle again once nothing runs or waits.
+ * A statement's outcome is every one of its callers' outcome: each gets its own
  * rows' sequence numbers, or the error — except when Postgres refused a value in it or a target
  * shard had closed (one caller's rows' doing, maybe): then each caller's rows go again alone,
  * so the others are not failed with them.
@@ -18,6 +22,14 @@
 import { type DatabaseHandle, databaseError } from '../db.ts';
 import { type PendingRecord, type ShardPlacement, ShardMovedError, appendRecordsPlaced } from './appendRecords.ts';
 import type { RecentRecords } from './recentRecords.ts';
+
+interface StreamState {
+  queue: Append[];
+  /** A statement is in flight and not yet committing: appends wait for the next one. */
+  open: boolean;
+  /** Statements in flight (at most one open, and one committing). */
+  running: number;
+}
 
 interface Append {
   rows: PendingRecord[];
@@ -30,7 +42,7 @@ export const COMBINE_LIMITS = { maxRows: 2_000, maxChars: 16 * 1024 * 1024 };
 
 export class StreamAppender {
   /** Streams with a statement in flight, each with the appends waiting for the next one. */
-  readonly #writing = new Map<number, Append[]>();
+  readonly #writing = new Map<number, StreamState>();
   #statements = 0;
 
   constructor(
@@ -49,34 +61,44 @@ export class StreamAppender {
   append(streamId: number, rows: PendingRecord[]): Promise<bigint[]> {
     return new Promise((resolve, reject) => {
       const append = { rows, resolve, reject };
-      const queue = this.#writing.get(streamId);
-      if (queue) {
-        queue.push(append);
+      let state = this.#writing.get(streamId);
+      if (!state) this.#writing.set(streamId, state = { queue: [], open: false, running: 0 });
+      if (state.open) {
+        state.queue.push(append);
       } else {
-        this.#writing.set(streamId, []);
-        void this.#write(streamId, [append]);
+        this.#start(streamId, state, [append]);
       }
     });
   }
 
-  async #write(streamId: number, batch: Append[]): Promise<void> {
-    await this.#run(streamId, batch);
-    const queue = this.#writing.get(streamId)!;
-    if (queue.length === 0) {
-      this.#writing.delete(streamId);
-      return;
-    }
-    const next = this.#take(queue);
-    this.#writing.set(streamId, queue.slice(next.length));
-    void this.#write(streamId, next);
+  #start(streamId: number, state: StreamState, batch: Append[]): void {
+    state.open = true;
+    state.running++;
+    void this.#write(streamId, state, batch);
+  }
+
+  async #write(streamId: number, state: StreamState, batch: Append[]): Promise<void> {
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      state.open = false;
+      if (state.queue.length === 0) return;
+      const next = this.#take(state.queue);
+      state.queue = state.queue.slice(next.length);
+      this.#start(streamId, state, next);
+    };
+    await this.#run(streamId, batch, release);
+    release();
+    if (--state.running === 0 && !state.open && state.queue.length === 0) this.#writing.delete(streamId);
   }
 
   /** One statement for the batch; settles every append in it. */
-  async #run(streamId: number, batch: Append[]): Promise<void> {
+  async #run(streamId: number, batch: Append[], onCommit?: () => void): Promise<void> {
     const rows = batch.length === 1 ? batch[0]!.rows : batch.flatMap((a) => a.rows);
     this.#statements++;
     try {
-      const { seqs, placed } = await appendRecordsPlaced(this.handle, undefined, rows);
+      const { seqs, placed } = await appendRecordsPlaced(this.handle, undefined, rows, onCommit);
       this.#remember(streamId, seqs, rows, placed);
       let offset = 0;
       for (const append of batch) {
