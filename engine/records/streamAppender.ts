@@ -27,7 +27,7 @@ interface StreamState {
   queue: Append[];
   /** A statement is in flight and not yet committing: appends wait for the next one. */
   open: boolean;
-  /** Statements in flight (at most one open, and one committing). */
+  /** Statements in flight (at most one open; the others committing). */
   running: number;
 }
 
