@@ -111,6 +111,21 @@ for (const backend of backends) {
       }
     });
 
+    for (const [size, per] of [['small', 1], ['COPY-sized', COPY_MIN_ROWS]] as const) {
+      it(`refuses a write to several shards whole when one of them has closed (${size})`, async () => {
+        const stream = await t.engine.catalog.create({ name: `half-closed-${per}`, shardCount: 2 });
+        const [open, closing] = await t.engine.catalog.shards(stream, 'OPEN');
+        await t.engine.handle.query(sql`update shards set closed_at = now(), ending_seq = 0 where key = ${closing!.key}`);
+        const counts = () => t.engine.handle.query<{ key: string; record_count: string }>(sql`
+          select key::text, record_count::text from shards where stream_id = ${stream.id} order by key`);
+        const before = await counts();
+        await assert.rejects(appendRecordsPlaced(t.engine.handle, undefined, [...rowsOf(open!.key, 'o', per), ...rowsOf(closing!.key, 'c', per)]),
+          ShardMovedError);
+        assert.deepEqual(await counts(), before, 'no shard count moved');
+        assert.equal((await stored(open!.key)).length, 0, 'nothing written to the open shard');
+      });
+    }
+
     // Two connections are needed to deadlock; PGlite has one.
     if (backend.name === 'postgres') {
       for (const [size, per] of [['small', 1], ['COPY-sized', COPY_MIN_ROWS]] as const) {

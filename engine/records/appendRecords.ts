@@ -9,9 +9,12 @@
  * sees a later record before an earlier one, so a cursor can never skip a record that commits
  * late. When a target shard has closed nothing is inserted and ShardMovedError is thrown.
  *
- * The statement is atomic on its own when the rows target one shard (nothing is written for a
- * closed shard), so putRecords runs it outside a transaction; with several shards, run it in
- * the caller's transaction, which the error rolls back (the other shards' counts moved).
+ * The statement is atomic on its own (when a target shard has closed, no shard's counts move
+ * and nothing is inserted), so putRecords runs it outside a transaction.
+ *
+ * From COPY_MIN_ROWS rows, outside a caller's transaction, on Postgres: steps (1) and (2) are a
+ * statement of their own, and (3) a binary COPY of the rows (recordsCopy.ts), in one
+ * transaction.
  *
  * The base64 payloads travel as one comma-joined text parameter (base64 has no commas) rather
  * than a text[] literal, which the driver would otherwise escape character by character; the
@@ -106,8 +109,8 @@ export async function appendRecordsPlaced(
 
 /**
  * From this many rows a write outside a transaction goes to Postgres as a binary COPY
- * (recordsCopy.ts): it costs Postgres less per row, but its transaction takes four round trips
- * where the one statement takes one, which a handful of rows would feel.
+ * (recordsCopy.ts): it costs Postgres less per row, but its transaction takes three round trips
+ * and the commit where the one statement takes one, which a handful of rows would feel.
  */
 export const COPY_MIN_ROWS = 64;
 const COPY_STATEMENT = `copy records (${COPY_COLUMNS}) from stdin (format binary)`;
@@ -119,8 +122,10 @@ type ReservedRow = { seqs: string[] | string | null; placed: [number | string, n
  * CTEs `locked`, `grown` and `seqs` (v: the numbers in order, null when a target shard closed).
  */
 function reserveCtes(keys: number[], counts: Map<number, number>, n: number) {
+  // locked reads each row as it is once locked (a reshard that closed it meanwhile shows), and
+  // grown moves no shard unless every target shard is open: nothing of a refused write stays.
   return sql`locked as (
-      select key from shards where key = any(${sql.param(keys)}::bigint[]) order by key for update
+      select key, closed_at from shards where key = any(${sql.param(keys)}::bigint[]) order by key for update
     ), grown as (
       update shards s
          set last_arrival = greatest(coalesce(s.last_arrival, clock_timestamp()), clock_timestamp()),
@@ -128,6 +133,7 @@ function reserveCtes(keys: number[], counts: Map<number, number>, n: number) {
         from locked
         join unnest(${sql.param(keys)}::bigint[], ${sql.param(keys.map((k) => counts.get(k)!))}::int[]) as c(k, n) on c.k = locked.key
        where s.key = locked.key and s.closed_at is null
+         and (select count(*) from locked l where l.closed_at is null) = ${keys.length}::int
          and exists (select 1 from streams st where st.id = s.stream_id and st.deleted_at is null)
       returning s.key, s.record_count - c.n as before, s.last_arrival
     ), seqs as (
