@@ -121,6 +121,12 @@ export function buildApp({ engine, logError = (e) => console.error('shardline: u
     limitRequestTime(req, res, limits.requestTimeoutMs);
     handle(req as unknown as IncomingMessage, res as unknown as ServerResponse);
   });
+  // An HTTP/2 session that carries no frame for the request timeout is closed (GOAWAY; streams
+  // still open finish first), as node's HTTP/1.1 server drops an idle keep-alive connection:
+  // else a client that sends the preface and nothing more holds its session forever.
+  http2Server.on('session', (session) => {
+    if (limits.requestTimeoutMs > 0) session.setTimeout(limits.requestTimeoutMs, () => session.close());
+  });
   const protocols = serveH2c(server, http2Server);
   // maxPayload: a WebSocket message is held to the request body limit too (ws's default is 100 MiB).
   const wsServer = new WebSocketServer({ server, path: yoga.graphqlEndpoint, WebSocket: BatchedWebSocket, maxPayload: limits.maxBodyBytes });

@@ -2,11 +2,13 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { connect as http2Connect } from 'node:http2';
+import { connect as netConnect } from 'node:net';
 import { hostname } from 'node:os';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { buildApp } from '../api/app.ts';
+import { HTTP2_PREFACE } from '../api/http/h2c.ts';
 import { loadConfig } from '../engine/config.ts';
 import { openDatabase } from '../engine/db.ts';
 import { b64, backends, bounded, freshPostgresDatabase, openTestEngine, waitFor } from './harness.ts';
@@ -175,6 +177,33 @@ for (const backend of backends) {
         assert.equal(heldStatus, 200);
         assert.equal(JSON.parse(body).data.stream.records.edges.length, 200, 'the whole response came');
       } finally {
+        session.destroy();
+        await app.stop();
+        await t.close();
+      }
+    });
+
+    it('closes an h2c session that carries nothing for the request timeout', async () => {
+      const t = await openTestEngine(backend);
+      const app = buildApp({ engine: t.engine, logError: () => {}, limits: { requestTimeoutMs: 300 } });
+      const url = new URL(await app.start(0, '127.0.0.1'));
+      // The preface and then nothing, not even SETTINGS.
+      const raw = netConnect(Number(url.port), '127.0.0.1');
+      raw.on('error', () => {});
+      raw.resume();
+      raw.write(HTTP2_PREFACE);
+      // A client's session, idle after one request.
+      const session = http2Connect(url.origin);
+      session.on('error', () => {});
+      const toldToGo = new Promise((resolve) => session.once('goaway', resolve));
+      try {
+        const asked = session.request({ ':path': '/healthz' });
+        asked.resume();
+        await bounded(new Promise((resolve) => asked.once('end', resolve)), 'the request answered');
+        await bounded(new Promise((resolve) => raw.once('close', resolve)), 'the silent connection closed', 5000);
+        await bounded(toldToGo, 'the idle session told to go away', 5000);
+      } finally {
+        raw.destroy();
         session.destroy();
         await app.stop();
         await t.close();
