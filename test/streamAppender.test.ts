@@ -20,6 +20,8 @@ for (const backend of backends) {
     });
     after(() => t.close());
 
+    /** Appends of a row or so, and from COPY_MIN_ROWS (a binary COPY on Postgres, recordsCopy.ts). */
+    const SIZES = [['small', 1], ['COPY-sized', COPY_MIN_ROWS]] as const;
     /** The streams' ids only decide what RecentRecords holds: every append here says the same. */
     const STREAM = 1;
     const openShard = async (name: string) => {
@@ -111,7 +113,7 @@ for (const backend of backends) {
       }
     });
 
-    for (const [size, per] of [['small', 1], ['COPY-sized', COPY_MIN_ROWS]] as const) {
+    for (const [size, per] of SIZES) {
       it(`refuses a write to several shards whole when one of them has closed (${size})`, async () => {
         const stream = await t.engine.catalog.create({ name: `half-closed-${per}`, shardCount: 2 });
         const [open, closing] = await t.engine.catalog.shards(stream, 'OPEN');
@@ -128,7 +130,7 @@ for (const backend of backends) {
 
     // Two connections are needed to deadlock; PGlite has one.
     if (backend.name === 'postgres') {
-      for (const [size, per] of [['small', 1], ['COPY-sized', COPY_MIN_ROWS]] as const) {
+      for (const [size, per] of SIZES) {
         it(`an append that loses a deadlock runs again and is written once (${size})`, async () => {
           const stream = await t.engine.catalog.create({ name: `deadlock-${per}`, shardCount: 2 });
           const [first, second] = (await t.engine.catalog.shards(stream, 'OPEN')).sort((a, b) => a.key - b.key);
@@ -175,7 +177,7 @@ for (const backend of backends) {
     });
 
     // From COPY_MIN_ROWS rows, Postgres takes a statement's rows as a binary COPY (recordsCopy.ts).
-    for (const [size, per] of [['small', 1], ['COPY-sized', COPY_MIN_ROWS]] as const) {
+    for (const [size, per] of SIZES) {
       it(`when Postgres refuses one append's value, fails that append alone (${size} appends)`, async () => {
         const shard = await openShard(`refused-${per}`);
         const appender = new StreamAppender(t.engine.handle);
@@ -238,7 +240,7 @@ for (const backend of backends) {
       });
     });
 
-    for (const [size, per] of [['small', 1], ['COPY-sized', COPY_MIN_ROWS]] as const) it(`fails every append of a statement whose shard closed, and only those (${size} appends)`, async () => {
+    for (const [size, per] of SIZES) it(`fails every append of a statement whose shard closed, and only those (${size} appends)`, async () => {
       const shard = await openShard(`closing-${per}`);
       const other = await openShard(`staying-${per}`);
       const appender = new StreamAppender(t.engine.handle);

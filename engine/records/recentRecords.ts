@@ -52,8 +52,6 @@ interface Chunk {
   /** Each record's data plus partition key bytes (what read throughput charges). */
   sizes: Uint32Array;
   arrivedUs: number;
-  /** Characters held (the budget's unit: close to bytes for base64 and most keys). */
-  chars: number;
   /** False once its shard's run restarted without it or the budget dropped it. */
   live: boolean;
 }
@@ -144,12 +142,12 @@ export class RecentRecords {
     }
     const text = pieces.join('');
     const chunk: Chunk = {
-      shardKey, firstOrdinal, seqs: BigInt64Array.from(seqs), text, ends, sizes, arrivedUs, chars: text.length, live: true,
+      shardKey, firstOrdinal, seqs: BigInt64Array.from(seqs), text, ends, sizes, arrivedUs, live: true,
     };
     run.chunks.push(chunk);
     run.lastOrdinal = firstOrdinal + rows.length - 1;
     this.#order.push(chunk);
-    this.#chars += chunk.chars;
+    this.#chars += text.length; // characters: the budget's unit, close to bytes for base64 and most keys
     while (this.#chars > this.budgetChars && this.#orderHead < this.#order.length) {
       const oldest = this.#order[this.#orderHead]!;
       this.#order[this.#orderHead++] = undefined;
@@ -257,7 +255,7 @@ export class RecentRecords {
   #drop(chunk: Chunk): void {
     if (!chunk.live) return;
     chunk.live = false;
-    this.#chars -= chunk.chars;
+    this.#chars -= chunk.text.length;
     // Whatever still refers to the chunk, its records are let go.
     chunk.seqs = NO_SEQS;
     chunk.text = '';

@@ -10,7 +10,7 @@
  * length; per row a 16-bit field count, then per field a 32-bit length (-1 for null) and its
  * bytes in the type's binary form; a 16-bit -1 at the end.
  */
-import type { PendingRecord } from './appendRecords.ts';
+import type { PendingRecord, ShardPlacement } from './appendRecords.ts';
 import { base64Length } from './base64.ts';
 
 /** The columns, in the order each row's fields are written. */
@@ -22,9 +22,6 @@ const FIELDS = 10;
 const POSTGRES_EPOCH_US = 946_684_800_000_000;
 const TWO_32 = 2 ** 32;
 
-/** Where one shard's rows go: the ordinal before its first row and the arrival (epoch microseconds). */
-export interface CopyPlacement { ordinalBefore: number; arrivedUs: number }
-
 /** A payload that is not strict base64: the caller's check was skipped. Class 22, as Postgres's decode() would fail. */
 export class InvalidPayloadError extends Error {
   readonly code = '22023';
@@ -34,7 +31,7 @@ export class InvalidPayloadError extends Error {
  * The COPY data for rows with their sequence numbers (in row order) and their shards' placements.
  * Ranks are each row's 1-based place among its shard's rows in this statement.
  */
-export function encodeRecordsCopy(rows: PendingRecord[], seqs: bigint[], ranks: number[], placements: Map<number, CopyPlacement>): Buffer {
+export function encodeRecordsCopy(rows: PendingRecord[], seqs: bigint[], ranks: number[], placements: Map<number, ShardPlacement>): Buffer {
   const keyBytes = new Uint32Array(rows.length);
   const origins: (Buffer | null)[] = new Array(rows.length);
   let size = SIGNATURE.length + 8 + 2;
