@@ -28,7 +28,7 @@
  * WANTED_MS. Other writes (GraphQL, CBOR readers' streams) pay nothing for it.
  */
 import type { PendingRecord } from './appendRecords.ts';
-import type { KinesisJsonRead, ShardPosition } from './shardReads.ts';
+import { type KinesisJsonRead, type ShardPosition, kinesisTimestamp } from './shardReads.ts';
 import { formatSequenceNumber } from '../streams/sequenceNumbers.ts';
 import { canonicalBase64 } from './base64.ts';
 
@@ -289,11 +289,4 @@ function firstAfter(chunks: Chunk[], after: bigint): [number, number] {
 /** A key as Postgres stores it: a lone surrogate reaches it as U+FFFD (the drivers send UTF-8). */
 function asStored(key: string): string {
   return /[\ud800-\udfff]/.test(key) ? Buffer.from(key, 'utf8').toString('utf8') : key;
-}
-
-/** Epoch seconds with the milliseconds truncated to three decimals, as trunc(extract(epoch …), 3) prints them. */
-function kinesisTimestamp(us: number): string {
-  const ms = Math.floor(us / 1000);
-  const seconds = Math.floor(ms / 1000);
-  return `${seconds}.${String(ms - seconds * 1000).padStart(3, '0')}`;
 }
