@@ -106,7 +106,7 @@ export interface KinesisJsonRead {
  * The same read as readShard for a KINESIS shard, as the JSON members of GetRecords' `Records`.
  *
  * On Postgres the page comes as binary COPY (raw payload bytes, no text form of any column) and
- * Node writes the JSON; a page of 10,000 records of 1 KiB took Postgres 11 ms so against 66–78
+ * Node writes the JSON; a page of 10,000 records of 1 KiB took Postgres 11–13 ms against 66–78
  * ms for the aggregate below, which PGlite still runs (bench/README.md, "Eleventh session").
  *
  * The aggregate has Postgres make the JSON: Node then neither parses 10,000 rows into objects
