@@ -70,7 +70,11 @@ export interface WireRequest extends AsyncIterable<Buffer | string> {
 export interface WireResponse {
   headersSent: boolean;
   writeHead(status: number, headers: Record<string, string | number>): unknown;
+  write(chunk: Buffer): unknown;
   end(body?: Buffer): unknown;
+  /** node:http's response has them (the pieces then go out in one writev); node:http2's has not. */
+  cork?(): void;
+  uncork?(): void;
 }
 
 const DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024;
@@ -105,15 +109,23 @@ export function awsApi(engine: Engine, options: AwsApiOptions, logError: (error:
   const ctx = awsContext(engine, options);
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
 
-  function send(res: WireResponse, status: number, body: Buffer, contentType: string, extra: Record<string, string> = {}): void {
+  /** Sends a body: one buffer, or pieces sent one after another. */
+  function send(res: WireResponse, status: number, body: Buffer | Buffer[], contentType: string, extra: Record<string, string> = {}): void {
     if (res.headersSent) return;
     res.writeHead(status, {
       'content-type': contentType,
-      'content-length': body.length,
+      'content-length': Array.isArray(body) ? body.reduce((sum, piece) => sum + piece.length, 0) : body.length,
       'x-amzn-requestid': randomUUID(),
       ...extra,
     });
-    res.end(body);
+    if (!Array.isArray(body)) {
+      res.end(body);
+      return;
+    }
+    res.cork?.();
+    for (const piece of body) res.write(piece);
+    res.end();
+    res.uncork?.();
   }
 
   async function handle(req: WireRequest, res: WireResponse, target: string, contentType: string): Promise<void> {

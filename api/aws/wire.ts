@@ -101,19 +101,17 @@ export class Timestamp {
 }
 
 /**
- * A JSON response already written as text, in pieces (GetRecords has Postgres write its
- * records): encoding it is one copy into one Buffer. JSON requests only.
+ * A JSON response already written, in pieces of text or UTF-8 bytes (GetRecords has its records
+ * from memory as slices of the text they are held in, or from Postgres as bytes written for
+ * the page). It is sent piece by piece: bytes as they are, text encoded on its own. JSON
+ * requests only.
  */
 export class JsonText {
-  constructor(readonly parts: string[]) {}
+  constructor(readonly parts: (string | Buffer)[]) {}
 
-  toBuffer(): Buffer {
-    let length = 0;
-    for (const part of this.parts) length += Buffer.byteLength(part, 'utf8');
-    const buffer = Buffer.allocUnsafe(length);
-    let offset = 0;
-    for (const part of this.parts) offset += buffer.write(part, offset, 'utf8');
-    return buffer;
+  /** The pieces as bytes. */
+  toBuffers(): Buffer[] {
+    return this.parts.map((part) => (typeof part === 'string' ? Buffer.from(part, 'utf8') : part));
   }
 }
 
@@ -163,11 +161,14 @@ export function decodeBody(body: Buffer, format: WireFormat): unknown {
   }
 }
 
-/** Encodes a response value (plain objects, arrays, strings, numbers, booleans, Blob, Timestamp; JsonText as is). */
-export function encodeBody(value: unknown, format: WireFormat): Buffer {
+/**
+ * Encodes a response value (plain objects, arrays, strings, numbers, booleans, Blob, Timestamp);
+ * a JsonText as its pieces, to be sent one after another.
+ */
+export function encodeBody(value: unknown, format: WireFormat): Buffer | Buffer[] {
   if (value instanceof JsonText) {
     if (format !== 'json') throw new Error('JsonText answers JSON requests only.');
-    return value.toBuffer();
+    return value.toBuffers();
   }
   if (format === 'json') return Buffer.from(JSON.stringify(value), 'utf8');
   return cborEncoder.encode(toCbor(value));

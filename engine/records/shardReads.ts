@@ -92,9 +92,9 @@ export interface KinesisJsonRead {
   /**
    * The records as the members of Kinesis GetRecords' `Records` array, in order, to be joined
    * with commas (SequenceNumber, ApproximateArrivalTimestamp, Data, PartitionKey); a piece may
-   * hold several members joined already. Empty when none were read.
+   * hold several members joined already, as text or as UTF-8 bytes. Empty when none were read.
    */
-  recordsJson: string[];
+  recordsJson: (string | Buffer)[];
   count: number;
   /** Data plus partition key bytes of the records (what read throughput charges). */
   sizeBytes: number;
@@ -164,8 +164,13 @@ async function readShardKinesisJsonCopy(
     select p.seq, p.arrived_at, p.partition_key, case when p.included then p.data end, p.size_bytes, p.included
       from (${pageOf(stream, shard, from, limit, maxBytes)}) p
      order by p.seq`);
-  const pieces: string[] = [];
-  let count = 0;
+  // First the rows' heads and tails (small strings) and the page's size; then one buffer.
+  const buffers: Buffer[] = [];
+  const heads: string[] = [];
+  const tails: string[] = [];
+  const dataStarts: number[] = [];
+  const dataEnds: number[] = [];
+  let size = 0;
   let sizeBytes = 0;
   let lastSeq = 0n;
   let lastUs = 0;
@@ -179,17 +184,30 @@ async function readShardKinesisJsonCopy(
     }
     lastSeq = buffer.readBigInt64BE(at[0]!);
     lastUs = arrivedUs;
-    const key = buffer.toString('utf8', at[2]!, at[2]! + length[2]!);
-    pieces.push(
-      `${count === 0 ? '' : ','}{"SequenceNumber":"${formatSequenceNumber(lastSeq)}","ApproximateArrivalTimestamp":${kinesisTimestamp(arrivedUs)},"Data":"`,
-      buffer.toString('base64', at[3]!, at[3]! + Math.max(0, length[3]!)),
-      `","PartitionKey":${JSON.stringify(key)}}`,
-    );
-    count++;
+    const head = `${heads.length === 0 ? '' : ','}{"SequenceNumber":"${formatSequenceNumber(lastSeq)}","ApproximateArrivalTimestamp":${kinesisTimestamp(arrivedUs)},"Data":"`;
+    const tail = `","PartitionKey":${JSON.stringify(buffer.toString('utf8', at[2]!, at[2]! + length[2]!))}}`;
+    const dataBytes = Math.max(0, length[3]!);
+    buffers.push(buffer);
+    heads.push(head);
+    tails.push(tail);
+    dataStarts.push(at[3]!);
+    dataEnds.push(at[3]! + dataBytes);
+    size += head.length + 4 * Math.ceil(dataBytes / 3) + Buffer.byteLength(tail, 'utf8');
     sizeBytes += buffer.readInt32BE(at[4]!);
   });
+  const count = heads.length;
+  let page: Buffer | undefined;
+  if (count > 0) {
+    page = Buffer.allocUnsafe(size);
+    let at = 0;
+    for (let i = 0; i < count; i++) {
+      at += page.write(heads[i]!, at, 'latin1');
+      at += page.write(buffers[i]!.toString('base64', dataStarts[i]!, dataEnds[i]!), at, 'latin1');
+      at += page.write(tails[i]!, at, 'utf8');
+    }
+  }
   return {
-    recordsJson: count === 0 ? [] : [pieces.join('')],
+    recordsJson: page ? [page] : [],
     count,
     sizeBytes,
     next: count === 0 ? from : { after: lastSeq, lowMs: Math.floor(lastUs / 1000) },

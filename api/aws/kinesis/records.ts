@@ -230,7 +230,7 @@ export async function getRecords(ctx: AwsContext, input: { ShardIterator: string
   const from = { after: state.after, lowMs: state.lowMs };
   const limit = input.Limit ?? GET_RECORDS_DEFAULT_LIMIT;
   // JSON requests get the records' JSON as the engine holds it or Postgres writes it; CBOR needs them as values.
-  let read: { next: ShardPosition; nextArrival: Date | null; sizeBytes: number; records: unknown[] | { json: string[] } };
+  let read: { next: ShardPosition; nextArrival: Date | null; sizeBytes: number; records: unknown[] | { json: (string | Buffer)[] } };
   try {
     if (ctx.format === 'json') {
       const json = await ctx.engine.readShardKinesisJson(stream, shard, from, limit, GET_RECORDS_MAX_BYTES);
@@ -263,7 +263,7 @@ export async function getRecords(ctx: AwsContext, input: { ShardIterator: string
     ...(atEnd ? { ChildShards: childShards(shards, shard) } : {}),
   };
   if (!Array.isArray(read.records)) {
-    const parts = ['{"Records":['];
+    const parts: (string | Buffer)[] = ['{"Records":['];
     read.records.json.forEach((piece, i) => (i === 0 ? parts.push(piece) : parts.push(',', piece)));
     parts.push('],', JSON.stringify(rest).slice(1));
     return new JsonText(parts);
