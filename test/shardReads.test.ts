@@ -1,15 +1,15 @@
 /**
  * Kinesis GetRecords pages from Postgres: the page read as binary COPY, its JSON written by
- * Node, is byte for byte the page that Postgres's own aggregate writes (what PGlite runs), for
- * every position, limit, byte budget and arrival bound; and the binary COPY reader takes rows
- * however the chunks split them.
+ * Node, is byte for byte the page that Postgres's own aggregate writes (what PGlite runs), and
+ * its records as values (CBOR's) are readShard's, for every position, limit, byte budget and
+ * arrival bound; and the binary COPY reader takes rows however the chunks split them.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { randomBytes } from 'node:crypto';
 import { type PendingRecord, appendRecords } from '../engine/records/appendRecords.ts';
 import { readBinaryCopy } from '../engine/records/recordsCopy.ts';
-import { type KinesisJsonRead, type ShardPosition, readShardKinesisJson } from '../engine/records/shardReads.ts';
+import { type KinesisJsonRead, type KinesisValuesRead, type ShardPosition, readShardKinesisJson, readShardKinesisValues } from '../engine/records/shardReads.ts';
 import type { StreamInfo } from '../engine/streams/model.ts';
 import { type TestEngine, backends, openTestEngine } from './harness.ts';
 
@@ -19,7 +19,7 @@ const KEYS = ['plain', 'quote"d', 'back\\slash', 'tab\there', 'ctl\u0001\u001f\u
 
 const postgres = backends.find((b) => b.name === 'postgres');
 
-describe('Kinesis JSON pages: binary COPY against the aggregate (postgres)', { skip: postgres ? false : 'needs DATABASE_URL' }, () => {
+describe('Kinesis pages: binary COPY against the aggregate and readShard (postgres)', { skip: postgres ? false : 'needs DATABASE_URL' }, () => {
   let t: TestEngine;
   before(async () => {
     t = await openTestEngine(postgres!);
@@ -29,6 +29,13 @@ describe('Kinesis JSON pages: binary COPY against the aggregate (postgres)', { s
   const page = (read: KinesisJsonRead) => ({
     json: read.recordsJson.join(','),
     count: read.count,
+    sizeBytes: read.sizeBytes,
+    next: { after: read.next.after.toString(), lowMs: read.next.lowMs },
+    nextArrival: read.nextArrival?.getTime() ?? null,
+  });
+
+  const values = (read: KinesisValuesRead) => ({
+    records: read.records.map((r) => ({ ...r, data: r.data.toString('hex') })),
     sizeBytes: read.sizeBytes,
     next: { after: read.next.after.toString(), lowMs: read.next.lowMs },
     nextArrival: read.nextArrival?.getTime() ?? null,
@@ -63,7 +70,11 @@ describe('Kinesis JSON pages: binary COPY against the aggregate (postgres)', { s
       for (const [limit, maxBytes] of [[10_000, MAX_BYTES], [3, MAX_BYTES], [10_000, 2500], [1, 1]] as const) {
         const viaCopy = page(await readShardKinesisJson(t.engine.handle, stream, shard!, from, limit, maxBytes));
         const viaAggregate = page(await readShardKinesisJson(aggregate, stream, shard!, from, limit, maxBytes));
-        assert.deepEqual(viaCopy, viaAggregate, `after ${from.after} low ${from.lowMs}, limit ${limit}, ${maxBytes} bytes`);
+        const where = `after ${from.after} low ${from.lowMs}, limit ${limit}, ${maxBytes} bytes`;
+        assert.deepEqual(viaCopy, viaAggregate, where);
+        const valuesViaCopy = values(await readShardKinesisValues(t.engine.handle, stream, shard!, from, limit, maxBytes));
+        assert.deepEqual(valuesViaCopy, values(await readShardKinesisValues(aggregate, stream, shard!, from, limit, maxBytes)), `values, ${where}`);
+        assert.equal(valuesViaCopy.records.length, viaCopy.count, where);
         compared += viaCopy.count;
       }
     }

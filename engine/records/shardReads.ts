@@ -152,6 +152,50 @@ export async function readShardKinesisJson(
 
 const COPY_FIELDS = 6;
 
+/** A KINESIS page read as binary COPY: its records' fields, each payload a view of the bytes received. */
+interface CopiedPage {
+  seqs: bigint[];
+  arrivalsUs: number[];
+  keys: string[];
+  datas: Buffer[];
+  sizeBytes: number;
+  /** Arrival of the first record left unread (epoch µs), when one is. */
+  nextUs: number | undefined;
+}
+
+async function copyKinesisPage(
+  copyOut: NonNullable<DatabaseHandle['copyOut']>, stream: StreamInfo, shard: ShardInfo, from: ShardPosition, limit: number, maxBytes: number,
+): Promise<CopiedPage> {
+  const chunks = await copyOut(sql`
+    select p.seq, p.arrived_at, p.partition_key, case when p.included then p.data end, p.size_bytes, p.included
+      from (${pageOf(stream, shard, from, limit, maxBytes)}) p
+     order by p.seq`);
+  const page: CopiedPage = { seqs: [], arrivalsUs: [], keys: [], datas: [], sizeBytes: 0, nextUs: undefined };
+  readBinaryCopy(chunks, COPY_FIELDS, (buffer, at, length) => {
+    const arrivedUs = epochUs(buffer, at[1]!);
+    if (buffer[at[5]!] !== 1) {
+      // Rows not included only say when the next unread record arrived.
+      if (page.nextUs === undefined || arrivedUs < page.nextUs) page.nextUs = arrivedUs;
+      return;
+    }
+    page.seqs.push(buffer.readBigInt64BE(at[0]!));
+    page.arrivalsUs.push(arrivedUs);
+    page.keys.push(buffer.toString('utf8', at[2]!, at[2]! + length[2]!));
+    page.datas.push(buffer.subarray(at[3]!, at[3]! + Math.max(0, length[3]!)));
+    page.sizeBytes += buffer.readInt32BE(at[4]!);
+  });
+  return page;
+}
+
+/** Where a copied page leaves the reader, and what is left after it. */
+function pageEnd(page: CopiedPage, from: ShardPosition): { next: ShardPosition; nextArrival: Date | null } {
+  const count = page.seqs.length;
+  return {
+    next: count === 0 ? from : { after: page.seqs[count - 1]!, lowMs: Math.floor(page.arrivalsUs[count - 1]! / 1000) },
+    nextArrival: page.nextUs === undefined ? null : new Date(Math.floor(page.nextUs / 1000)),
+  };
+}
+
 async function readShardKinesisJsonCopy(
   copyOut: NonNullable<DatabaseHandle['copyOut']>,
   stream: StreamInfo,
@@ -160,58 +204,72 @@ async function readShardKinesisJsonCopy(
   limit: number,
   maxBytes: number,
 ): Promise<KinesisJsonRead> {
-  const chunks = await copyOut(sql`
-    select p.seq, p.arrived_at, p.partition_key, case when p.included then p.data end, p.size_bytes, p.included
-      from (${pageOf(stream, shard, from, limit, maxBytes)}) p
-     order by p.seq`);
-  // First the rows' heads and tails (small strings) and the page's size; then one buffer.
-  const buffers: Buffer[] = [];
-  const heads: string[] = [];
-  const tails: string[] = [];
-  const dataStarts: number[] = [];
-  const dataEnds: number[] = [];
+  const page = await copyKinesisPage(copyOut, stream, shard, from, limit, maxBytes);
+  const count = page.seqs.length;
+  // First the records' heads and tails (small strings) and the page's size; then one buffer.
+  const heads = new Array<string>(count);
+  const tails = new Array<string>(count);
   let size = 0;
-  let sizeBytes = 0;
-  let lastSeq = 0n;
-  let lastUs = 0;
-  let nextUs: number | undefined;
-  readBinaryCopy(chunks, COPY_FIELDS, (buffer, at, length) => {
-    const arrivedUs = epochUs(buffer, at[1]!);
-    if (buffer[at[5]!] !== 1) {
-      // Rows not included only say when the next unread record arrived.
-      if (nextUs === undefined || arrivedUs < nextUs) nextUs = arrivedUs;
-      return;
-    }
-    lastSeq = buffer.readBigInt64BE(at[0]!);
-    lastUs = arrivedUs;
-    const head = `${heads.length === 0 ? '' : ','}{"SequenceNumber":"${formatSequenceNumber(lastSeq)}","ApproximateArrivalTimestamp":${kinesisTimestamp(arrivedUs)},"Data":"`;
-    const tail = `","PartitionKey":${JSON.stringify(buffer.toString('utf8', at[2]!, at[2]! + length[2]!))}}`;
-    const dataBytes = Math.max(0, length[3]!);
-    buffers.push(buffer);
-    heads.push(head);
-    tails.push(tail);
-    dataStarts.push(at[3]!);
-    dataEnds.push(at[3]! + dataBytes);
-    size += head.length + 4 * Math.ceil(dataBytes / 3) + Buffer.byteLength(tail, 'utf8');
-    sizeBytes += buffer.readInt32BE(at[4]!);
-  });
-  const count = heads.length;
-  let page: Buffer | undefined;
+  for (let i = 0; i < count; i++) {
+    heads[i] = `${i === 0 ? '' : ','}{"SequenceNumber":"${formatSequenceNumber(page.seqs[i]!)}","ApproximateArrivalTimestamp":${kinesisTimestamp(page.arrivalsUs[i]!)},"Data":"`;
+    tails[i] = `","PartitionKey":${JSON.stringify(page.keys[i]!)}}`;
+    size += heads[i]!.length + 4 * Math.ceil(page.datas[i]!.length / 3) + Buffer.byteLength(tails[i]!, 'utf8');
+  }
+  let json: Buffer | undefined;
   if (count > 0) {
-    page = Buffer.allocUnsafe(size);
+    json = Buffer.allocUnsafe(size);
     let at = 0;
     for (let i = 0; i < count; i++) {
-      at += page.write(heads[i]!, at, 'latin1');
-      at += page.write(buffers[i]!.toString('base64', dataStarts[i]!, dataEnds[i]!), at, 'latin1');
-      at += page.write(tails[i]!, at, 'utf8');
+      at += json.write(heads[i]!, at, 'latin1');
+      at += json.write(page.datas[i]!.toString('base64'), at, 'latin1');
+      at += json.write(tails[i]!, at, 'utf8');
     }
   }
+  return { recordsJson: json ? [json] : [], count, sizeBytes: page.sizeBytes, ...pageEnd(page, from) };
+}
+
+/** A KINESIS record as GetRecords answers it in CBOR: its payload as bytes. */
+export interface KinesisRecordValue {
+  sequenceNumber: string;
+  arrivalMs: number;
+  data: Buffer;
+  partitionKey: string;
+}
+
+export interface KinesisValuesRead {
+  records: KinesisRecordValue[];
+  /** Data plus partition key bytes of the records (what read throughput charges). */
+  sizeBytes: number;
+  next: ShardPosition;
+  nextArrival: Date | null;
+}
+
+/**
+ * The same read as readShard for a KINESIS shard, with each payload as bytes: on Postgres the
+ * page comes as binary COPY, so no payload is written as base64 by Postgres and decoded again
+ * by Node (a CBOR GetRecords carries the bytes as they are).
+ */
+export async function readShardKinesisValues(
+  handle: DatabaseHandle, stream: StreamInfo, shard: ShardInfo, from: ShardPosition, limit: number, maxBytes: number,
+): Promise<KinesisValuesRead> {
+  if (handle.copyOut) {
+    const page = await copyKinesisPage(handle.copyOut, stream, shard, from, limit, maxBytes);
+    return {
+      records: page.seqs.map((seq, i) => ({
+        sequenceNumber: formatSequenceNumber(seq), arrivalMs: Math.floor(page.arrivalsUs[i]! / 1000), data: page.datas[i]!, partitionKey: page.keys[i]!,
+      })),
+      sizeBytes: page.sizeBytes,
+      ...pageEnd(page, from),
+    };
+  }
+  const read = await readShard(handle, stream, shard, from, limit, maxBytes);
   return {
-    recordsJson: page ? [page] : [],
-    count,
-    sizeBytes,
-    next: count === 0 ? from : { after: lastSeq, lowMs: Math.floor(lastUs / 1000) },
-    nextArrival: nextUs === undefined ? null : new Date(Math.floor(nextUs / 1000)),
+    records: read.records.map((r) => ({
+      sequenceNumber: r.sequenceNumber, arrivalMs: r.approximateArrivalTimestamp.getTime(), data: Buffer.from(r.data, 'base64'), partitionKey: r.partitionKey,
+    })),
+    sizeBytes: read.records.reduce((sum, r) => sum + r.sizeBytes, 0),
+    next: read.next,
+    nextArrival: read.nextArrival,
   };
 }
 

@@ -17,7 +17,7 @@
  */
 import { ShardlineError } from '../../../engine/errors.ts';
 import { PUT_LIMITS } from '../../../engine/records/putRecords.ts';
-import { type ShardPosition, readShard } from '../../../engine/records/shardReads.ts';
+import { type ShardPosition, readShardKinesisValues } from '../../../engine/records/shardReads.ts';
 import { MAX_HASH_KEY } from '../../../engine/streams/hashKeys.ts';
 import { type ShardInfo, type StreamInfo, shardIdOf } from '../../../engine/streams/model.ts';
 import { parseSequenceNumber } from '../../../engine/streams/sequenceNumbers.ts';
@@ -236,15 +236,15 @@ export async function getRecords(ctx: AwsContext, input: { ShardIterator: string
       const json = await ctx.engine.readShardKinesisJson(stream, shard, from, limit, GET_RECORDS_MAX_BYTES);
       read = { ...json, records: { json: json.recordsJson } };
     } else {
-      const values = await readShard(ctx.engine.handle, stream, shard, from, limit, GET_RECORDS_MAX_BYTES);
+      const values = await readShardKinesisValues(ctx.engine.handle, stream, shard, from, limit, GET_RECORDS_MAX_BYTES);
       read = {
         next: values.next,
         nextArrival: values.nextArrival,
-        sizeBytes: values.records.reduce((sum, r) => sum + r.sizeBytes, 0),
+        sizeBytes: values.sizeBytes,
         records: values.records.map((r) => ({
           SequenceNumber: r.sequenceNumber,
-          ApproximateArrivalTimestamp: Timestamp.of(r.approximateArrivalTimestamp),
-          Data: Blob.fromBase64(r.data),
+          ApproximateArrivalTimestamp: new Timestamp(r.arrivalMs),
+          Data: Blob.fromBytes(r.data),
           PartitionKey: r.partitionKey,
         })),
       };
