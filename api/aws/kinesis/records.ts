@@ -229,7 +229,7 @@ export async function getRecords(ctx: AwsContext, input: { ShardIterator: string
   if (!ctx.engine.throughput.admitRead(stream, shard)) throw throughputExceeded(readThrottledMessage(stream, shard));
   const from = { after: state.after, lowMs: state.lowMs };
   const limit = input.Limit ?? GET_RECORDS_DEFAULT_LIMIT;
-  // JSON requests get the records' JSON as the engine holds it or Postgres writes it; CBOR needs them as values.
+  // JSON requests get the records' JSON as the engine holds it or writes it from Postgres's page; CBOR needs them as values.
   let read: { next: ShardPosition; nextArrival: Date | null; sizeBytes: number; records: unknown[] | { json: (string | Buffer)[] } };
   try {
     if (ctx.format === 'json') {
