@@ -166,6 +166,26 @@ for (const backend of backends) {
       assert.equal((await t.engine.stopCapture(started.id)).state, 'STOPPED');
     });
 
+    it('reads a source of many shards without a listener-leak warning: every call in flight listens for the stop', async () => {
+      const warnings: string[] = [];
+      const onWarning = (warning: Error) => {
+        if (warning.name === 'MaxListenersExceededWarning') warnings.push(warning.message);
+      };
+      process.on('warning', onWarning);
+      try {
+        const name = await sourceStream(16);
+        await putSource(k, name, Array.from({ length: 320 }, (_, i) => `m${i}`));
+        const started = await t.engine.startCapture({ endpoint: k.endpoint, stream: name, into: `${name}-local` });
+        // The 16 shard readers start together, their first calls in flight at once.
+        await captured(started.id, 320, 'all 320 records captured');
+        assert.equal((await t.engine.stopCapture(started.id)).state, 'STOPPED');
+        await new Promise((resolve) => setImmediate(resolve)); // warnings are emitted on the next tick
+        assert.deepEqual(warnings, []);
+      } finally {
+        process.off('warning', onWarning);
+      }
+    });
+
     it('a stop and restart mid-way, and a handover to another engine, resume with no gap and no duplicate', async () => {
       const name = await sourceStream(2);
       const into = `${name}-local`;
