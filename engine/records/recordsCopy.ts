@@ -21,7 +21,7 @@ export const COPY_COLUMNS = 'shard_key, seq, ordinal, arrived_at, partition_key,
 const SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
 const FIELDS = 10;
 /** Microseconds from the Unix epoch to Postgres's (2000-01-01). */
-export const POSTGRES_EPOCH_US = 946_684_800_000_000;
+const POSTGRES_EPOCH_US = 946_684_800_000_000;
 const TWO_32 = 2 ** 32;
 
 /** A payload that is not strict base64: the caller's check was skipped. Class 22, as Postgres's decode() would fail. */
@@ -158,4 +158,12 @@ export function readBinaryCopy(
     if (at < buffer.length) pending = buffer.subarray(at);
   }
   throw new Error('Binary COPY data ended without its trailer.');
+}
+
+/**
+ * A timestamptz field in binary form (microseconds from 2000-01-01) as epoch microseconds: what
+ * int8 wrote for an arrival, read back.
+ */
+export function timestamptzUs(buffer: Buffer, at: number): number {
+  return buffer.readInt32BE(at) * TWO_32 + buffer.readUInt32BE(at + 4) + POSTGRES_EPOCH_US;
 }

@@ -14,7 +14,7 @@ import type { DatabaseHandle } from '../db.ts';
 import type { ShardInfo, StreamInfo } from '../streams/model.ts';
 import { SEQUENCE_NUMBER_OFFSET, formatSequenceNumber } from '../streams/sequenceNumbers.ts';
 import { type StoredRecord, toStoredRecord } from './readRecords.ts';
-import { POSTGRES_EPOCH_US, readBinaryCopy } from './recordsCopy.ts';
+import { readBinaryCopy, timestamptzUs } from './recordsCopy.ts';
 
 export interface ShardPosition {
   /** Internal sequence value of the last record consumed (-1 before the first). */
@@ -125,7 +125,7 @@ export async function readShardKinesisJson(
   limit: number,
   maxBytes: number,
 ): Promise<KinesisJsonRead> {
-  if (handle.copyOut) return readShardKinesisJsonCopy(handle.copyOut, stream, shard, from, limit, maxBytes);
+  if (handle.copyOut) return kinesisJsonOf(await copyKinesisPage(handle.copyOut, stream, shard, from, limit, maxBytes), from);
   const [row] = await handle.query<{
     records: string | null; n: number; bytes: number | string | null; last_seq: string | null; last_ms: number | null; next_ms: number | null;
   }>(sql`
@@ -172,7 +172,7 @@ async function copyKinesisPage(
      order by p.seq`);
   const page: CopiedPage = { seqs: [], arrivalsUs: [], keys: [], datas: [], sizeBytes: 0, nextUs: undefined };
   readBinaryCopy(chunks, COPY_FIELDS, (buffer, at, length) => {
-    const arrivedUs = epochUs(buffer, at[1]!);
+    const arrivedUs = timestamptzUs(buffer, at[1]!);
     if (buffer[at[5]!] !== 1) {
       // Rows not included only say when the next unread record arrived.
       if (page.nextUs === undefined || arrivedUs < page.nextUs) page.nextUs = arrivedUs;
@@ -196,15 +196,8 @@ function pageEnd(page: CopiedPage, from: ShardPosition): { next: ShardPosition; 
   };
 }
 
-async function readShardKinesisJsonCopy(
-  copyOut: NonNullable<DatabaseHandle['copyOut']>,
-  stream: StreamInfo,
-  shard: ShardInfo,
-  from: ShardPosition,
-  limit: number,
-  maxBytes: number,
-): Promise<KinesisJsonRead> {
-  const page = await copyKinesisPage(copyOut, stream, shard, from, limit, maxBytes);
+/** A copied page as the JSON members of GetRecords' `Records`, written into one buffer. */
+function kinesisJsonOf(page: CopiedPage, from: ShardPosition): KinesisJsonRead {
   const count = page.seqs.length;
   // First the records' heads and tails (small strings) and the page's size; then one buffer.
   const heads = new Array<string>(count);
@@ -271,11 +264,6 @@ export async function readShardKinesisValues(
     next: read.next,
     nextArrival: read.nextArrival,
   };
-}
-
-/** A timestamptz field in binary form (microseconds from 2000-01-01) as epoch microseconds. */
-function epochUs(buffer: Buffer, at: number): number {
-  return buffer.readInt32BE(at) * 2 ** 32 + buffer.readUInt32BE(at + 4) + POSTGRES_EPOCH_US;
 }
 
 /** Epoch seconds with the milliseconds truncated to three decimals, as trunc(extract(epoch …), 3) prints them. */
